@@ -1,0 +1,41 @@
+"""Reads an Icefall table with PyIceberg (the SQL catalog the writer uses) and prints a JSON
+report: row count, distinct ids, and the snapshots with their icefall.* summary keys."""
+import argparse
+import json
+
+from pyiceberg.catalog.sql import SqlCatalog
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--catalog-db", required=True)
+    parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--catalog-name", default="icefall")
+    args = parser.parse_args()
+
+    catalog = SqlCatalog(args.catalog_name, uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}")
+    table = catalog.load_table(args.table)
+    data = table.scan().to_arrow()
+    report = {
+        "rows": data.num_rows,
+        "columns": data.column_names,
+        "snapshots": [
+            {
+                "id": s.snapshot_id,
+                "operation": s.summary.operation.value if s.summary else None,
+                "icefall": {k: v for k, v in (s.summary.additional_properties if s.summary else {}).items() if k.startswith("icefall.")},
+            }
+            for s in table.snapshots()
+        ],
+    }
+    if "id" in data.column_names:
+        ids = data.column("id").to_pylist()
+        report["distinct_ids"] = len(set(ids))
+        report["min_id"] = min(ids) if ids else None
+        report["max_id"] = max(ids) if ids else None
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+//! Producing test records and remembering where each one landed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// Where records landed: partition → number of records (offsets are dense from 0).
+pub type Landed = BTreeMap<i32, i64>;
+
+pub struct TestProducer {
+    producer: BaseProducer,
+    topic: String,
+}
+
+impl TestProducer {
+    pub fn new(bootstrap: &str, topic: &str) -> Self {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("linger.ms", "5")
+            .set("acks", "all")
+            .set("enable.idempotence", "false")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .expect("producer");
+        TestProducer { producer, topic: topic.to_string() }
+    }
+
+    /// Sends one record to a partition (queued; call `flush`).
+    pub fn send(&self, partition: i32, key: &str, payload: &[u8]) {
+        let mut record = BaseRecord::to(&self.topic).partition(partition).key(key).payload(payload);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((e, r)) => {
+                    // Queue full: serve delivery reports and retry.
+                    assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    self.producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+
+    pub fn flush(&self) {
+        self.producer.flush(Duration::from_secs(60)).expect("flush");
+    }
+}
+
+/// The JSON of test record `id` (the schema of [`crate::writer::events_pipeline`]).
+pub fn event_json(id: i64) -> String {
+    format!(
+        r#"{{"id": {id}, "ts": "2026-11-{:02}T{:02}:{:02}:00Z", "user": "user-{}", "amount": "{}.{:02}", "tags": ["a", "b{}"], "geo": {{"lat": {}.5, "lon": -{}.25}}}}"#,
+        1 + id % 28,
+        id % 24,
+        id % 60,
+        id % 1000,
+        id % 10_000,
+        id % 100,
+        id % 7,
+        id % 90,
+        id % 180
+    )
+}

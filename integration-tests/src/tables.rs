@@ -1,0 +1,95 @@
+//! Reading what landed: rows through iceberg-rust's scan, offsets from snapshot summaries,
+//! and the same table through PyIceberg.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use icefall_table::catalog::parse_ident;
+use icefall_table::offsets::{OffsetMap, committed_offsets};
+use icefall_table::{Catalog, CatalogConfig};
+
+use crate::tools_dir;
+
+pub async fn catalog(dir: &Path) -> Catalog {
+    let config = CatalogConfig {
+        uri: format!("sqlite:{}/catalog.db", dir.display()),
+        name: "icefall".into(),
+        warehouse: format!("{}/warehouse", dir.display()),
+        storage: Default::default(),
+    };
+    Catalog::connect(&config).await.expect("catalog")
+}
+
+/// All rows of the given columns (all columns when `columns` is empty).
+pub async fn scan(catalog: &Catalog, table: &str, columns: &[&str]) -> Vec<RecordBatch> {
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let table = loaded.to_table(catalog.file_io()).expect("table");
+    let builder = table.scan();
+    let builder = if columns.is_empty() { builder.select_all() } else { builder.select(columns.iter().copied()) };
+    let scan = builder.build().expect("scan");
+    scan.to_arrow().await.expect("to_arrow").try_collect().await.expect("read batches")
+}
+
+/// The values of a long column, over all rows.
+pub async fn long_column(catalog: &Catalog, table: &str, column: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for batch in scan(catalog, table, &[column]).await {
+        let values = batch.column(0).as_primitive::<Int64Type>();
+        out.extend((0..values.len()).map(|i| values.value(i)));
+    }
+    out
+}
+
+pub async fn offsets(catalog: &Catalog, table: &str) -> OffsetMap {
+    match catalog.load(&parse_ident(table).expect("ident")).await {
+        Ok(loaded) => committed_offsets(&loaded.metadata).expect("offsets"),
+        Err(_) => OffsetMap::new(),
+    }
+}
+
+/// Waits until the table's offsets for `topic` reach `expected` (partition → next offset).
+pub async fn wait_for_offsets(catalog: &Catalog, table: &str, topic: &str, expected: &BTreeMap<i32, i64>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let current = offsets(catalog, table).await;
+        let got = current.get(topic).cloned().unwrap_or_default();
+        if expected.iter().all(|(p, o)| got.get(p).is_some_and(|g| g >= o)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "offsets did not reach {expected:?} within {timeout:?}; table has {got:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every id of `ids` exactly once, compared with `0..n`.
+pub fn assert_exactly_once(ids: &[i64], n: i64) {
+    let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
+    for id in ids {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let dupes: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).take(10).collect();
+    let missing: Vec<i64> = (0..n).filter(|i| !counts.contains_key(i)).take(10).collect();
+    assert!(dupes.is_empty(), "duplicated ids (first 10): {dupes:?}; {} rows for {n} records", ids.len());
+    assert!(missing.is_empty(), "missing ids (first 10): {missing:?}; {} rows for {n} records", ids.len());
+    assert_eq!(ids.len() as i64, n);
+}
+
+/// Reads a table with PyIceberg over the same SQLite catalog; returns its JSON report.
+pub fn pyiceberg_report(dir: &Path, table: &str) -> serde_json::Value {
+    let python = tools_dir().join("venv/bin/python");
+    let script = crate::repo_root().join("integration-tests/python/read_table.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
+        .args(["--warehouse", &format!("{}/warehouse", dir.display())])
+        .args(["--table", table])
+        .output()
+        .expect("run PyIceberg");
+    assert!(output.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("PyIceberg JSON")
+}

@@ -1,0 +1,126 @@
+//! `icefall-writer` as a child process: started, stopped (SIGTERM), killed (SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::repo_root;
+
+/// The writer binary built by cargo for this workspace.
+pub fn writer_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug/icefall-writer");
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first", path.display());
+    path
+}
+
+/// Settings of the test pipeline config.
+pub struct PipelineSpec<'a> {
+    pub bootstrap: &'a str,
+    pub topic: &'a str,
+    pub table: &'a str,
+    pub checkpoint: &'a str,
+    pub writers: usize,
+}
+
+/// Writes a config for the standard test events (see `produce::event_json`) into `dir`.
+pub fn events_pipeline(dir: &Path, spec: &PipelineSpec<'_>) -> PathBuf {
+    let config = format!(
+        r#"writer_id = "test-writer"
+
+[catalog]
+uri = "sqlite:{dir}/catalog.db"
+name = "icefall"
+warehouse = "{dir}/warehouse"
+
+[kafka]
+brokers = "{bootstrap}"
+group_id = "it"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000" }}
+
+[[pipelines]]
+name = "events"
+topics = ["{topic}"]
+table = "{table}"
+checkpoint_interval = "{checkpoint}"
+writers = {writers}
+partition = ["day(ts)", "bucket(4, id)"]
+schema = [
+  {{ name = "id", type = "long", required = true }},
+  {{ name = "ts", type = "timestamptz", required = true }},
+  {{ name = "user", type = "string" }},
+  {{ name = "amount", type = "decimal(12, 2)" }},
+  {{ name = "tags", type = "list<string>" }},
+  {{ name = "geo", type = "struct<lat: double, lon: double>" }},
+]
+"#,
+        dir = dir.display(),
+        bootstrap = spec.bootstrap,
+        topic = spec.topic,
+        table = spec.table,
+        checkpoint = spec.checkpoint,
+        writers = spec.writers,
+    );
+    let path = dir.join("writer.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+pub struct WriterProcess {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl WriterProcess {
+    pub fn start(config: &Path, log_name: &str) -> WriterProcess {
+        let log = config.parent().unwrap_or(Path::new(".")).join(format!("{log_name}.log"));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("writer log");
+        let child = Command::new(writer_binary())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("ICEFALL_LOG", "info,icefall_writer=debug")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start icefall-writer");
+        WriterProcess { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no final checkpoint, no cleanup.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self, timeout: Duration) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the writer did not stop within {timeout:?}; log: {}", self.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for WriterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

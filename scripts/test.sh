@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs the broker and PyIceberg, builds, and runs
+# unit, crate and integration tests (real broker, real SQLite catalog, PyIceberg).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --bins
+# Integration tests each run a broker and writer processes: two at a time fit 2 cores.
+cargo test --workspace -- --test-threads=2

@@ -1,0 +1,359 @@
+//! The SQL catalog (SQLite embedded, PostgreSQL in production).
+//!
+//! The layout is the one Java's `JdbcCatalog` (schema version V1) and PyIceberg's `SqlCatalog`
+//! share, so a table registered here is visible to Spark, Trino and PyIceberg. Committing is a
+//! compare-and-swap on `metadata_location`: the only write that changes a table's state.
+
+use std::sync::Arc;
+
+use iceberg::io::FileIO;
+use iceberg::spec::{TableMetadata, TableMetadataBuilder, TableMetadataRef};
+use iceberg::table::Table;
+use iceberg::{MetadataLocation, NamespaceIdent, TableCreation, TableIdent};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use crate::{CatalogConfig, Error, Result, storage};
+
+/// A table as read from the catalog: the metadata file it points at and its contents.
+#[derive(Debug, Clone)]
+pub struct LoadedTable {
+    pub ident: TableIdent,
+    pub metadata_location: String,
+    pub metadata: TableMetadataRef,
+}
+
+impl LoadedTable {
+    /// An iceberg-rust `Table` for scans.
+    pub fn to_table(&self, file_io: &FileIO) -> Result<Table> {
+        Table::builder()
+            .identifier(self.ident.clone())
+            .metadata(self.metadata.clone())
+            .metadata_location(self.metadata_location.clone())
+            .file_io(file_io.clone())
+            .readonly(true)
+            .build()
+            .map_err(Error::iceberg(format!("open {}", self.ident)))
+    }
+
+    /// `namespace.table`, for messages.
+    pub fn name(&self) -> String {
+        display_ident(&self.ident)
+    }
+}
+
+/// `a.b.table` for a table identifier.
+pub fn display_ident(ident: &TableIdent) -> String {
+    format!("{}.{}", ident.namespace().join("."), ident.name())
+}
+
+/// Parses `namespace.table` (the last dot separates the table name).
+pub fn parse_ident(text: &str) -> Result<TableIdent> {
+    let (ns, name) = text
+        .rsplit_once('.')
+        .ok_or_else(|| Error::Config(format!("table {text:?} must be written as <namespace>.<table>")))?;
+    let parts: Vec<String> = ns.split('.').map(str::to_string).collect();
+    if parts.iter().any(String::is_empty) || name.is_empty() {
+        return Err(Error::Config(format!("table {text:?} must be written as <namespace>.<table>")));
+    }
+    let namespace = NamespaceIdent::from_vec(parts).map_err(Error::iceberg("namespace"))?;
+    Ok(TableIdent::new(namespace, name.to_string()))
+}
+
+/// What a compare-and-swap did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapOutcome {
+    Swapped,
+    /// The table no longer points at the expected metadata: someone else committed.
+    Conflict,
+}
+
+/// A connection to the catalog plus the storage its tables live on.
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    postgres: bool,
+    config: CatalogConfig,
+    warehouse: String,
+    file_io: FileIO,
+}
+
+impl Catalog {
+    /// Connects (creating the SQLite file and the catalog tables if missing).
+    pub async fn connect(config: &CatalogConfig) -> Result<Self> {
+        config.validate()?;
+        install_default_drivers();
+        let postgres = config.uri.starts_with("postgres");
+        let url = if let Some(path) = config.uri.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    Error::Config(format!("catalog.uri: cannot create directory {}: {e}", parent.display()))
+                })?;
+            }
+            format!("sqlite://{path}?mode=rwc")
+        } else {
+            config.uri.clone()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 4 } else { 1 })
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect(&url)
+            .await
+            .map_err(Error::catalog(format!("connect to {}", redact(&config.uri))))?;
+        let warehouse = config.warehouse_location()?;
+        if let Some(path) = storage::local_path(&warehouse) {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| Error::Config(format!("catalog.warehouse: cannot create {path}: {e}")))?;
+        }
+        let catalog = Catalog {
+            inner: Arc::new(Inner { pool, postgres, config: config.clone(), warehouse, file_io: storage::file_io(config) }),
+        };
+        catalog.ensure_layout().await?;
+        Ok(catalog)
+    }
+
+    pub fn file_io(&self) -> &FileIO {
+        &self.inner.file_io
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    pub fn warehouse(&self) -> &str {
+        &self.inner.warehouse
+    }
+
+    /// SQL text with `?` placeholders, numbered for PostgreSQL.
+    fn sql(&self, text: &str) -> String {
+        if !self.inner.postgres {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len() + 8);
+        let mut n = 0;
+        for c in text.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    async fn ensure_layout(&self) -> Result<()> {
+        let pool = &self.inner.pool;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS iceberg_tables (catalog_name VARCHAR(255) NOT NULL, \
+             table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, \
+             metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000), \
+             iceberg_type VARCHAR(5), PRIMARY KEY (catalog_name, table_namespace, table_name))",
+        )
+        .execute(pool)
+        .await
+        .map_err(Error::catalog("create table iceberg_tables"))?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (catalog_name VARCHAR(255) NOT NULL, \
+             namespace VARCHAR(255) NOT NULL, property_key VARCHAR(255), property_value VARCHAR(1000), \
+             PRIMARY KEY (catalog_name, namespace, property_key))",
+        )
+        .execute(pool)
+        .await
+        .map_err(Error::catalog("create table iceberg_namespace_properties"))?;
+        // A database first created by Java's JdbcCatalog in the pre-V1 layout lacks this column.
+        if sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").execute(pool).await.is_err() {
+            sqlx::query("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
+                .execute(pool)
+                .await
+                .map_err(Error::catalog("add column iceberg_tables.iceberg_type"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the namespace if it is not there (the `exists` marker PyIceberg and Java use).
+    pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        let ns = namespace.join(".");
+        let sql = self.sql(
+            "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value) \
+             VALUES (?, ?, 'exists', 'true') ON CONFLICT DO NOTHING",
+        );
+        sqlx::query(&sql)
+            .bind(self.name())
+            .bind(&ns)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(Error::catalog(format!("create namespace {ns}")))?;
+        Ok(())
+    }
+
+    /// The metadata location the catalog holds for a table, if the table exists.
+    pub async fn metadata_location(&self, ident: &TableIdent) -> Result<Option<String>> {
+        let sql = self.sql(
+            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
+             AND table_name = ? AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
+        );
+        let row = sqlx::query(&sql)
+            .bind(self.name())
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .fetch_optional(&self.inner.pool)
+            .await
+            .map_err(Error::catalog(format!("load {}", display_ident(ident))))?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let location: Option<String> =
+                    row.try_get(0).map_err(Error::catalog(format!("read metadata_location of {}", display_ident(ident))))?;
+                Ok(location)
+            }
+        }
+    }
+
+    /// Loads a table's current metadata.
+    pub async fn load(&self, ident: &TableIdent) -> Result<LoadedTable> {
+        let location =
+            self.metadata_location(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)))?;
+        let metadata = TableMetadata::read_from(self.file_io(), &location)
+            .await
+            .map_err(Error::iceberg(format!("read metadata {location}")))?;
+        Ok(LoadedTable { ident: ident.clone(), metadata_location: location, metadata: Arc::new(metadata) })
+    }
+
+    /// Tables of a namespace.
+    pub async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
+        let sql = self.sql(
+            "SELECT table_name FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
+             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) ORDER BY table_name",
+        );
+        let rows = sqlx::query(&sql)
+            .bind(self.name())
+            .bind(namespace.join("."))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(Error::catalog("list tables"))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0).map_err(Error::catalog("list tables"))?;
+                Ok(TableIdent::new(namespace.clone(), name))
+            })
+            .collect()
+    }
+
+    /// Where a new table of this catalog lives: `<warehouse>/<ns>/<table>`.
+    pub fn default_location(&self, ident: &TableIdent) -> String {
+        format!("{}/{}/{}", self.warehouse(), ident.namespace().join("/"), ident.name())
+    }
+
+    /// Creates a table; `AlreadyExists` if another process created it first.
+    pub async fn create(&self, ident: &TableIdent, creation: TableCreation) -> Result<LoadedTable> {
+        self.ensure_namespace(ident.namespace()).await?;
+        let location = creation.location.clone().unwrap_or_else(|| self.default_location(ident));
+        let creation = TableCreation { location: Some(location.clone()), ..creation };
+        let metadata = TableMetadataBuilder::from_table_creation(creation)
+            .and_then(|b| b.build())
+            .map_err(Error::iceberg(format!("build metadata of new table {}", display_ident(ident))))?
+            .metadata;
+        let metadata_location = MetadataLocation::new_with_metadata(&location, &metadata);
+        metadata
+            .write_to(self.file_io(), &metadata_location)
+            .await
+            .map_err(Error::iceberg(format!("write metadata of new table {}", display_ident(ident))))?;
+        let metadata_location = metadata_location.to_string();
+        let sql = self.sql(
+            "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, \
+             previous_metadata_location, iceberg_type) VALUES (?, ?, ?, ?, NULL, 'TABLE')",
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(self.name())
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .bind(&metadata_location)
+            .execute(&self.inner.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(LoadedTable { ident: ident.clone(), metadata_location, metadata: Arc::new(metadata) }),
+            Err(e) => {
+                let _ = self.file_io().delete(&metadata_location).await;
+                if let sqlx::Error::Database(db) = &e
+                    && db.is_unique_violation()
+                {
+                    return Err(Error::AlreadyExists(format!("table {}", display_ident(ident))));
+                }
+                Err(Error::catalog(format!("create {}", display_ident(ident)))(e))
+            }
+        }
+    }
+
+    /// The compare-and-swap every commit ends in: point the table at `new_location` only if it
+    /// still points at `expected`. An `Err` means the outcome is unknown (the statement may or
+    /// may not have been applied).
+    pub async fn swap(&self, ident: &TableIdent, expected: &str, new_location: &str) -> Result<SwapOutcome> {
+        let sql = self.sql(
+            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
+        );
+        let result = sqlx::query(&sql)
+            .bind(new_location)
+            .bind(expected)
+            .bind(self.name())
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .bind(expected)
+            .execute(&self.inner.pool)
+            .await
+            .map_err(Error::catalog(format!("commit to {}", display_ident(ident))))?;
+        Ok(if result.rows_affected() == 1 { SwapOutcome::Swapped } else { SwapOutcome::Conflict })
+    }
+
+    /// Removes a table from the catalog (its files stay). Used by tests and tooling.
+    pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
+        let sql = self.sql("DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?");
+        sqlx::query(&sql)
+            .bind(self.name())
+            .bind(ident.namespace().join("."))
+            .bind(ident.name())
+            .execute(&self.inner.pool)
+            .await
+            .map_err(Error::catalog(format!("drop {}", display_ident(ident))))?;
+        Ok(())
+    }
+}
+
+/// The URI without its password, for messages and logs.
+pub fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &uri[scheme_end + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{}:***@{}", &uri[..scheme_end], user, &uri[at + 1..])
+        }
+        _ => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays_idents() {
+        let ident = parse_ident("db.events").expect("valid");
+        assert_eq!(display_ident(&ident), "db.events");
+        let nested = parse_ident("a.b.events").expect("valid");
+        assert_eq!(nested.namespace().join("."), "a.b");
+        assert!(parse_ident("events").is_err());
+        assert!(parse_ident(".events").is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("sqlite:/x/catalog.db"), "sqlite:/x/catalog.db");
+    }
+}

@@ -1,0 +1,70 @@
+//! Catalog and storage settings, shared by the writer's and the optimizer's config files.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Where tables are registered and where their files live.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// SQL catalog database: `sqlite:<path>` (embedded default; created if missing) or
+    /// `postgres://user:pass@host:5432/db`. The layout is the one Java's JdbcCatalog (V1) and
+    /// PyIceberg's SqlCatalog share, so Spark, Trino and PyIceberg see the same tables.
+    #[serde(default = "default_uri")]
+    pub uri: String,
+    /// Catalog name stored in every row (`iceberg_tables.catalog_name`); engines must use the
+    /// same name for their catalog.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Root under which new tables are created: a local path, `file:///path` or `s3://bucket/prefix`.
+    #[serde(default = "default_warehouse")]
+    pub warehouse: String,
+    /// Storage properties passed to the file layer, e.g. `s3.endpoint`, `s3.region`,
+    /// `s3.access-key-id`, `s3.secret-access-key`, `s3.path-style-access`.
+    #[serde(default)]
+    pub storage: BTreeMap<String, String>,
+}
+
+fn default_uri() -> String {
+    "sqlite:icefall-warehouse/catalog.db".into()
+}
+fn default_name() -> String {
+    "icefall".into()
+}
+fn default_warehouse() -> String {
+    "icefall-warehouse".into()
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { uri: default_uri(), name: default_name(), warehouse: default_warehouse(), storage: BTreeMap::new() }
+    }
+}
+
+impl CatalogConfig {
+    /// Checks the settings without connecting.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.uri.starts_with("sqlite:") || self.uri.starts_with("postgres://") || self.uri.starts_with("postgresql://")) {
+            return Err(Error::Config(format!(
+                "catalog.uri = {:?}: use `sqlite:<path>` or `postgres://user:password@host:port/database`",
+                self.uri
+            )));
+        }
+        if self.name.trim().is_empty() {
+            return Err(Error::Config("catalog.name is empty: set it to the catalog name your engines use".into()));
+        }
+        if self.warehouse.trim().is_empty() {
+            return Err(Error::Config("catalog.warehouse is empty: set a local path or s3://bucket/prefix".into()));
+        }
+        crate::storage::normalize_location(&self.warehouse)?;
+        Ok(())
+    }
+
+    /// The warehouse as a location every engine accepts (`file:///abs/path` or `s3://…`).
+    pub fn warehouse_location(&self) -> Result<String> {
+        crate::storage::normalize_location(&self.warehouse)
+    }
+}

@@ -1,0 +1,76 @@
+use std::fmt;
+
+/// Result type of the table layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The one error type of the table layer. Each variant says what failed and, where it can,
+/// what the user should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Configuration is wrong; the message names the key and the fix.
+    #[error("invalid catalog configuration: {0}")]
+    Config(String),
+
+    /// The catalog database could not be reached or answered with an error. Retryable.
+    #[error("catalog {operation} failed: {source}; check that the catalog database is reachable (catalog.uri)")]
+    Catalog {
+        operation: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The catalog answered, but the table does not exist.
+    #[error("table {0} does not exist")]
+    TableNotFound(String),
+
+    /// Creating a table or namespace that already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+
+    /// An Iceberg-level failure: reading/writing metadata, manifests or data files.
+    #[error("{context}: {source}")]
+    Iceberg {
+        context: String,
+        #[source]
+        source: iceberg::Error,
+    },
+
+    /// The caller's requirement no longer holds on the current table state (for example,
+    /// another writer committed the same Kafka offsets). Not retryable: the caller must
+    /// re-read the table and start over.
+    #[error("commit to {table} rejected: {reason}")]
+    Rejected { table: String, reason: String },
+
+    /// The compare-and-swap kept failing because other commits kept landing.
+    #[error("commit to {table} gave up after {attempts} conflicting attempts; other processes commit too often, raise commit.retry.num-retries")]
+    ConflictRetriesExhausted { table: String, attempts: u32 },
+
+    /// A table's metadata holds something we cannot interpret.
+    #[error("table {table}: {message}")]
+    Metadata { table: String, message: String },
+}
+
+impl Error {
+    /// True when the same operation may succeed later without anything changing on our side
+    /// (catalog or storage briefly unreachable, conflicts).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Catalog { .. } | Error::ConflictRetriesExhausted { .. } => true,
+            Error::Iceberg { source, .. } => !matches!(
+                source.kind(),
+                iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn iceberg(context: impl fmt::Display) -> impl FnOnce(iceberg::Error) -> Error {
+        let context = context.to_string();
+        move |source| Error::Iceberg { context, source }
+    }
+
+    pub(crate) fn catalog(operation: impl fmt::Display) -> impl FnOnce(sqlx::Error) -> Error {
+        let operation = operation.to_string();
+        move |source| Error::Catalog { operation, source }
+    }
+}

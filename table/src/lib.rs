@@ -1,0 +1,21 @@
+//! The Iceberg table layer shared by `icefall-writer` and `icefall-optimizer`.
+//!
+//! Everything that reads or writes table metadata lives here once: catalog connections
+//! ([`catalog`]), storage ([`storage`]), table creation from a declared layout ([`create`]),
+//! the summary-key conventions that hold Kafka offsets ([`offsets`]) and our own commit path
+//! ([`commit`]), which swaps metadata in with a compare-and-swap on the catalog and re-checks
+//! the caller's requirements against every base it builds on.
+
+pub mod catalog;
+pub mod commit;
+pub mod config;
+pub mod create;
+mod error;
+pub mod offsets;
+pub mod storage;
+
+pub use catalog::{Catalog, LoadedTable};
+pub use commit::{Change, CommitOutcome, PendingCommit, RetryPolicy};
+pub use config::CatalogConfig;
+pub use error::{Error, Result};
+pub use iceberg::TableIdent;

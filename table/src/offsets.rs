@@ -1,0 +1,87 @@
+//! Summary-key conventions: how a snapshot records the Kafka offsets its data covers.
+//!
+//! Every writer snapshot carries the table's *full* offset map (every topic-partition the table
+//! has ever covered, not only those of this checkpoint), so the newest such snapshot in the main
+//! branch's ancestry is the whole recovery state. Snapshots made by others (the optimizer,
+//! Spark) carry no offsets and are skipped by the walk.
+
+use std::collections::BTreeMap;
+
+use iceberg::spec::{MAIN_BRANCH, SnapshotRef, TableMetadata};
+
+use crate::{Error, Result};
+
+/// `{"topic": {"partition": next_offset}}`: the next offset to read per partition.
+pub const OFFSETS: &str = "icefall.offsets";
+/// Which writer made the snapshot (the configured writer id).
+pub const WRITER_ID: &str = "icefall.writer-id";
+/// The writer process instance (a fresh UUID per start).
+pub const WRITER_INSTANCE: &str = "icefall.writer-instance";
+/// The writer's checkpoint number within its process instance.
+pub const CHECKPOINT: &str = "icefall.checkpoint";
+/// Unique id of the commit; a retry after an unknown outcome searches for it.
+pub const COMMIT_ID: &str = "icefall.commit-id";
+
+/// topic → partition → next offset to read.
+pub type OffsetMap = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// Snapshots of the main branch from newest to oldest, as far back as metadata still has them.
+pub fn main_ancestry(metadata: &TableMetadata) -> impl Iterator<Item = &SnapshotRef> {
+    let mut next = metadata.snapshot_for_ref(MAIN_BRANCH);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = current.parent_snapshot_id().and_then(|id| metadata.snapshot_by_id(id));
+        Some(current)
+    })
+}
+
+/// The offsets recorded by the newest writer snapshot on main (empty when there is none).
+pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
+    for snapshot in main_ancestry(metadata) {
+        if let Some(text) = snapshot.summary().additional_properties.get(OFFSETS) {
+            return decode(text).map_err(|message| Error::Metadata {
+                table: metadata.location().to_string(),
+                message: format!("snapshot {} has an unreadable {OFFSETS}: {message}", snapshot.snapshot_id()),
+            });
+        }
+    }
+    Ok(OffsetMap::new())
+}
+
+/// The snapshot on main that carries this commit id, if any.
+pub fn find_commit(metadata: &TableMetadata, commit_id: &str) -> Option<i64> {
+    main_ancestry(metadata)
+        .find(|s| s.summary().additional_properties.get(COMMIT_ID).map(String::as_str) == Some(commit_id))
+        .map(|s| s.snapshot_id())
+}
+
+pub fn encode(offsets: &OffsetMap) -> String {
+    // A map of strings and integers always serialises.
+    serde_json::to_string(offsets).unwrap_or_default()
+}
+
+pub fn decode(text: &str) -> std::result::Result<OffsetMap, String> {
+    serde_json::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The offset recorded for one partition.
+pub fn offset_of(offsets: &OffsetMap, topic: &str, partition: i32) -> Option<i64> {
+    offsets.get(topic).and_then(|p| p.get(&partition)).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_round_trip_through_summary_text() {
+        let mut map = OffsetMap::new();
+        map.entry("events".into()).or_default().insert(3, 42);
+        map.entry("events".into()).or_default().insert(0, 7);
+        let text = encode(&map);
+        assert_eq!(text, r#"{"events":{"0":7,"3":42}}"#);
+        assert_eq!(decode(&text).ok(), Some(map.clone()));
+        assert_eq!(offset_of(&map, "events", 3), Some(42));
+        assert_eq!(offset_of(&map, "events", 1), None);
+    }
+}

@@ -1,0 +1,311 @@
+//! The writer's TOML configuration. Every struct denies unknown keys so a typo fails start-up
+//! instead of being ignored. String values may reference environment variables as `${NAME}`
+//! (for secrets: passwords, SASL credentials); an unset variable is an error naming it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use icefall_schemas::declare::{FieldDecl, schema_from_decls};
+use icefall_schemas::json::EpochUnit;
+use icefall_table::CatalogConfig;
+use icefall_table::create::TableLayout;
+use iceberg::spec::Schema;
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of this writer, written into every snapshot it makes (`icefall.writer-id`).
+    #[serde(default = "default_writer_id")]
+    pub writer_id: String,
+    /// Catalog and storage of the tables.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// Kafka connection shared by all pipelines.
+    pub kafka: KafkaConfig,
+    /// What to ingest: each pipeline reads some topics into one table.
+    #[serde(default)]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+fn default_writer_id() -> String {
+    "icefall-writer".into()
+}
+
+/// Kafka client settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Consumer group; each pipeline joins `<group_id>.<pipeline name>` unless it sets its own.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Extra librdkafka properties passed through as-is (security, timeouts, fetch sizes), e.g.
+    /// `"security.protocol" = "SASL_SSL"`, `"sasl.password" = "${KAFKA_PASSWORD}"`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "icefall".into()
+}
+
+/// Payload format of a pipeline's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordFormat {
+    #[default]
+    Json,
+}
+
+/// Data file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    #[default]
+    Parquet,
+    Orc,
+}
+
+/// One topics → table flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Short name for logs, metrics and the default consumer group.
+    pub name: String,
+    /// Topics read into the table.
+    pub topics: Vec<String>,
+    /// Target table, `<namespace>.<table>`; created on first start if missing.
+    pub table: String,
+    /// Consumer group of this pipeline (default `<kafka.group_id>.<name>`).
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Record payload format.
+    #[serde(default)]
+    pub format: RecordFormat,
+    /// Data file format of new files.
+    #[serde(default)]
+    pub file_format: FileFormat,
+    /// Columns of the table (used to create it, and to check it when it exists).
+    #[serde(default)]
+    pub schema: Vec<FieldDecl>,
+    /// Instead of `schema`: a file holding `[[fields]]` declarations (TOML) or an Iceberg
+    /// schema (JSON). Relative paths are resolved from the config file's folder.
+    #[serde(default)]
+    pub schema_file: Option<PathBuf>,
+    /// Hidden partitioning of a new table, e.g. `["day(ts)", "bucket(16, user_id)"]`.
+    #[serde(default)]
+    pub partition: Vec<String>,
+    /// Extra table properties for a new table.
+    #[serde(default)]
+    pub table_properties: BTreeMap<String, String>,
+    /// How often writers close their files and the committer makes a snapshot.
+    #[serde(default = "default_checkpoint", with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+    /// Roll to a new data file past this size (bytes). Default: the table's
+    /// `write.target-file-size-bytes`, else 512 MiB.
+    #[serde(default)]
+    pub target_file_size_bytes: Option<u64>,
+    /// Parallel writers (decode + encode). Default: the number of cores.
+    #[serde(default)]
+    pub writers: Option<usize>,
+    /// Unit of timestamps given as numbers in JSON.
+    #[serde(default)]
+    pub epoch_unit: EpochUnit,
+    /// Table that receives records that fail to decode (default `<table>_dlq`).
+    #[serde(default)]
+    pub dead_letter_table: Option<String>,
+}
+
+fn default_checkpoint() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Keys the writer sets itself; users must not pass them through.
+const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set kafka.brokers instead"),
+    ("group.id", "set kafka.group_id or pipelines.group_id instead"),
+    ("enable.auto.commit", "offsets live in the table; the writer commits group offsets itself after each snapshot"),
+    ("enable.auto.offset.store", "the writer manages offsets itself"),
+];
+
+impl Config {
+    /// Reads, interpolates `${VAR}`s, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let mut config = Self::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for pipeline in &mut config.pipelines {
+            if let Some(file) = &pipeline.schema_file
+                && file.is_relative()
+            {
+                pipeline.schema_file = Some(base.join(file));
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses config text (after `${VAR}` interpolation) without validating.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = interpolate_env(text)?;
+        toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Checks everything that can be checked without the network.
+    pub fn validate(&self) -> Result<()> {
+        self.catalog.validate()?;
+        if self.kafka.brokers.trim().is_empty() {
+            return Err(Error::Config("kafka.brokers is empty: set it to host:port of your brokers".into()));
+        }
+        for (key, fix) in MANAGED_KAFKA_KEYS {
+            if self.kafka.properties.contains_key(*key) {
+                return Err(Error::Config(format!("kafka.properties.\"{key}\" is managed by the writer: {fix}")));
+            }
+        }
+        if let Some(reset) = self.kafka.properties.get("auto.offset.reset")
+            && !["earliest", "smallest", "beginning", "latest", "largest", "end"].contains(&reset.as_str())
+        {
+            return Err(Error::Config(format!(
+                "kafka.properties.\"auto.offset.reset\" = {reset:?}: use \"earliest\" or \"latest\""
+            )));
+        }
+        if self.pipelines.is_empty() {
+            return Err(Error::Config("no [[pipelines]]: add at least one topics → table pipeline".into()));
+        }
+        let mut names = HashSet::new();
+        let mut tables = HashSet::new();
+        for p in &self.pipelines {
+            let at = format!("pipelines[{}]", p.name);
+            if p.name.trim().is_empty() {
+                return Err(Error::Config("a pipeline has an empty name".into()));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(Error::Config(format!("{at}: two pipelines have this name; names must be unique")));
+            }
+            if !tables.insert(p.table.as_str()) {
+                return Err(Error::Config(format!(
+                    "{at}.table = {:?}: another pipeline writes this table; give one pipeline all its topics",
+                    p.table
+                )));
+            }
+            if p.topics.is_empty() || p.topics.iter().any(|t| t.trim().is_empty()) {
+                return Err(Error::Config(format!("{at}.topics: list at least one topic, none empty")));
+            }
+            icefall_table::catalog::parse_ident(&p.table).map_err(|e| Error::Config(format!("{at}.table: {e}")))?;
+            if let Some(dlq) = &p.dead_letter_table {
+                icefall_table::catalog::parse_ident(dlq)
+                    .map_err(|e| Error::Config(format!("{at}.dead_letter_table: {e}")))?;
+            }
+            if p.checkpoint_interval < Duration::from_millis(100) {
+                return Err(Error::Config(format!(
+                    "{at}.checkpoint_interval = {:?} is too short: use at least 100ms (seconds to minutes is typical)",
+                    p.checkpoint_interval
+                )));
+            }
+            if let Some(w) = p.writers
+                && !(1..=256).contains(&w)
+            {
+                return Err(Error::Config(format!("{at}.writers = {w}: use 1 to 256")));
+            }
+            if p.target_file_size_bytes == Some(0) {
+                return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));
+            }
+            if p.file_format == FileFormat::Orc {
+                return Err(Error::Config(format!(
+                    "{at}.file_format = \"orc\" is not supported yet: use \"parquet\""
+                )));
+            }
+            if p.schema.is_empty() == p.schema_file.is_none() {
+                return Err(Error::Config(format!("{at}: set exactly one of `schema` or `schema_file`")));
+            }
+            // Builds the schema and partition spec now so a bad declaration fails at start-up.
+            p.layout()?;
+        }
+        Ok(())
+    }
+}
+
+impl PipelineConfig {
+    /// The declared schema.
+    pub fn declared_schema(&self) -> Result<Schema> {
+        let at = format!("pipelines[{}]", self.name);
+        if let Some(path) = &self.schema_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("{at}.schema_file: cannot read {}: {e}", path.display())))?;
+            if path.extension().is_some_and(|e| e == "json") {
+                return serde_json::from_str::<Schema>(&text).map_err(|e| {
+                    Error::Config(format!("{at}.schema_file {}: not an Iceberg schema: {e}", path.display()))
+                });
+            }
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct SchemaFile {
+                fields: Vec<FieldDecl>,
+            }
+            let file: SchemaFile = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{at}.schema_file {}: {e}", path.display())))?;
+            return schema_from_decls(&file.fields).map_err(|e| Error::Config(format!("{at}.schema_file: {e}")));
+        }
+        schema_from_decls(&self.schema).map_err(|e| Error::Config(format!("{at}.schema: {e}")))
+    }
+
+    /// Schema, partitioning and properties of the table when the writer creates it.
+    pub fn layout(&self) -> Result<TableLayout> {
+        let layout = TableLayout {
+            schema: self.declared_schema()?,
+            partition: self.partition.clone(),
+            properties: self.table_properties.clone().into_iter().collect(),
+        };
+        layout
+            .partition_spec()
+            .map_err(|e| Error::Config(format!("pipelines[{}].partition: {e}", self.name)))?;
+        Ok(layout)
+    }
+
+    pub fn group_id(&self, kafka: &KafkaConfig) -> String {
+        self.group_id.clone().unwrap_or_else(|| format!("{}.{}", kafka.group_id, self.name))
+    }
+
+    pub fn dead_letter_table(&self) -> String {
+        self.dead_letter_table.clone().unwrap_or_else(|| format!("{}_dlq", self.table))
+    }
+
+    pub fn writer_count(&self) -> usize {
+        self.writers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
+/// Replaces `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.
+pub fn interpolate_env(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        if rest[..i].ends_with('$') {
+            out.push_str(&rest[..i - 1]);
+            out.push_str("${");
+            rest = &rest[i + 2..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let end = rest[i..]
+            .find('}')
+            .ok_or_else(|| Error::Config("an unterminated ${ in the config file".into()))?;
+        let name = &rest[i + 2..i + end];
+        let value = std::env::var(name)
+            .map_err(|_| Error::Config(format!("the config references ${{{name}}}, but that environment variable is not set")))?;
+        out.push_str(&value);
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+/// Result type of the writer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The writer's one error type. Messages name the config key or component and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file is wrong: fails start-up, names the key and the fix.
+    #[error("config: {0}")]
+    Config(String),
+
+    #[error(transparent)]
+    Table(#[from] icefall_table::Error),
+
+    #[error(transparent)]
+    Schema(#[from] icefall_schemas::Error),
+
+    #[error("kafka: {context}: {source}")]
+    Kafka {
+        context: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// Writing data files failed (storage).
+    #[error("writing data files for {table}: {source}")]
+    Write {
+        table: String,
+        #[source]
+        source: iceberg::Error,
+    },
+
+    /// A component stopped unexpectedly (a bug or a panic in a task).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Error {
+        let context = context.into();
+        move |source| Error::Kafka { context, source }
+    }
+
+    /// Worth retrying later without any change (storage/catalog/broker briefly away).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Table(e) => e.is_retryable(),
+            Error::Write { source, .. } => {
+                !matches!(source.kind(), iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported)
+            }
+            Error::Kafka { .. } => true,
+            _ => false,
+        }
+    }
+}

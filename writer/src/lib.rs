@@ -1,0 +1,66 @@
+//! `icefall-writer`: lands Kafka topics in Iceberg tables exactly once.
+//!
+//! The path of one record: [`source`] (Kafka) → decode (`icefall_schemas`, inside the writers)
+//! → split ([`pipeline`]) → write ([`pool`], [`files`]) → commit ([`committer`]: one snapshot
+//! holding the files and the offsets they cover).
+
+pub mod committer;
+pub mod config;
+pub mod dead_letter;
+mod error;
+pub mod files;
+pub mod pipeline;
+pub mod pool;
+pub mod source;
+pub mod validate;
+
+use std::future::Future;
+
+pub use config::Config;
+pub use error::{Error, Result};
+use icefall_table::Catalog;
+use tokio::sync::watch;
+
+/// Runs every pipeline of `config` until `shutdown` completes, then makes a final checkpoint
+/// per pipeline and returns.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let instance = uuid::Uuid::now_v7().to_string();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let catalog = connect_with_retry(&config, &stop_rx).await?;
+    tracing::info!(writer_id = %config.writer_id, instance = %instance, catalog = %icefall_table::catalog::redact(&config.catalog.uri), "writer starting");
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in &config.pipelines {
+        let pipeline = pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, stop_rx.clone()).await?;
+        tasks.spawn(pipeline.run());
+    }
+    let mut result = Ok(());
+    while let Some(done) = tasks.join_next().await {
+        let outcome = done.map_err(|e| Error::Internal(format!("a pipeline task failed: {e}"))).and_then(|r| r);
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "pipeline stopped");
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+async fn connect_with_retry(config: &Config, stop: &watch::Receiver<bool>) -> Result<Catalog> {
+    let mut delay = std::time::Duration::from_millis(500);
+    loop {
+        match Catalog::connect(&config.catalog).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_retryable() && !*stop.borrow() => {
+                tracing::warn!(error = %e, retry_in = ?delay, "catalog unreachable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! One pipeline: Kafka source → splitter → writer pool → checkpoint → committer.
+//!
+//! The pipeline is the splitter: it tracks, per partition, the offset the table holds
+//! (`committed`) and the next offset it expects (`next`); every record it hands to the writers
+//! advances `next`. A checkpoint covers exactly `[committed, next)` of every partition that
+//! moved, and the files the writers close at that moment hold exactly those records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use icefall_schemas::json::{JsonDecoder, JsonOptions};
+use icefall_table::catalog::{display_ident, parse_ident};
+use icefall_table::offsets::committed_offsets;
+use icefall_table::{Catalog, LoadedTable, RetryPolicy, TableIdent};
+use tokio::sync::watch;
+
+use crate::committer::{Checkpoint, Committer, OffsetRange};
+use crate::config::{Config, PipelineConfig};
+use crate::files::TableFiles;
+use crate::pool::{WriterPool, delete_files};
+use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
+use crate::{Error, Result, dead_letter};
+
+/// How long the final checkpoint may keep retrying after a shutdown request.
+const SHUTDOWN_COMMIT_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy)]
+struct PartitionState {
+    /// The table's offset (`None`: the table has none for this partition).
+    committed: Option<i64>,
+    /// Next offset expected; `None` until the first record of a never-committed partition.
+    next: Option<i64>,
+}
+
+impl PartitionState {
+    fn range(&self) -> Option<OffsetRange> {
+        match self.next {
+            Some(next) if Some(next) != self.committed => Some(OffsetRange { start: self.committed, end: next }),
+            _ => None,
+        }
+    }
+}
+
+pub struct Pipeline {
+    name: String,
+    interval: Duration,
+    file_io: iceberg::io::FileIO,
+    source: KafkaSource,
+    pool: WriterPool,
+    committer: Committer,
+    partitions: HashMap<TopicPartition, PartitionState>,
+    /// Waiting for the source to answer `Reseek { epoch }`; records before it are stale.
+    awaiting_epoch: Option<u64>,
+    epoch: u64,
+    checkpoint: u64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Loads or creates a table, retrying while the catalog or storage is unreachable.
+async fn load_or_create(
+    catalog: &Catalog,
+    ident: &TableIdent,
+    layout: &icefall_table::create::TableLayout,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<LoadedTable> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match catalog.load_or_create(ident, layout).await {
+            Ok(t) => return Ok(t),
+            Err(e) if e.is_retryable() && !*shutdown.borrow() => {
+                tracing::warn!(table = %display_ident(ident), error = %e, retry_in = ?delay, "catalog unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+impl Pipeline {
+    pub async fn start(config: &Config, p: &PipelineConfig, catalog: Catalog, instance: &str, shutdown: watch::Receiver<bool>) -> Result<Self> {
+        let ident = parse_ident(&p.table)?;
+        let table = load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?;
+        let dlq_ident = parse_ident(&p.dead_letter_table())?;
+        let dlq = load_or_create(&catalog, &dlq_ident, &dead_letter::layout(), &shutdown).await?;
+
+        let schema = table.metadata.current_schema().clone();
+        warn_on_schema_drift(p, &schema);
+        let decoder = Arc::new(JsonDecoder::new(schema, JsonOptions { epoch_unit: p.epoch_unit })?);
+        let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), p.target_file_size_bytes)?;
+        let pool = WriterPool::start(p.writer_count(), decoder, files, instance, 1);
+        let committer = Committer {
+            catalog: catalog.clone(),
+            table: ident.clone(),
+            dead_letter_table: dlq_ident,
+            dead_letter_files: TableFiles::new(dlq.name(), dlq.metadata.clone(), catalog.file_io().clone(), None)?,
+            dead_letter_decoder: Arc::new(dead_letter::decoder(dlq.metadata.current_schema().clone())?),
+            writer_id: config.writer_id.clone(),
+            instance: instance.to_string(),
+            policy: RetryPolicy::default(),
+        };
+
+        let loader_catalog = catalog.clone();
+        let handle = tokio::runtime::Handle::current();
+        let loader_ident = ident.clone();
+        let loader: OffsetLoader = Arc::new(move || {
+            handle.block_on(async {
+                let table = loader_catalog.load(&loader_ident).await.map_err(|e| e.to_string())?;
+                committed_offsets(&table.metadata).map_err(|e| e.to_string())
+            })
+        });
+        let source = KafkaSource::start(
+            SourceSettings {
+                pipeline: p.name.clone(),
+                brokers: config.kafka.brokers.clone(),
+                group_id: p.group_id(&config.kafka),
+                topics: p.topics.clone(),
+                properties: config.kafka.properties.clone(),
+                max_batch: 4096,
+                linger: Duration::from_millis(50),
+            },
+            loader,
+        )?;
+        tracing::info!(pipeline = %p.name, table = %table.name(), topics = ?p.topics, writers = p.writer_count(),
+            checkpoint_interval = ?p.checkpoint_interval, "pipeline started");
+        Ok(Pipeline {
+            name: p.name.clone(),
+            interval: p.checkpoint_interval,
+            file_io: catalog.file_io().clone(),
+            source,
+            pool,
+            committer,
+            partitions: HashMap::new(),
+            awaiting_epoch: None,
+            epoch: 0,
+            checkpoint: 0,
+            shutdown,
+        })
+    }
+
+    /// Runs until shutdown; the last act is a final checkpoint.
+    pub async fn run(mut self) -> Result<()> {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.shutdown.clone();
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                _ = ticker.tick() => {
+                    if let Err(e) = self.checkpoint().await { break Err(e); }
+                }
+                event = self.source.events.recv() => match event {
+                    Some(event) => if let Err(e) = self.handle(event).await { break Err(e); },
+                    None => break Err(Error::Internal(format!("the Kafka source of pipeline {} stopped", self.name))),
+                },
+            }
+        };
+        let result = match result {
+            Ok(()) => {
+                tracing::info!(pipeline = %self.name, "shutting down: final checkpoint");
+                self.checkpoint().await
+            }
+            Err(e) => Err(e),
+        };
+        self.source.stop().await;
+        self.pool.shutdown().await;
+        result
+    }
+
+    async fn handle(&mut self, event: SourceEvent) -> Result<()> {
+        match event {
+            SourceEvent::Records(records) => {
+                if self.awaiting_epoch.is_some() {
+                    return Ok(());
+                }
+                let mut accepted = Vec::with_capacity(records.len());
+                for record in records {
+                    let Some(state) = self.partitions.get_mut(&(record.topic.clone(), record.partition)) else {
+                        continue; // not (or no longer) ours
+                    };
+                    if state.next.is_some_and(|next| record.offset < next) {
+                        continue; // already handed to a writer or already in the table
+                    }
+                    state.next = Some(record.offset + 1);
+                    accepted.push(record);
+                }
+                self.pool.dispatch(accepted).await
+            }
+            SourceEvent::Assigned { epoch, partitions, replace } => {
+                if let Some(want) = self.awaiting_epoch {
+                    if epoch < want {
+                        return Ok(()); // the answer to our Reseek will list the whole assignment
+                    }
+                    self.awaiting_epoch = None;
+                }
+                if replace {
+                    if self.in_flight() {
+                        return self.abort("the assignment was replaced").await;
+                    }
+                    self.partitions.clear();
+                }
+                for (tp, start) in partitions {
+                    self.partitions.insert(tp, PartitionState { committed: start, next: start });
+                }
+                Ok(())
+            }
+            SourceEvent::Revoked { partitions } => {
+                let had_in_flight = self.in_flight();
+                for tp in &partitions {
+                    self.partitions.remove(tp);
+                }
+                if had_in_flight {
+                    // Files mix partitions: the in-flight checkpoint cannot be split, so it is
+                    // dropped and the partitions we keep are re-read from the table.
+                    self.abort("partitions were revoked").await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn in_flight(&self) -> bool {
+        self.partitions.values().any(|s| s.range().is_some())
+    }
+
+    /// Drops everything not yet committed and re-positions the source at the table's offsets.
+    async fn abort(&mut self, reason: &str) -> Result<()> {
+        self.checkpoint += 1;
+        match self.pool.close_all(self.checkpoint + 1).await {
+            Ok(written) => delete_files(&self.file_io, &written.data_files).await,
+            Err(e) => tracing::debug!(error = %e, "closing files of an aborted checkpoint failed"),
+        }
+        for state in self.partitions.values_mut() {
+            state.next = state.committed;
+        }
+        self.epoch += 1;
+        self.awaiting_epoch = Some(self.epoch);
+        self.source.send(SourceCommand::Reseek { epoch: self.epoch });
+        tracing::warn!(pipeline = %self.name, reason, "in-flight checkpoint dropped; re-reading from the table's offsets");
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self) -> Result<()> {
+        let ranges: BTreeMap<TopicPartition, OffsetRange> =
+            self.partitions.iter().filter_map(|(tp, s)| s.range().map(|r| (tp.clone(), r))).collect();
+        if ranges.is_empty() || self.awaiting_epoch.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.checkpoint += 1;
+        let written = match self.pool.close_all(self.checkpoint + 1).await {
+            Ok(w) => w,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(pipeline = %self.name, error = %e, "writing the checkpoint failed");
+                return self.abort("writing data files failed").await;
+            }
+            Err(e) => return Err(e),
+        };
+        let checkpoint = Checkpoint {
+            number: self.checkpoint,
+            data_files: written.data_files,
+            dead_letters: written.dead_letters,
+            ranges,
+            rows: written.rows,
+        };
+        if !self.commit_with_retries(&checkpoint).await? {
+            delete_files(&self.file_io, &checkpoint.data_files).await;
+            return self.abort("another writer committed these offsets").await;
+        }
+        for (tp, range) in &checkpoint.ranges {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.committed = Some(range.end);
+            }
+        }
+        self.source.send(SourceCommand::CommitGroupOffsets(checkpoint.end_offsets()));
+        let records: i64 = checkpoint.ranges.values().map(|r| r.end - r.start.unwrap_or(r.end)).sum();
+        tracing::info!(
+            pipeline = %self.name,
+            checkpoint = checkpoint.number,
+            rows = checkpoint.rows,
+            dead_letters = checkpoint.dead_letters.len(),
+            files = checkpoint.data_files.len(),
+            bytes = checkpoint.data_files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>(),
+            offset_span = records,
+            partitions = checkpoint.ranges.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "checkpoint committed"
+        );
+        Ok(())
+    }
+
+    /// Commits, retrying while the catalog or storage is unreachable. `Ok(false)`: fenced.
+    async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<bool> {
+        let pending = self.committer.prepare(checkpoint);
+        let mut delay = Duration::from_millis(500);
+        let mut shutdown_at: Option<Instant> = None;
+        loop {
+            match self.committer.commit(checkpoint, &pending).await {
+                Ok(outcome) => {
+                    tracing::debug!(snapshot_id = outcome.snapshot_id, attempts = outcome.attempts, "table commit landed");
+                    return Ok(true);
+                }
+                Err(Error::Table(icefall_table::Error::Rejected { reason, .. })) => {
+                    tracing::warn!(pipeline = %self.name, reason, "commit fenced");
+                    return Ok(false);
+                }
+                Err(e) if e.is_retryable() => {
+                    if *self.shutdown.borrow() {
+                        let since = *shutdown_at.get_or_insert_with(Instant::now);
+                        if since.elapsed() > SHUTDOWN_COMMIT_GRACE {
+                            return Err(Error::Internal(format!(
+                                "final checkpoint of pipeline {} not committed ({e}); nothing is lost: \
+                                 its records are read again on the next start",
+                                self.name
+                            )));
+                        }
+                    }
+                    tracing::warn!(pipeline = %self.name, error = %e, retry_in = ?delay, "commit failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// An existing table is authoritative; say so when the config declares something else.
+fn warn_on_schema_drift(p: &PipelineConfig, table_schema: &iceberg::spec::Schema) {
+    if let Ok(declared) = p.declared_schema() {
+        for field in declared.as_struct().fields() {
+            if table_schema.field_by_name(&field.name).is_none() {
+                tracing::warn!(pipeline = %p.name, column = %field.name,
+                    "the config declares a column the existing table lacks; it is ignored (the table's schema decides)");
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The writer pool: N writers, each decoding record batches and writing data files. The
+//! splitter (the pipeline) hands batches round-robin; each writer keeps its files open until
+//! the checkpoint asks it to close them.
+
+use std::sync::Arc;
+
+use iceberg::spec::DataFile;
+use icefall_schemas::json::JsonDecoder;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::dead_letter::DeadLetter;
+use crate::files::{FileSetWriter, TableFiles};
+use crate::source::SourceRecord;
+use crate::{Error, Result};
+
+/// What the writers produced since the last close.
+#[derive(Debug, Default)]
+pub struct WrittenFiles {
+    pub data_files: Vec<DataFile>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub rows: u64,
+}
+
+enum Command {
+    Write(Vec<SourceRecord>),
+    /// Close all files; the next files belong to checkpoint `next_checkpoint`.
+    Close { next_checkpoint: u64, reply: oneshot::Sender<Result<WrittenFiles>> },
+}
+
+pub struct WriterPool {
+    senders: Vec<mpsc::Sender<Command>>,
+    tasks: Vec<JoinHandle<()>>,
+    next: usize,
+}
+
+impl WriterPool {
+    /// Starts `count` writers. `instance` makes file names unique per process start.
+    pub fn start(count: usize, decoder: Arc<JsonDecoder>, files: TableFiles, instance: &str, first_checkpoint: u64) -> Self {
+        let mut senders = Vec::with_capacity(count);
+        let mut tasks = Vec::with_capacity(count);
+        for index in 0..count {
+            let (tx, rx) = mpsc::channel(4);
+            let writer = Writer {
+                index,
+                decoder: decoder.clone(),
+                files: files.clone(),
+                instance: instance.to_string(),
+                checkpoint: first_checkpoint,
+                open: None,
+                dead_letters: Vec::new(),
+                failed: None,
+            };
+            senders.push(tx);
+            tasks.push(tokio::spawn(writer.run(rx)));
+        }
+        WriterPool { senders, tasks, next: 0 }
+    }
+
+    /// Hands a batch to the next writer; waits when that writer is busy (backpressure).
+    pub async fn dispatch(&mut self, records: Vec<SourceRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let i = self.next % self.senders.len();
+        self.next = self.next.wrapping_add(1);
+        self.senders[i].send(Command::Write(records)).await.map_err(|_| Error::Internal("a writer task stopped".into()))
+    }
+
+    /// Closes every writer's files (after all batches handed to it) and gathers them.
+    pub async fn close_all(&mut self, next_checkpoint: u64) -> Result<WrittenFiles> {
+        let mut replies = Vec::with_capacity(self.senders.len());
+        for sender in &self.senders {
+            let (reply, rx) = oneshot::channel();
+            sender
+                .send(Command::Close { next_checkpoint, reply })
+                .await
+                .map_err(|_| Error::Internal("a writer task stopped".into()))?;
+            replies.push(rx);
+        }
+        let mut all = WrittenFiles::default();
+        let mut first_error = None;
+        for rx in replies {
+            match rx.await.map_err(|_| Error::Internal("a writer task stopped".into()))? {
+                Ok(part) => {
+                    all.data_files.extend(part.data_files);
+                    all.dead_letters.extend(part.dead_letters);
+                    all.rows += part.rows;
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        match first_error {
+            // Files of the writers that did succeed are garbage now; the caller deletes them.
+            Some(e) => Err(e),
+            None => Ok(all),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        drop(self.senders);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+struct Writer {
+    index: usize,
+    decoder: Arc<JsonDecoder>,
+    files: TableFiles,
+    instance: String,
+    checkpoint: u64,
+    open: Option<FileSetWriter>,
+    dead_letters: Vec<DeadLetter>,
+    /// A write failed: the rest of this checkpoint is void and `Close` reports it.
+    failed: Option<Error>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(command) = rx.recv().await {
+            match command {
+                Command::Write(records) => {
+                    if self.failed.is_none()
+                        && let Err(e) = self.write(records).await
+                    {
+                        tracing::warn!(writer = self.index, error = %e, "writing failed; this checkpoint will be retried");
+                        self.failed = Some(e);
+                    }
+                }
+                Command::Close { next_checkpoint, reply } => {
+                    let result = self.close().await;
+                    self.checkpoint = next_checkpoint;
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    async fn write(&mut self, records: Vec<SourceRecord>) -> Result<()> {
+        let decoded = self.decoder.decode(records.iter().map(|r| r.payload.as_deref()))?;
+        for (index, error) in decoded.errors {
+            self.dead_letters.push(DeadLetter::new(&records[index], error));
+        }
+        if decoded.batch.num_rows() > 0 {
+            if self.open.is_none() {
+                let prefix = format!("{}-{:06}-{}", self.instance, self.checkpoint, self.index);
+                self.open = Some(self.files.open(prefix)?);
+            }
+            if let Some(open) = self.open.as_mut() {
+                open.write(decoded.batch).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> Result<WrittenFiles> {
+        let dead_letters = std::mem::take(&mut self.dead_letters);
+        let open = self.open.take();
+        let rows = open.as_ref().map_or(0, FileSetWriter::rows);
+        let closed = match open {
+            Some(w) => w.close().await,
+            None => Ok(Vec::new()),
+        };
+        if let Some(e) = self.failed.take() {
+            if let Ok(files) = closed {
+                delete_files(self.files.file_io(), &files).await;
+            }
+            return Err(e);
+        }
+        Ok(WrittenFiles { data_files: closed?, dead_letters, rows })
+    }
+}
+
+/// Best-effort removal of data files that will never be committed. What fails here is left
+/// for the optimizer's orphan removal.
+pub async fn delete_files(file_io: &iceberg::io::FileIO, files: &[DataFile]) {
+    for file in files {
+        if let Err(e) = file_io.delete(file.file_path()).await {
+            tracing::debug!(file = file.file_path(), error = %e, "could not delete an uncommitted file");
+        }
+    }
+}

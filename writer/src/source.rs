@@ -1,0 +1,347 @@
+//! Kafka source: one consumer thread per pipeline.
+//!
+//! Partitions are positioned from the *table*, never from the consumer group: on every
+//! assignment the rebalance callback loads the table's offsets and assigns each partition at
+//! exactly that offset (or per `auto.offset.reset` if the table has none). Records and
+//! assignment changes reach the pipeline through one ordered channel, so the pipeline always
+//! knows which records belong to which assignment.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use icefall_table::offsets::{OffsetMap, offset_of};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::{Error, Result};
+
+/// A topic-partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// One Kafka record, owned.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// Record timestamp (CreateTime or LogAppendTime), epoch milliseconds.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What the source tells its pipeline, in order.
+#[derive(Debug)]
+pub enum SourceEvent {
+    Records(Vec<SourceRecord>),
+    /// These partitions are now consumed from the given positions: `Some(offset)` = the
+    /// table's offset, `None` = the table has none (started per `auto.offset.reset`).
+    /// `replace` = this is the whole assignment (previous positions are void).
+    Assigned { epoch: u64, partitions: Vec<(TopicPartition, Option<i64>)>, replace: bool },
+    /// These partitions are no longer ours.
+    Revoked { partitions: Vec<TopicPartition> },
+}
+
+/// What the pipeline asks of the source.
+#[derive(Debug)]
+pub enum SourceCommand {
+    /// Re-position every assigned partition at the table's offsets and answer with
+    /// `Assigned { epoch, replace: true }`.
+    Reseek { epoch: u64 },
+    /// Advisory: store these offsets in the consumer group so lag tools see progress.
+    CommitGroupOffsets(OffsetMap),
+    Stop,
+}
+
+/// Loads the table's offsets (blocking; called on the consumer thread).
+pub type OffsetLoader = Arc<dyn Fn() -> std::result::Result<OffsetMap, String> + Send + Sync>;
+
+/// Where partitions the table has never seen start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+impl StartFrom {
+    pub fn from_properties(props: &BTreeMap<String, String>) -> StartFrom {
+        match props.get("auto.offset.reset").map(String::as_str) {
+            Some("latest" | "largest" | "end") => StartFrom::Latest,
+            _ => StartFrom::Earliest,
+        }
+    }
+    fn offset(self) -> Offset {
+        match self {
+            StartFrom::Earliest => Offset::Beginning,
+            StartFrom::Latest => Offset::End,
+        }
+    }
+}
+
+/// Settings of one source.
+pub struct SourceSettings {
+    pub pipeline: String,
+    pub brokers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+    /// Records per `Records` event at most.
+    pub max_batch: usize,
+    /// How long a partial batch may wait before it is sent.
+    pub linger: Duration,
+}
+
+/// Handle to a running source thread.
+pub struct KafkaSource {
+    pub events: mpsc::Receiver<SourceEvent>,
+    commands: std_mpsc::Sender<SourceCommand>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl KafkaSource {
+    pub fn start(settings: SourceSettings, loader: OffsetLoader) -> Result<KafkaSource> {
+        let (events_tx, events) = mpsc::channel(64);
+        let (commands, commands_rx) = std_mpsc::channel();
+        let start_from = StartFrom::from_properties(&settings.properties);
+        let context = SourceContext {
+            events: events_tx,
+            loader,
+            start_from,
+            pending: Mutex::new(Vec::new()),
+            epoch: Mutex::new(0),
+            pipeline: settings.pipeline.clone(),
+        };
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &settings.brokers)
+            .set("group.id", &settings.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set_log_level(RDKafkaLogLevel::Warning);
+        for (k, v) in &settings.properties {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(context)
+            .map_err(Error::kafka(format!("create consumer for pipeline {}", settings.pipeline)))?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics).map_err(Error::kafka(format!("subscribe to {topics:?}")))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("source-{}", settings.pipeline))
+            .spawn(move || consume_loop(consumer, commands_rx, settings.max_batch, settings.linger))
+            .map_err(|e| Error::Internal(format!("spawn source thread: {e}")))?;
+        Ok(KafkaSource { events, commands, thread: Some(thread) })
+    }
+
+    pub fn send(&self, command: SourceCommand) {
+        // The thread only ends after Stop or when the pipeline is gone; nothing to report.
+        let _ = self.commands.send(command);
+    }
+
+    /// Stops the consumer (leaving the group) and waits for the thread.
+    pub async fn stop(mut self) {
+        self.send(SourceCommand::Stop);
+        // Drain so a blocked send on the consumer thread can finish.
+        self.events.close();
+        while self.events.recv().await.is_some() {}
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+struct SourceContext {
+    events: mpsc::Sender<SourceEvent>,
+    loader: OffsetLoader,
+    start_from: StartFrom,
+    /// Records polled but not yet sent; flushed before any assignment event to keep order.
+    pending: Mutex<Vec<SourceRecord>>,
+    epoch: Mutex<u64>,
+    pipeline: String,
+}
+
+impl SourceContext {
+    fn flush(&self) {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !batch.is_empty() {
+            let _ = self.events.blocking_send(SourceEvent::Records(batch));
+        }
+    }
+
+    /// The table's offsets; retried until the catalog answers (never assign blindly).
+    fn load_offsets(&self) -> OffsetMap {
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match (self.loader)() {
+                Ok(offsets) => return offsets,
+                Err(e) => {
+                    tracing::warn!(pipeline = %self.pipeline, error = %e, retry_in = ?delay, "cannot read table offsets; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    /// Sets each partition of `tpl` to its table offset; returns the positions.
+    fn position(&self, tpl: &mut TopicPartitionList, offsets: &OffsetMap) -> Vec<(TopicPartition, Option<i64>)> {
+        let mut positions = Vec::new();
+        for elem in tpl.elements() {
+            let topic: Arc<str> = Arc::from(elem.topic());
+            positions.push(((topic, elem.partition()), offset_of(offsets, elem.topic(), elem.partition())));
+        }
+        for ((topic, partition), start) in &positions {
+            let offset = start.map(Offset::Offset).unwrap_or(self.start_from.offset());
+            if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
+                tracing::error!(pipeline = %self.pipeline, %topic, partition, error = %e, "cannot set start offset");
+            }
+        }
+        positions
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        self.flush();
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let offsets = self.load_offsets();
+                let partitions = self.position(tpl, &offsets);
+                let result = if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) };
+                if let Err(e) = result {
+                    tracing::error!(pipeline = %self.pipeline, error = %e, "assign failed");
+                }
+                tracing::info!(pipeline = %self.pipeline, partitions = ?partitions, "partitions assigned at table offsets");
+                let epoch = *self.epoch.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = self.events.blocking_send(SourceEvent::Assigned { epoch, partitions, replace: !cooperative });
+            }
+            _ => {
+                let partitions: Vec<TopicPartition> =
+                    tpl.elements().iter().map(|e| (Arc::from(e.topic()), e.partition())).collect();
+                if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::error!(pipeline = %self.pipeline, ?err, "rebalance error; dropping the assignment");
+                }
+                tracing::info!(pipeline = %self.pipeline, partitions = ?partitions, "partitions revoked");
+                let _ = self.events.blocking_send(SourceEvent::Revoked { partitions });
+                let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
+                if let Err(e) = result {
+                    tracing::error!(pipeline = %self.pipeline, error = %e, "unassign failed");
+                }
+            }
+        }
+    }
+}
+
+fn consume_loop(
+    consumer: BaseConsumer<SourceContext>,
+    commands: std_mpsc::Receiver<SourceCommand>,
+    max_batch: usize,
+    linger: Duration,
+) {
+    let ctx = consumer.context().clone();
+    let mut last_flush = Instant::now();
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(SourceCommand::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
+                    ctx.flush();
+                    consumer.unsubscribe();
+                    return;
+                }
+                Ok(SourceCommand::Reseek { epoch }) => reseek(&consumer, epoch),
+                Ok(SourceCommand::CommitGroupOffsets(offsets)) => commit_group_offsets(&consumer, &offsets),
+                Err(std_mpsc::TryRecvError::Empty) => break,
+            }
+        }
+        if ctx.events.is_closed() {
+            return;
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(message)) => {
+                let record = SourceRecord {
+                    topic: Arc::from(message.topic()),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    timestamp_ms: message.timestamp().to_millis(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: message.payload().map(<[u8]>::to_vec),
+                };
+                let full = {
+                    let mut pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    pending.push(record);
+                    pending.len() >= max_batch
+                };
+                if full {
+                    ctx.flush();
+                    last_flush = Instant::now();
+                }
+            }
+            Some(Err(e)) => tracing::warn!(pipeline = %ctx.pipeline, error = %e, "kafka consumer error"),
+            None => {}
+        }
+        if last_flush.elapsed() >= linger {
+            ctx.flush();
+            last_flush = Instant::now();
+        }
+    }
+}
+
+/// Moves every assigned partition back to the table's offsets.
+fn reseek(consumer: &BaseConsumer<SourceContext>, epoch: u64) {
+    let ctx = consumer.context();
+    ctx.flush();
+    *ctx.epoch.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
+    let offsets = ctx.load_offsets();
+    let mut assignment = match consumer.assignment() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(pipeline = %ctx.pipeline, error = %e, "cannot read the assignment");
+            TopicPartitionList::new()
+        }
+    };
+    let partitions = ctx.position(&mut assignment, &offsets);
+    let seeked = consumer.seek_partitions(assignment.clone(), Duration::from_secs(10));
+    let failed = match &seeked {
+        Ok(result) => result.elements().iter().any(|e| e.error().is_err()),
+        Err(_) => true,
+    };
+    if failed {
+        // A partition whose fetcher has not started yet cannot seek; re-assigning positions it.
+        tracing::debug!(pipeline = %ctx.pipeline, "seek failed; re-assigning at table offsets");
+        let result = if matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
+            consumer.incremental_unassign(&assignment).and_then(|_| consumer.incremental_assign(&assignment))
+        } else {
+            consumer.assign(&assignment)
+        };
+        if let Err(e) = result {
+            tracing::error!(pipeline = %ctx.pipeline, error = %e, "re-assign failed");
+        }
+    }
+    tracing::info!(pipeline = %ctx.pipeline, epoch, partitions = ?partitions, "re-positioned at table offsets");
+    let _ = ctx.events.blocking_send(SourceEvent::Assigned { epoch, partitions, replace: true });
+}
+
+fn commit_group_offsets(consumer: &BaseConsumer<SourceContext>, offsets: &OffsetMap) {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partitions) in offsets {
+        for (partition, offset) in partitions {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+    }
+    let result: KafkaResult<()> = consumer.commit(&tpl, CommitMode::Async);
+    if let Err(e) = result {
+        tracing::debug!(pipeline = %consumer.context().pipeline, error = %e, "advisory group offset commit failed");
+    }
+}

@@ -1,0 +1,54 @@
+//! `icefall-writer validate`: checks the config, the catalog and the brokers before a deploy.
+
+use std::time::Duration;
+
+use icefall_table::Catalog;
+use icefall_table::catalog::parse_ident;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::{Config, Error, Result};
+
+/// One line per check; the first failure is returned as the error.
+pub async fn validate(config: &Config) -> Result<Vec<String>> {
+    let mut report = vec![format!("config: ok ({} pipeline(s))", config.pipelines.len())];
+    let catalog = Catalog::connect(&config.catalog).await?;
+    report.push(format!(
+        "catalog: ok ({}, warehouse {})",
+        icefall_table::catalog::redact(&config.catalog.uri),
+        catalog.warehouse()
+    ));
+    for p in &config.pipelines {
+        let ident = parse_ident(&p.table)?;
+        let state = match catalog.metadata_location(&ident).await? {
+            Some(_) => "exists",
+            None => "will be created on start",
+        };
+        report.push(format!("table {}: {state}", p.table));
+    }
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &config.kafka.brokers);
+    for (k, v) in &config.kafka.properties {
+        client.set(k, v);
+    }
+    let consumer: BaseConsumer = client.create().map_err(Error::kafka("create a client from kafka.properties"))?;
+    let brokers = config.kafka.brokers.clone();
+    let topics: Vec<String> = config.pipelines.iter().flat_map(|p| p.topics.clone()).collect();
+    let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(Error::kafka(format!("reach brokers {brokers} (kafka.brokers)")))?;
+    report.push(format!("kafka: ok ({} broker(s))", metadata.brokers().len()));
+    for topic in topics {
+        match metadata.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() => report.push(format!("topic {topic}: {} partition(s)", t.partitions().len())),
+            _ => {
+                return Err(Error::Config(format!(
+                    "topic {topic:?} does not exist on {}: create it or fix pipelines.topics",
+                    config.kafka.brokers
+                )));
+            }
+        }
+    }
+    Ok(report)
+}
