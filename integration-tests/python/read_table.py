@@ -12,6 +12,7 @@ def main() -> None:
     parser.add_argument("--warehouse", required=True)
     parser.add_argument("--table", required=True)
     parser.add_argument("--catalog-name", default="icefall")
+    parser.add_argument("--summary", action="store_true", help="print one human-readable line instead of JSON")
     args = parser.parse_args()
 
     catalog = SqlCatalog(args.catalog_name, uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}")
@@ -34,7 +35,10 @@ def main() -> None:
         report["distinct_ids"] = len(set(ids))
         report["min_id"] = min(ids) if ids else None
         report["max_id"] = max(ids) if ids else None
-    print(json.dumps(report))
+    if args.summary:
+        print(f"PyIceberg: {report['rows']} rows, {report.get('distinct_ids')} distinct ids, {len(report['snapshots'])} snapshots")
+    else:
+        print(json.dumps(report))
 
 
 if __name__ == "__main__":

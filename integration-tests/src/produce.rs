@@ -52,7 +52,7 @@ impl TestProducer {
 pub fn event_json(id: i64) -> String {
     format!(
         r#"{{"id": {id}, "ts": "2026-11-{:02}T{:02}:{:02}:00Z", "user": "user-{}", "amount": "{}.{:02}", "tags": ["a", "b{}"], "geo": {{"lat": {}.5, "lon": -{}.25}}}}"#,
-        1 + id % 28,
+        1 + id % 3,
         id % 24,
         id % 60,
         id % 1000,

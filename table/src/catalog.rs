@@ -24,9 +24,11 @@ pub struct LoadedTable {
 }
 
 impl LoadedTable {
-    /// An iceberg-rust `Table` for scans.
+    /// An iceberg-rust `Table` for scans (call from within a tokio runtime).
     pub fn to_table(&self, file_io: &FileIO) -> Result<Table> {
+        let runtime = iceberg::Runtime::try_current().map_err(Error::iceberg("scans need a tokio runtime"))?;
         Table::builder()
+            .runtime(runtime)
             .identifier(self.ident.clone())
             .metadata(self.metadata.clone())
             .metadata_location(self.metadata_location.clone())

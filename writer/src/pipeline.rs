@@ -275,7 +275,6 @@ impl Pipeline {
             }
         }
         self.source.send(SourceCommand::CommitGroupOffsets(checkpoint.end_offsets()));
-        let records: i64 = checkpoint.ranges.values().map(|r| r.end - r.start.unwrap_or(r.end)).sum();
         tracing::info!(
             pipeline = %self.name,
             checkpoint = checkpoint.number,
@@ -283,7 +282,6 @@ impl Pipeline {
             dead_letters = checkpoint.dead_letters.len(),
             files = checkpoint.data_files.len(),
             bytes = checkpoint.data_files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>(),
-            offset_span = records,
             partitions = checkpoint.ranges.len(),
             duration_ms = started.elapsed().as_millis() as u64,
             "checkpoint committed"
