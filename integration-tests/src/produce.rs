@@ -35,7 +35,13 @@ impl TestProducer {
                 Ok(()) => return,
                 Err((e, r)) => {
                     // Queue full: serve delivery reports and retry.
-                    assert!(matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)), "{e}");
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                        ),
+                        "{e}"
+                    );
                     self.producer.poll(Duration::from_millis(10));
                     record = r;
                 }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
-use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use icefall_table::catalog::parse_ident;
 use icefall_table::offsets::{OffsetMap, committed_offsets};
@@ -53,7 +53,13 @@ pub async fn offsets(catalog: &Catalog, table: &str) -> OffsetMap {
 }
 
 /// Waits until the table's offsets for `topic` reach `expected` (partition → next offset).
-pub async fn wait_for_offsets(catalog: &Catalog, table: &str, topic: &str, expected: &BTreeMap<i32, i64>, timeout: Duration) {
+pub async fn wait_for_offsets(
+    catalog: &Catalog,
+    table: &str,
+    topic: &str,
+    expected: &BTreeMap<i32, i64>,
+    timeout: Duration,
+) {
     let deadline = Instant::now() + timeout;
     loop {
         let current = offsets(catalog, table).await;

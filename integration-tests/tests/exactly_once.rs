@@ -3,8 +3,8 @@
 //! once" is "each (partition, offset) exactly once".
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use icefall_integration_tests::broker::Broker;

@@ -38,8 +38,8 @@ pub fn schema_from_decls(fields: &[FieldDecl]) -> Result<Schema> {
             return Err(Error::Schema(format!("field {:?} is declared twice", decl.name)));
         }
         let id = ids.next();
-        let ty = parse_type(&decl.type_name, &mut ids)
-            .map_err(|e| Error::Schema(format!("field {:?}: {e}", decl.name)))?;
+        let ty =
+            parse_type(&decl.type_name, &mut ids).map_err(|e| Error::Schema(format!("field {:?}: {e}", decl.name)))?;
         let mut field = if decl.required {
             NestedField::required(id, &decl.name, ty)
         } else {
@@ -90,7 +90,8 @@ impl Parser<'_> {
     fn word(&mut self) -> String {
         self.skip_ws();
         let start = self.pos;
-        while self.pos < self.text.len() && (self.text[self.pos].is_ascii_alphanumeric() || self.text[self.pos] == b'_') {
+        while self.pos < self.text.len() && (self.text[self.pos].is_ascii_alphanumeric() || self.text[self.pos] == b'_')
+        {
             self.pos += 1;
         }
         String::from_utf8_lossy(&self.text[start..self.pos]).to_string()
@@ -102,7 +103,12 @@ impl Parser<'_> {
             self.pos += 1;
             Ok(())
         } else {
-            Err(format!("expected '{}' at position {} of {:?}", c as char, self.pos, String::from_utf8_lossy(self.text)))
+            Err(format!(
+                "expected '{}' at position {} of {:?}",
+                c as char,
+                self.pos,
+                String::from_utf8_lossy(self.text)
+            ))
         }
     }
 
@@ -145,7 +151,9 @@ impl Parser<'_> {
                 let scale = self.number()?;
                 self.expect(b')')?;
                 if precision == 0 || precision > 38 || scale > precision {
-                    return Err(format!("decimal({precision},{scale}): precision must be 1..=38 and scale <= precision"));
+                    return Err(format!(
+                        "decimal({precision},{scale}): precision must be 1..=38 and scale <= precision"
+                    ));
                 }
                 primitive(PrimitiveType::Decimal { precision, scale })
             }

@@ -119,7 +119,10 @@ impl JsonDecoder {
         let value: Value = serde_json::from_slice(bytes)
             .map_err(|e| RecordError::new("not_json", format!("the value is not valid JSON: {e}")))?;
         let Value::Object(_) = &value else {
-            return Err(RecordError::new("wrong_type", format!("the value is JSON {}, expected an object", kind(&value))));
+            return Err(RecordError::new(
+                "wrong_type",
+                format!("the value is JSON {}, expected an object", kind(&value)),
+            ));
         };
         self.convert_struct(&value, self.schema.as_struct(), "")
     }
@@ -134,7 +137,10 @@ impl JsonDecoder {
             match map.get(&field.name) {
                 None | Some(Value::Null) => {
                     if field.required {
-                        return Err(RecordError::new("missing_field", format!("required field {field_path} is missing or null")));
+                        return Err(RecordError::new(
+                            "missing_field",
+                            format!("required field {field_path} is missing or null"),
+                        ));
                     }
                     items.push(Val::Null);
                 }
@@ -157,7 +163,10 @@ impl JsonDecoder {
                 for (i, item) in items.iter().enumerate() {
                     if item.is_null() {
                         if element.required {
-                            return Err(RecordError::new("missing_field", format!("{path}[{i}] is null but elements are required")));
+                            return Err(RecordError::new(
+                                "missing_field",
+                                format!("{path}[{i}] is null but elements are required"),
+                            ));
                         }
                         out.push(Val::Null);
                     } else {
@@ -176,7 +185,10 @@ impl JsonDecoder {
                     let key = self.convert_key(key_text, &map.key_field.field_type, &entry_path)?;
                     let val = if item.is_null() {
                         if map.value_field.required {
-                            return Err(RecordError::new("missing_field", format!("{entry_path} is null but values are required")));
+                            return Err(RecordError::new(
+                                "missing_field",
+                                format!("{entry_path} is null but values are required"),
+                            ));
                         }
                         Val::Null
                     } else {
@@ -193,14 +205,23 @@ impl JsonDecoder {
     fn convert_key(&self, key: &str, ty: &Type, path: &str) -> std::result::Result<Val, RecordError> {
         let as_json = match ty {
             Type::Primitive(
-                PrimitiveType::Int | PrimitiveType::Long | PrimitiveType::Float | PrimitiveType::Double | PrimitiveType::Boolean,
+                PrimitiveType::Int
+                | PrimitiveType::Long
+                | PrimitiveType::Float
+                | PrimitiveType::Double
+                | PrimitiveType::Boolean,
             ) => serde_json::from_str::<Value>(key).unwrap_or_else(|_| Value::String(key.to_string())),
             _ => Value::String(key.to_string()),
         };
         self.convert(&as_json, ty, &format!("{path} key"))
     }
 
-    fn convert_primitive(&self, value: &Value, ty: &PrimitiveType, path: &str) -> std::result::Result<Val, RecordError> {
+    fn convert_primitive(
+        &self,
+        value: &Value,
+        ty: &PrimitiveType,
+        path: &str,
+    ) -> std::result::Result<Val, RecordError> {
         match ty {
             PrimitiveType::Boolean => value.as_bool().map(Val::Bool).ok_or_else(|| wrong(path, "a boolean", value)),
             PrimitiveType::Int => {
@@ -208,7 +229,9 @@ impl JsonDecoder {
                 i32::try_from(n).map(Val::Int).map_err(|_| out_of_range(path, value, "int"))
             }
             PrimitiveType::Long => integer(value, path).map(Val::Long),
-            PrimitiveType::Float => value.as_f64().map(|f| Val::Float(f as f32)).ok_or_else(|| wrong(path, "a number", value)),
+            PrimitiveType::Float => {
+                value.as_f64().map(|f| Val::Float(f as f32)).ok_or_else(|| wrong(path, "a number", value))
+            }
             PrimitiveType::Double => value.as_f64().map(Val::Double).ok_or_else(|| wrong(path, "a number", value)),
             PrimitiveType::Decimal { precision, scale } => {
                 let text = match value {
@@ -234,7 +257,10 @@ impl JsonDecoder {
                 if let PrimitiveType::Fixed(len) = ty
                     && bytes.len() as u64 != *len
                 {
-                    return Err(RecordError::new("out_of_range", format!("{path}: {} bytes, expected {len}", bytes.len())));
+                    return Err(RecordError::new(
+                        "out_of_range",
+                        format!("{path}: {} bytes, expected {len}", bytes.len()),
+                    ));
                 }
                 Ok(Val::Bytes(bytes))
             }
@@ -248,8 +274,9 @@ impl JsonDecoder {
             }
             PrimitiveType::Date => match value {
                 Value::String(s) => {
-                    let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                        .map_err(|e| RecordError::new("wrong_type", format!("{path}: {s:?} is not a date (YYYY-MM-DD): {e}")))?;
+                    let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
+                        RecordError::new("wrong_type", format!("{path}: {s:?} is not a date (YYYY-MM-DD): {e}"))
+                    })?;
                     let days = date.signed_duration_since(NaiveDate::default()).num_days();
                     i32::try_from(days).map(Val::Int).map_err(|_| out_of_range(path, value, "date"))
                 }
@@ -261,9 +288,11 @@ impl JsonDecoder {
             },
             PrimitiveType::Time => match value {
                 Value::String(s) => {
-                    let time = NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f")
-                        .map_err(|e| RecordError::new("wrong_type", format!("{path}: {s:?} is not a time (HH:MM:SS[.ffffff]): {e}")))?;
-                    let micros = i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1_000);
+                    let time = NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").map_err(|e| {
+                        RecordError::new("wrong_type", format!("{path}: {s:?} is not a time (HH:MM:SS[.ffffff]): {e}"))
+                    })?;
+                    let micros =
+                        i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1_000);
                     Ok(Val::Long(micros))
                 }
                 Value::Number(_) => integer(value, path).map(Val::Long),
@@ -284,7 +313,10 @@ impl JsonDecoder {
                 let micros = if let Some(i) = n.as_i64() {
                     self.options.epoch_unit.int_to_micros(i)
                 } else {
-                    n.as_f64().map(|f| self.options.epoch_unit.to_micros(f)).filter(|f| f.is_finite() && f.abs() < 9.2e18).map(|f| f.round() as i64)
+                    n.as_f64()
+                        .map(|f| self.options.epoch_unit.to_micros(f))
+                        .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                        .map(|f| f.round() as i64)
                 };
                 micros.map(Val::Long).ok_or_else(|| out_of_range(path, value, "timestamp"))
             }
@@ -304,7 +336,10 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
             return Some(naive.and_utc().timestamp_micros());
         }
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc().timestamp_micros())
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc().timestamp_micros())
 }
 
 /// Parses decimal text (`-12.5`, `1e3`) into an unscaled integer of the given scale. Refuses

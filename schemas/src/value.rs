@@ -55,17 +55,26 @@ pub(crate) fn build_array(data_type: &DataType, vals: &[&Val]) -> Result<ArrayRe
         DataType::Boolean => {
             Arc::new(vals.iter().map(|v| if let Val::Bool(b) = v { Some(*b) } else { None }).collect::<BooleanArray>())
         }
-        DataType::Int32 => Arc::new(primitive::<Int32Type, _>(vals, |v| if let Val::Int(x) = v { Some(*x) } else { None })),
-        DataType::Int64 => Arc::new(primitive::<Int64Type, _>(vals, |v| if let Val::Long(x) = v { Some(*x) } else { None })),
+        DataType::Int32 => {
+            Arc::new(primitive::<Int32Type, _>(vals, |v| if let Val::Int(x) = v { Some(*x) } else { None }))
+        }
+        DataType::Int64 => {
+            Arc::new(primitive::<Int64Type, _>(vals, |v| if let Val::Long(x) = v { Some(*x) } else { None }))
+        }
         DataType::Float32 => {
             Arc::new(primitive::<Float32Type, _>(vals, |v| if let Val::Float(x) = v { Some(*x) } else { None }))
         }
         DataType::Float64 => {
             Arc::new(primitive::<Float64Type, _>(vals, |v| if let Val::Double(x) = v { Some(*x) } else { None }))
         }
-        DataType::Date32 => Arc::new(primitive::<Date32Type, _>(vals, |v| if let Val::Int(x) = v { Some(*x) } else { None })),
+        DataType::Date32 => {
+            Arc::new(primitive::<Date32Type, _>(vals, |v| if let Val::Int(x) = v { Some(*x) } else { None }))
+        }
         DataType::Time64(TimeUnit::Microsecond) => {
-            Arc::new(primitive::<Time64MicrosecondType, _>(vals, |v| if let Val::Long(x) = v { Some(*x) } else { None }))
+            Arc::new(primitive::<Time64MicrosecondType, _>(
+                vals,
+                |v| if let Val::Long(x) = v { Some(*x) } else { None },
+            ))
         }
         DataType::Timestamp(TimeUnit::Microsecond, tz) => Arc::new(
             primitive::<TimestampMicrosecondType, _>(vals, |v| if let Val::Long(x) = v { Some(*x) } else { None })

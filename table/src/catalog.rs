@@ -113,7 +113,13 @@ impl Catalog {
                 .map_err(|e| Error::Config(format!("catalog.warehouse: cannot create {path}: {e}")))?;
         }
         let catalog = Catalog {
-            inner: Arc::new(Inner { pool, postgres, config: config.clone(), warehouse, file_io: storage::file_io(config) }),
+            inner: Arc::new(Inner {
+                pool,
+                postgres,
+                config: config.clone(),
+                warehouse,
+                file_io: storage::file_io(config),
+            }),
         };
         catalog.ensure_layout().await?;
         Ok(catalog)
@@ -210,8 +216,9 @@ impl Catalog {
         match row {
             None => Ok(None),
             Some(row) => {
-                let location: Option<String> =
-                    row.try_get(0).map_err(Error::catalog(format!("read metadata_location of {}", display_ident(ident))))?;
+                let location: Option<String> = row
+                    .try_get(0)
+                    .map_err(Error::catalog(format!("read metadata_location of {}", display_ident(ident))))?;
                 Ok(location)
             }
         }
@@ -315,7 +322,8 @@ impl Catalog {
 
     /// Removes a table from the catalog (its files stay). Used by tests and tooling.
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
-        let sql = self.sql("DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?");
+        let sql =
+            self.sql("DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?");
         sqlx::query(&sql)
             .bind(self.name())
             .bind(ident.namespace().join("."))

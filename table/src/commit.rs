@@ -10,12 +10,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata,
-    UNASSIGNED_SEQUENCE_NUMBER,
+    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
 };
-use iceberg::MetadataLocation;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -174,9 +173,13 @@ impl Catalog {
         let spec = base.metadata.default_partition_spec();
         let path = format!("{}/metadata/{}-m0.avro", base.metadata.location(), uuid::Uuid::now_v7());
         let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-        let mut writer =
-            ManifestWriterBuilder::new(output, Some(snapshot_id), base.metadata.current_schema().clone(), spec.as_ref().clone())
-                .build_v2_data();
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            base.metadata.current_schema().clone(),
+            spec.as_ref().clone(),
+        )
+        .build_v2_data();
         for file in data_files {
             if file.content_type() != DataContentType::Data {
                 return Err(Error::Metadata { table: base.name(), message: "append takes data files only".into() });
@@ -207,18 +210,13 @@ impl Catalog {
         };
         let sequence_number = metadata.next_sequence_number();
         let location = metadata.location();
-        let manifest_list = format!(
-            "{location}/metadata/snap-{snapshot_id}-{attempt}-{}.avro",
-            uuid::Uuid::now_v7()
-        );
-        let output = self.file_io().new_output(&manifest_list).map_err(Error::iceberg(format!("create {manifest_list}")))?;
+        let manifest_list = format!("{location}/metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::now_v7());
+        let output =
+            self.file_io().new_output(&manifest_list).map_err(Error::iceberg(format!("create {manifest_list}")))?;
         let sink = output.writer().await.map_err(Error::iceberg(format!("open {manifest_list}")))?;
-        let mut writer =
-            ManifestListWriter::v2(sink, snapshot_id, parent.map(|p| p.snapshot_id()), sequence_number);
+        let mut writer = ManifestListWriter::v2(sink, snapshot_id, parent.map(|p| p.snapshot_id()), sequence_number);
         let all: Vec<ManifestFile> = added.iter().cloned().chain(existing).collect();
-        writer
-            .add_manifests(all.clone().into_iter())
-            .map_err(Error::iceberg(format!("write {manifest_list}")))?;
+        writer.add_manifests(all.clone().into_iter()).map_err(Error::iceberg(format!("write {manifest_list}")))?;
         writer.close().await.map_err(Error::iceberg(format!("close {manifest_list}")))?;
 
         let summary = build_summary(pending, base_summary, &all, parent.map(|p| p.summary()));
@@ -257,7 +255,8 @@ impl Catalog {
             .read()
             .await
             .map_err(Error::iceberg(format!("read {path}")))?;
-        ManifestList::parse_with_version(&bytes, metadata.format_version()).map_err(Error::iceberg(format!("parse {path}")))
+        ManifestList::parse_with_version(&bytes, metadata.format_version())
+            .map_err(Error::iceberg(format!("parse {path}")))
     }
 }
 
@@ -312,7 +311,8 @@ fn build_summary(
         "total-records".into(),
         count(|m| m.added_rows_count.unwrap_or(0) + m.existing_rows_count.unwrap_or(0)).to_string(),
     );
-    let parent_prop = |key: &str| parent.and_then(|s| s.additional_properties.get(key)).and_then(|v| v.parse::<u64>().ok());
+    let parent_prop =
+        |key: &str| parent.and_then(|s| s.additional_properties.get(key)).and_then(|v| v.parse::<u64>().ok());
     if let Some(size) = parent_prop("total-files-size").or(parent.is_none().then_some(0)) {
         props.insert("total-files-size".into(), (size + added_size).to_string());
     }

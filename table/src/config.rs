@@ -47,7 +47,10 @@ impl Default for CatalogConfig {
 impl CatalogConfig {
     /// Checks the settings without connecting.
     pub fn validate(&self) -> Result<()> {
-        if !(self.uri.starts_with("sqlite:") || self.uri.starts_with("postgres://") || self.uri.starts_with("postgresql://")) {
+        if !(self.uri.starts_with("sqlite:")
+            || self.uri.starts_with("postgres://")
+            || self.uri.starts_with("postgresql://"))
+        {
             return Err(Error::Config(format!(
                 "catalog.uri = {:?}: use `sqlite:<path>` or `postgres://user:password@host:port/database`",
                 self.uri

@@ -42,7 +42,9 @@ pub enum Error {
     Rejected { table: String, reason: String },
 
     /// The compare-and-swap kept failing because other commits kept landing.
-    #[error("commit to {table} gave up after {attempts} conflicting attempts; other processes commit too often, raise commit.retry.num-retries")]
+    #[error(
+        "commit to {table} gave up after {attempts} conflicting attempts; other processes commit too often, raise commit.retry.num-retries"
+    )]
     ConflictRetriesExhausted { table: String, attempts: u32 },
 
     /// A table's metadata holds something we cannot interpret.
@@ -56,10 +58,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Catalog { .. } | Error::ConflictRetriesExhausted { .. } => true,
-            Error::Iceberg { source, .. } => !matches!(
-                source.kind(),
-                iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported
-            ),
+            Error::Iceberg { source, .. } => {
+                !matches!(source.kind(), iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported)
+            }
             _ => false,
         }
     }

@@ -10,9 +10,7 @@ use crate::{CatalogConfig, Error, Result};
 
 /// Builds the FileIO for a catalog: the scheme of each path picks the backend (file, s3, memory).
 pub fn file_io(config: &CatalogConfig) -> FileIO {
-    FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new()))
-        .with_props(config.storage.iter())
-        .build()
+    FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new())).with_props(config.storage.iter()).build()
 }
 
 /// Turns a user-given location into the canonical form we store: local paths become absolute

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use iceberg::spec::Schema;
 use icefall_schemas::declare::{FieldDecl, schema_from_decls};
 use icefall_schemas::json::EpochUnit;
 use icefall_table::CatalogConfig;
 use icefall_table::create::TableLayout;
-use iceberg::spec::Schema;
 use serde::Deserialize;
 
 use crate::{Error, Result};
@@ -137,8 +137,8 @@ const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
 impl Config {
     /// Reads, interpolates `${VAR}`s, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
         let mut config = Self::parse(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for pipeline in &mut config.pipelines {
@@ -218,9 +218,7 @@ impl Config {
                 return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));
             }
             if p.file_format == FileFormat::Orc {
-                return Err(Error::Config(format!(
-                    "{at}.file_format = \"orc\" is not supported yet: use \"parquet\""
-                )));
+                return Err(Error::Config(format!("{at}.file_format = \"orc\" is not supported yet: use \"parquet\"")));
             }
             if p.schema.is_empty() == p.schema_file.is_none() {
                 return Err(Error::Config(format!("{at}: set exactly one of `schema` or `schema_file`")));
@@ -263,9 +261,7 @@ impl PipelineConfig {
             partition: self.partition.clone(),
             properties: self.table_properties.clone().into_iter().collect(),
         };
-        layout
-            .partition_spec()
-            .map_err(|e| Error::Config(format!("pipelines[{}].partition: {e}", self.name)))?;
+        layout.partition_spec().map_err(|e| Error::Config(format!("pipelines[{}].partition: {e}", self.name)))?;
         Ok(layout)
     }
 
@@ -294,12 +290,11 @@ pub fn interpolate_env(text: &str) -> Result<String> {
             continue;
         }
         out.push_str(&rest[..i]);
-        let end = rest[i..]
-            .find('}')
-            .ok_or_else(|| Error::Config("an unterminated ${ in the config file".into()))?;
+        let end = rest[i..].find('}').ok_or_else(|| Error::Config("an unterminated ${ in the config file".into()))?;
         let name = &rest[i + 2..i + end];
-        let value = std::env::var(name)
-            .map_err(|_| Error::Config(format!("the config references ${{{name}}}, but that environment variable is not set")))?;
+        let value = std::env::var(name).map_err(|_| {
+            Error::Config(format!("the config references ${{{name}}}, but that environment variable is not set"))
+        })?;
         out.push_str(&value);
         rest = &rest[i + end + 1..];
     }

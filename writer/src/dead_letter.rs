@@ -57,7 +57,12 @@ pub fn layout() -> TableLayout {
         field("key", "binary", false, "raw record key"),
         field("value", "binary", false, "raw record value"),
         field("error", "string", true, "why the record could not be decoded"),
-        field("error_kind", "string", true, "class of the error: not_json, missing_field, wrong_type, out_of_range, empty"),
+        field(
+            "error_kind",
+            "string",
+            true,
+            "class of the error: not_json, missing_field, wrong_type, out_of_range, empty",
+        ),
         field("ingested_at", "timestamptz", true, "when the writer dead-lettered the record"),
     ]);
     TableLayout {

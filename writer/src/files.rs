@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use iceberg::arrow::RecordBatchPartitionSplitter;
+use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, DataFileFormat, TableMetadata};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -13,7 +14,6 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
-use iceberg::io::FileIO;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -34,7 +34,12 @@ pub struct TableFiles {
 }
 
 impl TableFiles {
-    pub fn new(table: String, metadata: Arc<TableMetadata>, file_io: FileIO, target_file_size: Option<u64>) -> Result<Self> {
+    pub fn new(
+        table: String,
+        metadata: Arc<TableMetadata>,
+        file_io: FileIO,
+        target_file_size: Option<u64>,
+    ) -> Result<Self> {
         let props = metadata.properties();
         let target_file_size = target_file_size
             .or_else(|| props.get("write.target-file-size-bytes").and_then(|v| v.parse().ok()))
@@ -70,8 +75,8 @@ impl TableFiles {
         let inner = if spec.is_unpartitioned() {
             Inner::Unpartitioned(UnpartitionedWriter::new(builder))
         } else {
-            let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)
-                .map_err(|e| self.error(e))?;
+            let splitter =
+                RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec).map_err(|e| self.error(e))?;
             Inner::Partitioned { splitter, writer: FanoutWriter::new(builder) }
         };
         Ok(FileSetWriter { table: self.table.clone(), inner, rows: 0 })
@@ -129,7 +134,9 @@ impl FileSetWriter {
 }
 
 /// Parquet settings from the table's `write.parquet.*` properties; zstd by default.
-fn parquet_properties(props: &std::collections::HashMap<String, String>) -> std::result::Result<WriterProperties, String> {
+fn parquet_properties(
+    props: &std::collections::HashMap<String, String>,
+) -> std::result::Result<WriterProperties, String> {
     let level: Option<i32> = match props.get("write.parquet.compression-level") {
         Some(v) => Some(v.parse().map_err(|_| format!("write.parquet.compression-level = {v:?} is not a number"))?),
         None => None,
@@ -138,7 +145,11 @@ fn parquet_properties(props: &std::collections::HashMap<String, String>) -> std:
     let compression = match codec.as_deref().unwrap_or("zstd") {
         "zstd" => Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(3)).map_err(|e| e.to_string())?),
         "uncompressed" | "none" => Compression::UNCOMPRESSED,
-        other => return Err(format!("write.parquet.compression-codec = {other:?} is not supported; use zstd or uncompressed")),
+        other => {
+            return Err(format!(
+                "write.parquet.compression-codec = {other:?} is not supported; use zstd or uncompressed"
+            ));
+        }
     };
     let mut builder = WriterProperties::builder().set_compression(compression);
     if let Some(v) = props.get("write.parquet.row-group-limit").and_then(|v| v.parse().ok()) {

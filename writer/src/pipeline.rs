@@ -79,7 +79,13 @@ async fn load_or_create(
 }
 
 impl Pipeline {
-    pub async fn start(config: &Config, p: &PipelineConfig, catalog: Catalog, instance: &str, shutdown: watch::Receiver<bool>) -> Result<Self> {
+    pub async fn start(
+        config: &Config,
+        p: &PipelineConfig,
+        catalog: Catalog,
+        instance: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self> {
         let ident = parse_ident(&p.table)?;
         let table = load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?;
         let dlq_ident = parse_ident(&p.dead_letter_table())?;
@@ -88,7 +94,8 @@ impl Pipeline {
         let schema = table.metadata.current_schema().clone();
         warn_on_schema_drift(p, &schema);
         let decoder = Arc::new(JsonDecoder::new(schema, JsonOptions { epoch_unit: p.epoch_unit })?);
-        let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), p.target_file_size_bytes)?;
+        let files =
+            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), p.target_file_size_bytes)?;
         let pool = WriterPool::start(p.writer_count(), decoder, files, instance, 1);
         let committer = Committer {
             catalog: catalog.clone(),
@@ -297,7 +304,11 @@ impl Pipeline {
         loop {
             match self.committer.commit(checkpoint, &pending).await {
                 Ok(outcome) => {
-                    tracing::debug!(snapshot_id = outcome.snapshot_id, attempts = outcome.attempts, "table commit landed");
+                    tracing::debug!(
+                        snapshot_id = outcome.snapshot_id,
+                        attempts = outcome.attempts,
+                        "table commit landed"
+                    );
                     return Ok(true);
                 }
                 Err(Error::Table(icefall_table::Error::Rejected { reason, .. })) => {

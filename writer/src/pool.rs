@@ -25,7 +25,10 @@ pub struct WrittenFiles {
 enum Command {
     Write(Vec<SourceRecord>),
     /// Close all files; the next files belong to checkpoint `next_checkpoint`.
-    Close { next_checkpoint: u64, reply: oneshot::Sender<Result<WrittenFiles>> },
+    Close {
+        next_checkpoint: u64,
+        reply: oneshot::Sender<Result<WrittenFiles>>,
+    },
 }
 
 pub struct WriterPool {
@@ -36,7 +39,13 @@ pub struct WriterPool {
 
 impl WriterPool {
     /// Starts `count` writers. `instance` makes file names unique per process start.
-    pub fn start(count: usize, decoder: Arc<JsonDecoder>, files: TableFiles, instance: &str, first_checkpoint: u64) -> Self {
+    pub fn start(
+        count: usize,
+        decoder: Arc<JsonDecoder>,
+        files: TableFiles,
+        instance: &str,
+        first_checkpoint: u64,
+    ) -> Self {
         let mut senders = Vec::with_capacity(count);
         let mut tasks = Vec::with_capacity(count);
         for index in 0..count {

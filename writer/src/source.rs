@@ -45,9 +45,15 @@ pub enum SourceEvent {
     /// These partitions are now consumed from the given positions: `Some(offset)` = the
     /// table's offset, `None` = the table has none (started per `auto.offset.reset`).
     /// `replace` = this is the whole assignment (previous positions are void).
-    Assigned { epoch: u64, partitions: Vec<(TopicPartition, Option<i64>)>, replace: bool },
+    Assigned {
+        epoch: u64,
+        partitions: Vec<(TopicPartition, Option<i64>)>,
+        replace: bool,
+    },
     /// These partitions are no longer ours.
-    Revoked { partitions: Vec<TopicPartition> },
+    Revoked {
+        partitions: Vec<TopicPartition>,
+    },
 }
 
 /// What the pipeline asks of the source.
@@ -55,7 +61,9 @@ pub enum SourceEvent {
 pub enum SourceCommand {
     /// Re-position every assigned partition at the table's offsets and answer with
     /// `Assigned { epoch, replace: true }`.
-    Reseek { epoch: u64 },
+    Reseek {
+        epoch: u64,
+    },
     /// Advisory: store these offsets in the consumer group so lag tools see progress.
     CommitGroupOffsets(OffsetMap),
     Stop,

@@ -41,7 +41,9 @@ pub async fn validate(config: &Config) -> Result<Vec<String>> {
     report.push(format!("kafka: ok ({} broker(s))", metadata.brokers().len()));
     for topic in topics {
         match metadata.topics().iter().find(|t| t.name() == topic) {
-            Some(t) if t.error().is_none() => report.push(format!("topic {topic}: {} partition(s)", t.partitions().len())),
+            Some(t) if t.error().is_none() => {
+                report.push(format!("topic {topic}: {} partition(s)", t.partitions().len()))
+            }
             _ => {
                 return Err(Error::Config(format!(
                     "topic {topic:?} does not exist on {}: create it or fix pipelines.topics",

@@ -37,7 +37,6 @@ enum Cli {
     },
 }
 
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     match Cli::parse() {

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Decimal128Type, Int32Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::Array;
 
 use super::*;
 use crate::declare::{FieldDecl, schema_from_decls};
@@ -111,7 +111,10 @@ fn decodes_nested_structs_lists_and_maps_with_non_string_keys() {
 
 #[test]
 fn bad_records_are_reported_one_by_one_with_reasons() {
-    let d = decoder(&[decl("id", "long", true), decl("n", "int", false), decl("amount", "decimal(5,2)", false)], EpochUnit::Millis);
+    let d = decoder(
+        &[decl("id", "long", true), decl("n", "int", false), decl("amount", "decimal(5,2)", false)],
+        EpochUnit::Millis,
+    );
     let out = d
         .decode([
             Some(&br#"{"id": 1}"#[..]),
@@ -128,7 +131,19 @@ fn bad_records_are_reported_one_by_one_with_reasons() {
         .expect("decode");
     assert_eq!(out.rows, vec![0, 9]);
     let kinds: Vec<&str> = out.errors.iter().map(|(_, e)| e.kind).collect();
-    assert_eq!(kinds, vec!["not_json", "missing_field", "wrong_type", "out_of_range", "wrong_type", "empty", "out_of_range", "out_of_range"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "not_json",
+            "missing_field",
+            "wrong_type",
+            "out_of_range",
+            "wrong_type",
+            "empty",
+            "out_of_range",
+            "out_of_range"
+        ]
+    );
     assert!(out.errors[2].1.message.contains("id: expected an integer"), "{}", out.errors[2].1);
 }
 

@@ -34,13 +34,22 @@ fn expect_error(text: &str, needle: &str) {
 
 #[test]
 fn bad_configs_fail_naming_the_key() {
-    expect_error(&MINIMAL.replace("checkpoint_interval = \"5s\"", "checkpoint_interval = \"5ms\""), "checkpoint_interval");
+    expect_error(
+        &MINIMAL.replace("checkpoint_interval = \"5s\"", "checkpoint_interval = \"5ms\""),
+        "checkpoint_interval",
+    );
     expect_error(&MINIMAL.replace("table = \"analytics.events\"", "table = \"events\""), "pipelines[events].table");
     expect_error(&MINIMAL.replace("day(ts)", "day(nope)"), "pipelines[events].partition");
     expect_error(&MINIMAL.replace("type = \"long\"", "type = \"lng\""), "pipelines[events].schema");
-    expect_error(&MINIMAL.replace("[kafka]", "[kafka]\nproperties = { \"enable.auto.commit\" = \"true\" }"), "enable.auto.commit");
+    expect_error(
+        &MINIMAL.replace("[kafka]", "[kafka]\nproperties = { \"enable.auto.commit\" = \"true\" }"),
+        "enable.auto.commit",
+    );
     expect_error(&MINIMAL.replace("name = \"events\"", "name = \"events\"\ntopcs = [\"x\"]"), "unknown field `topcs`");
-    expect_error(&MINIMAL.replace("brokers = \"127.0.0.1:9092\"", "brokers = \"${ICEFALL_TEST_UNSET_VAR}\""), "ICEFALL_TEST_UNSET_VAR");
+    expect_error(
+        &MINIMAL.replace("brokers = \"127.0.0.1:9092\"", "brokers = \"${ICEFALL_TEST_UNSET_VAR}\""),
+        "ICEFALL_TEST_UNSET_VAR",
+    );
 }
 
 #[test]
