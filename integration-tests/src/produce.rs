@@ -69,3 +69,23 @@ pub fn event_json(id: i64) -> String {
         id % 180
     )
 }
+
+/// Offsets a consumer group has committed for partitions `0..partitions` of a topic.
+pub fn group_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> Landed {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}

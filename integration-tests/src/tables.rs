@@ -52,6 +52,16 @@ pub async fn offsets(catalog: &Catalog, table: &str) -> OffsetMap {
     }
 }
 
+/// `icefall.writer-instance` of every snapshot still in the table's metadata.
+pub async fn writer_instances(catalog: &Catalog, table: &str) -> std::collections::BTreeSet<String> {
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    loaded
+        .metadata
+        .snapshots()
+        .filter_map(|s| s.summary().additional_properties.get(icefall_table::offsets::WRITER_INSTANCE).cloned())
+        .collect()
+}
+
 /// Waits until the table's offsets for `topic` reach `expected` (partition → next offset).
 pub async fn wait_for_offsets(
     catalog: &Catalog,

@@ -66,6 +66,9 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
     // The summary's offsets are the partitions' high watermarks.
     let offsets = tables::offsets(&catalog, &s.table).await;
     assert_eq!(offsets.get(&s.topic), Some(&landed));
+    // The consumer group got the same offsets after the table commit (for lag tools).
+    let group = icefall_integration_tests::produce::group_offsets(&s.broker.bootstrap(), "it.events", &s.topic, PARTITIONS);
+    assert_eq!(group, landed);
     // PyIceberg reads the same table through the same catalog.
     let report = tables::pyiceberg_report(&s.dir, &s.table);
     assert_eq!(report["rows"], n);
@@ -80,53 +83,69 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let (s, config) = setup("crash", "1s");
-    let total = 60_000i64;
+    let stop_producing = Arc::new(AtomicBool::new(false));
     let produced = Arc::new(AtomicI64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
     let landed = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    // The producer keeps going for the whole kill loop, so every writer has data to commit.
     let producer_thread = {
         let (bootstrap, topic) = (s.broker.bootstrap(), s.topic.clone());
-        let (produced, done, landed) = (produced.clone(), done.clone(), landed.clone());
+        let (stop, produced, landed) = (stop_producing.clone(), produced.clone(), landed.clone());
         std::thread::spawn(move || {
             let producer = TestProducer::new(&bootstrap, &topic);
             let mut local = BTreeMap::new();
             let mut id = 0;
-            while id < total {
-                let next = (id + 2_000).min(total);
-                produce_range(&producer, id, next, &mut local);
-                id = next;
+            while !stop.load(Ordering::SeqCst) {
+                produce_range(&producer, id, id + 500, &mut local);
+                id += 500;
                 produced.store(id, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(150));
+                std::thread::sleep(Duration::from_millis(200));
             }
             *landed.lock().expect("lock") = local;
-            done.store(true, Ordering::SeqCst);
         })
     };
 
+    let catalog = tables::catalog(&s.dir).await;
     let mut rng = Lcg::new(7);
-    let mut kills = 0;
     let started = Instant::now();
-    while kills < 12 || !done.load(Ordering::SeqCst) {
+    let kills = 12;
+    for round in 0..kills {
+        let committed_before = match catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await {
+            Ok(_) => tables::writer_instances(&catalog, &s.table).await.len(),
+            Err(_) => 0,
+        };
         let mut writer = WriterProcess::start(&config, "writer");
-        // Sometimes right at start-up (during assignment), sometimes mid-checkpoint.
-        std::thread::sleep(Duration::from_millis(rng.range(300, 3_500)));
+        // Every other round: kill at a random moment after this instance's first commit, so the
+        // kill lands between or inside checkpoints (one per second). Otherwise: anywhere,
+        // including start-up and partition assignment.
+        if round % 2 == 0 {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while tables::writer_instances(&catalog, &s.table).await.len() <= committed_before {
+                assert!(Instant::now() < deadline, "the writer never committed; see {}", writer.log.display());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.range(0, 2_500))).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(rng.range(200, 5_000))).await;
+        }
         assert!(writer.is_running(), "the writer died by itself; see {}", writer.log.display());
         writer.kill9();
-        kills += 1;
         assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
     }
+    stop_producing.store(true, Ordering::SeqCst);
     producer_thread.join().expect("producer");
     let landed = landed.lock().expect("lock").clone();
+    let total = produced.load(Ordering::SeqCst);
 
     let writer = WriterProcess::start(&config, "writer");
-    let catalog = tables::catalog(&s.dir).await;
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
     assert!(writer.stop(Duration::from_secs(60)).success());
 
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, total);
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
-    eprintln!("{kills} kills; {} rows exactly once", ids.len());
+    let instances = tables::writer_instances(&catalog, &s.table).await;
+    assert!(instances.len() > kills / 2, "only {} writer instances committed anything", instances.len());
+    eprintln!("{kills} kills; {} committing instances; {} rows exactly once", instances.len(), ids.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

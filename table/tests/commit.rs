@@ -1,0 +1,138 @@
+//! The commit path against a real SQLite catalog and local files in a temp dir.
+
+use std::collections::HashMap;
+
+use iceberg::spec::{DataContentType, DataFile, DataFileBuilder, DataFileFormat, NestedField, PrimitiveType, Schema, Type};
+use icefall_table::catalog::parse_ident;
+use icefall_table::create::TableLayout;
+use icefall_table::offsets::{self, OffsetMap, committed_offsets, main_ancestry};
+use icefall_table::{Catalog, CatalogConfig, Error, PendingCommit, RetryPolicy};
+
+async fn catalog(dir: &std::path::Path) -> Catalog {
+    Catalog::connect(&CatalogConfig {
+        uri: format!("sqlite:{}/catalog.db", dir.display()),
+        name: "test".into(),
+        warehouse: format!("{}/warehouse", dir.display()),
+        storage: Default::default(),
+    })
+    .await
+    .expect("connect")
+}
+
+fn layout() -> TableLayout {
+    let schema = Schema::builder()
+        .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
+        .build()
+        .expect("schema");
+    TableLayout { schema, partition: vec![], properties: HashMap::new() }
+}
+
+fn data_file(name: &str, rows: u64) -> DataFile {
+    DataFileBuilder::default()
+        .content(DataContentType::Data)
+        .file_path(format!("file:///nowhere/{name}.parquet"))
+        .file_format(DataFileFormat::Parquet)
+        .record_count(rows)
+        .file_size_in_bytes(100 * rows)
+        .partition_spec_id(0)
+        .build()
+        .expect("data file")
+}
+
+fn with_offsets(partition: i32, offset: i64) -> impl Fn(&iceberg::spec::TableMetadata) -> Result<HashMap<String, String>, String> {
+    move |metadata| {
+        let mut map: OffsetMap = committed_offsets(metadata).map_err(|e| e.to_string())?;
+        map.entry("t".into()).or_default().insert(partition, offset);
+        Ok(HashMap::from([(offsets::OFFSETS.to_string(), offsets::encode(&map))]))
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_rebase_and_both_land() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.events").expect("ident");
+    let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
+
+    // Both commits start from the same base: the second must rebase onto the first.
+    let first = PendingCommit::append(vec![data_file("a", 10)], HashMap::new());
+    let second = PendingCommit::append(vec![data_file("b", 5)], HashMap::new());
+    let policy = RetryPolicy::default();
+    let one = catalog.commit(base.clone(), &first, with_offsets(0, 10), &policy).await.expect("first");
+    let two = catalog.commit(base, &second, with_offsets(1, 5), &policy).await.expect("second");
+    assert_eq!(one.attempts, 1);
+    assert_eq!(two.attempts, 2, "the second commit conflicted once and rebased");
+
+    let table = catalog.load(&ident).await.expect("load");
+    let chain: Vec<_> = main_ancestry(&table.metadata).collect();
+    assert_eq!(chain.len(), 2);
+    assert_eq!(chain[0].parent_snapshot_id(), Some(chain[1].snapshot_id()));
+    assert!(chain[0].sequence_number() > chain[1].sequence_number());
+    let summary = &chain[0].summary().additional_properties;
+    assert_eq!(summary.get("total-records").map(String::as_str), Some("15"));
+    assert_eq!(summary.get("total-data-files").map(String::as_str), Some("2"));
+    // The rebased commit merged its offsets into the map of the base it landed on.
+    let offsets = committed_offsets(&table.metadata).expect("offsets");
+    assert_eq!(offsets["t"].get(&0), Some(&10));
+    assert_eq!(offsets["t"].get(&1), Some(&5));
+    // Both files are live in the current snapshot.
+    let list = catalog.manifest_list(&table.metadata, chain[0]).await.expect("manifest list");
+    let mut paths = Vec::new();
+    for manifest in list.entries() {
+        let m = manifest.load_manifest(catalog.file_io()).await.expect("manifest");
+        paths.extend(m.entries().iter().map(|e| e.data_file().file_path().to_string()));
+    }
+    paths.sort();
+    assert_eq!(paths, vec!["file:///nowhere/a.parquet", "file:///nowhere/b.parquet"]);
+}
+
+#[tokio::test]
+async fn a_failed_requirement_rejects_without_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.events").expect("ident");
+    let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
+    let pending = PendingCommit::append(vec![data_file("a", 1)], HashMap::new());
+    let err = catalog
+        .commit(base, &pending, |_| Err("fenced".to_string()), &RetryPolicy::default())
+        .await
+        .expect_err("rejected");
+    assert!(matches!(err, Error::Rejected { ref reason, .. } if reason == "fenced"), "{err}");
+    assert!(!err.is_retryable());
+    let table = catalog.load(&ident).await.expect("load");
+    assert_eq!(table.metadata.snapshots().count(), 0);
+}
+
+#[tokio::test]
+async fn a_commit_that_already_landed_is_recognised_by_its_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.events").expect("ident");
+    let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
+    let pending = PendingCommit::append(vec![data_file("a", 1)], HashMap::new());
+    let policy = RetryPolicy::default();
+    let landed = catalog.commit(base.clone(), &pending, with_offsets(0, 1), &policy).await.expect("commit");
+    // A retry after an unknown outcome, from the stale base: no second snapshot.
+    let again = catalog.commit(base, &pending, with_offsets(0, 1), &policy).await.expect("retry");
+    assert!(again.already_committed);
+    assert_eq!(again.snapshot_id, landed.snapshot_id);
+    let table = catalog.load(&ident).await.expect("load");
+    assert_eq!(table.metadata.snapshots().count(), 1);
+}
+
+#[tokio::test]
+async fn creating_twice_loads_the_existing_table_and_partition_specs_bind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.events").expect("ident");
+    let mut layout = layout();
+    layout.partition = vec!["bucket(8, id)".into()];
+    let a = catalog.load_or_create(&ident, &layout).await.expect("create");
+    let b = catalog.load_or_create(&ident, &layout).await.expect("load");
+    assert_eq!(a.metadata_location, b.metadata_location);
+    let spec = a.metadata.default_partition_spec();
+    assert_eq!(spec.fields()[0].name, "id_bucket");
+    assert_eq!(a.metadata.properties().get("write.parquet.compression-codec").map(String::as_str), Some("zstd"));
+    assert_eq!(catalog.list_tables(ident.namespace()).await.expect("list"), vec![ident.clone()]);
+    assert!(matches!(catalog.load(&parse_ident("ns.nope").expect("ident")).await, Err(Error::TableNotFound(_))));
+}
