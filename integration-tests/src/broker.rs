@@ -46,6 +46,15 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Freezes the broker (SIGSTOP): an outage that keeps its in-memory data.
+    pub fn pause(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    pub fn resume(&self) {
+        signal(self.child.id(), "-CONT");
+    }
+
     pub fn create_topic(&self, name: &str, partitions: u32) {
         let status = Command::new(tools_dir().join("bin/tansu"))
             .args([
@@ -73,4 +82,9 @@ impl Drop for Broker {
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
 }

@@ -16,8 +16,13 @@ use icefall_table::{Catalog, CatalogConfig};
 use crate::tools_dir;
 
 pub async fn catalog(dir: &Path) -> Catalog {
+    catalog_at(&format!("sqlite:{}/catalog.db", dir.display()), dir).await
+}
+
+/// A catalog on any database, with the warehouse in `dir`.
+pub async fn catalog_at(uri: &str, dir: &Path) -> Catalog {
     let config = CatalogConfig {
-        uri: format!("sqlite:{}/catalog.db", dir.display()),
+        uri: uri.to_string(),
         name: "icefall".into(),
         warehouse: format!("{}/warehouse", dir.display()),
         storage: Default::default(),
@@ -52,9 +57,12 @@ pub async fn offsets(catalog: &Catalog, table: &str) -> OffsetMap {
     }
 }
 
-/// `icefall.writer-instance` of every snapshot still in the table's metadata.
+/// `icefall.writer-instance` of every snapshot still in the table's metadata (none before the
+/// table exists).
 pub async fn writer_instances(catalog: &Catalog, table: &str) -> std::collections::BTreeSet<String> {
-    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let Ok(loaded) = catalog.load(&parse_ident(table).expect("ident")).await else {
+        return Default::default();
+    };
     loaded
         .metadata
         .snapshots()

@@ -21,6 +21,8 @@ pub struct PipelineSpec<'a> {
     pub table: &'a str,
     pub checkpoint: &'a str,
     pub writers: usize,
+    /// Catalog database; `None` = SQLite in `dir`.
+    pub catalog_uri: Option<String>,
 }
 
 /// Writes a config for the standard test events (see `produce::event_json`) into `dir`.
@@ -29,7 +31,7 @@ pub fn events_pipeline(dir: &Path, spec: &PipelineSpec<'_>) -> PathBuf {
         r#"writer_id = "test-writer"
 
 [catalog]
-uri = "sqlite:{dir}/catalog.db"
+uri = "{catalog_uri}"
 name = "icefall"
 warehouse = "{dir}/warehouse"
 
@@ -55,6 +57,7 @@ schema = [
 ]
 "#,
         dir = dir.display(),
+        catalog_uri = spec.catalog_uri.clone().unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display())),
         bootstrap = spec.bootstrap,
         topic = spec.topic,
         table = spec.table,
