@@ -42,7 +42,14 @@ fn setup(name: &str, checkpoint: &str) -> (Setup, std::path::PathBuf) {
     let table = format!("{}.events", unique("ns"));
     let config = events_pipeline(
         &dir,
-        &PipelineSpec { bootstrap: &broker.bootstrap(), topic: &topic, table: &table, checkpoint, writers: 2, catalog_uri: None },
+        &PipelineSpec {
+            bootstrap: &broker.bootstrap(),
+            topic: &topic,
+            table: &table,
+            checkpoint,
+            writers: 2,
+            catalog_uri: None,
+        },
     );
     (Setup { _dir: tmp, dir, broker, topic, table }, config)
 }
@@ -67,7 +74,8 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
     let offsets = tables::offsets(&catalog, &s.table).await;
     assert_eq!(offsets.get(&s.topic), Some(&landed));
     // The consumer group got the same offsets after the table commit (for lag tools).
-    let group = icefall_integration_tests::produce::group_offsets(&s.broker.bootstrap(), "it.events", &s.topic, PARTITIONS);
+    let group =
+        icefall_integration_tests::produce::group_offsets(&s.broker.bootstrap(), "it.events", &s.topic, PARTITIONS);
     assert_eq!(group, landed);
     // PyIceberg reads the same table through the same catalog.
     let report = tables::pyiceberg_report(&s.dir, &s.table);

@@ -57,17 +57,21 @@ async fn postgres_catalog_with_broker_and_catalog_outages_loses_and_duplicates_n
     broker.resume();
     produce(&producer, 10_000, 15_000, &mut landed);
 
-    // Catalog outage: PostgreSQL stopped for 5 s while records keep arriving.
+    // Catalog outage: PostgreSQL stopped for 8 s while records keep arriving.
     postgres.pause();
     produce(&producer, 15_000, 20_000, &mut landed);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
     postgres.resume();
     produce(&producer, 20_000, 25_000, &mut landed);
 
     let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
     tables::wait_for_offsets(&catalog, &table, &topic, &landed, Duration::from_secs(180)).await;
+    let logs = [a.log.clone(), b.log.clone()];
     assert!(a.stop(Duration::from_secs(60)).success(), "writer a exits 0");
     assert!(b.stop(Duration::from_secs(60)).success(), "writer b exits 0");
+    // The catalog outage was felt (and ridden out) by the writers.
+    let text: String = logs.iter().map(|l| std::fs::read_to_string(l).unwrap_or_default()).collect();
+    assert!(text.contains("retrying"), "no writer retried during the catalog outage");
 
     let ids = tables::long_column(&catalog, &table, "id").await;
     assert_exactly_once(&ids, 25_000);

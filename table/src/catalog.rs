@@ -103,7 +103,8 @@ impl Catalog {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 4 } else { 1 })
-            .acquire_timeout(std::time::Duration::from_secs(30))
+            // Short: an unreachable catalog should surface as a logged, retried error quickly.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect(&url)
             .await
             .map_err(Error::catalog(format!("connect to {}", redact(&config.uri))))?;
@@ -156,32 +157,60 @@ impl Catalog {
     }
 
     async fn ensure_layout(&self) -> Result<()> {
-        let pool = &self.inner.pool;
-        sqlx::query(
+        self.idempotent_ddl(
+            "create table iceberg_tables",
             "CREATE TABLE IF NOT EXISTS iceberg_tables (catalog_name VARCHAR(255) NOT NULL, \
              table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, \
              metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000), \
              iceberg_type VARCHAR(5), PRIMARY KEY (catalog_name, table_namespace, table_name))",
         )
-        .execute(pool)
-        .await
-        .map_err(Error::catalog("create table iceberg_tables"))?;
-        sqlx::query(
+        .await?;
+        self.idempotent_ddl(
+            "create table iceberg_namespace_properties",
             "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (catalog_name VARCHAR(255) NOT NULL, \
              namespace VARCHAR(255) NOT NULL, property_key VARCHAR(255), property_value VARCHAR(1000), \
              PRIMARY KEY (catalog_name, namespace, property_key))",
         )
-        .execute(pool)
-        .await
-        .map_err(Error::catalog("create table iceberg_namespace_properties"))?;
+        .await?;
         // A database first created by Java's JdbcCatalog in the pre-V1 layout lacks this column.
+        let pool = &self.inner.pool;
         if sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").execute(pool).await.is_err() {
-            sqlx::query("ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)")
-                .execute(pool)
-                .await
-                .map_err(Error::catalog("add column iceberg_tables.iceberg_type"))?;
+            self.idempotent_ddl(
+                "add column iceberg_tables.iceberg_type",
+                "ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)",
+            )
+            .await?;
         }
         Ok(())
+    }
+
+    /// Runs DDL that is safe to repeat. PostgreSQL's `IF NOT EXISTS` is not safe against a
+    /// concurrent creator (two writers starting at once), so a failure is retried: the retry
+    /// sees the table the other process made.
+    async fn idempotent_ddl(&self, operation: &str, sql: &str) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match sqlx::query(sql).execute(&self.inner.pool).await {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 5 => {
+                    tracing::debug!(operation, error = %e, "catalog DDL raced another process; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => {
+                    // The column may have been added by the other process meanwhile.
+                    if operation.starts_with("add column")
+                        && sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0")
+                            .execute(&self.inner.pool)
+                            .await
+                            .is_ok()
+                    {
+                        return Ok(());
+                    }
+                    return Err(Error::catalog(operation)(e));
+                }
+            }
+        }
     }
 
     /// Creates the namespace if it is not there (the `exists` marker PyIceberg and Java use).

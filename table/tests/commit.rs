@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use iceberg::spec::{DataContentType, DataFile, DataFileBuilder, DataFileFormat, NestedField, PrimitiveType, Schema, Type};
+use iceberg::spec::{
+    DataContentType, DataFile, DataFileBuilder, DataFileFormat, NestedField, PrimitiveType, Schema, Type,
+};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
 use icefall_table::offsets::{self, OffsetMap, committed_offsets, main_ancestry};
@@ -39,7 +41,10 @@ fn data_file(name: &str, rows: u64) -> DataFile {
         .expect("data file")
 }
 
-fn with_offsets(partition: i32, offset: i64) -> impl Fn(&iceberg::spec::TableMetadata) -> Result<HashMap<String, String>, String> {
+fn with_offsets(
+    partition: i32,
+    offset: i64,
+) -> impl Fn(&iceberg::spec::TableMetadata) -> Result<HashMap<String, String>, String> {
     move |metadata| {
         let mut map: OffsetMap = committed_offsets(metadata).map_err(|e| e.to_string())?;
         map.entry("t".into()).or_default().insert(partition, offset);
