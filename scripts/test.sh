@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+cargo fmt --all --check
 cargo build --bins
 # Integration tests each run a broker and writer processes: two at a time fit 2 cores.
 cargo test --workspace -- --test-threads=2
+cargo clippy --workspace --all-targets -- -D warnings

@@ -53,7 +53,7 @@ pub fn schema_from_decls(fields: &[FieldDecl]) -> Result<Schema> {
     Schema::builder()
         .with_fields(out)
         .build()
-        .map_err(|e| Error::Iceberg { context: "build declared schema".into(), source: e })
+        .map_err(|e| Error::Iceberg { context: "build declared schema".into(), source: Box::new(e) })
 }
 
 struct IdAssigner(i32);

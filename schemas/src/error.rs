@@ -10,7 +10,7 @@ pub enum Error {
     Iceberg {
         context: String,
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
     #[error("schema: building Arrow columns failed: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),

@@ -77,7 +77,7 @@ impl JsonDecoder {
     pub fn new(schema: Arc<Schema>, options: JsonOptions) -> Result<Self> {
         check_supported(schema.as_struct(), "")?;
         let arrow_schema = iceberg::arrow::schema_to_arrow_schema(&schema)
-            .map_err(|e| Error::Iceberg { context: "convert table schema to Arrow".into(), source: e })?;
+            .map_err(|e| Error::Iceberg { context: "convert table schema to Arrow".into(), source: Box::new(e) })?;
         Ok(JsonDecoder { schema, arrow_schema: Arc::new(arrow_schema), options })
     }
 

@@ -16,7 +16,7 @@ pub enum Error {
     Catalog {
         operation: String,
         #[source]
-        source: sqlx::Error,
+        source: Box<sqlx::Error>,
     },
 
     /// The catalog answered, but the table does not exist.
@@ -32,7 +32,7 @@ pub enum Error {
     Iceberg {
         context: String,
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
 
     /// The caller's requirement no longer holds on the current table state (for example,
@@ -67,11 +67,11 @@ impl Error {
 
     pub(crate) fn iceberg(context: impl fmt::Display) -> impl FnOnce(iceberg::Error) -> Error {
         let context = context.to_string();
-        move |source| Error::Iceberg { context, source }
+        move |source| Error::Iceberg { context, source: Box::new(source) }
     }
 
     pub(crate) fn catalog(operation: impl fmt::Display) -> impl FnOnce(sqlx::Error) -> Error {
         let operation = operation.to_string();
-        move |source| Error::Catalog { operation, source }
+        move |source| Error::Catalog { operation, source: Box::new(source) }
     }
 }

@@ -18,7 +18,7 @@ pub enum Error {
     Kafka {
         context: String,
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
 
     /// Writing data files failed (storage).
@@ -26,7 +26,7 @@ pub enum Error {
     Write {
         table: String,
         #[source]
-        source: iceberg::Error,
+        source: Box<iceberg::Error>,
     },
 
     /// A component stopped unexpectedly (a bug or a panic in a task).
@@ -37,7 +37,7 @@ pub enum Error {
 impl Error {
     pub(crate) fn kafka(context: impl Into<String>) -> impl FnOnce(rdkafka::error::KafkaError) -> Error {
         let context = context.into();
-        move |source| Error::Kafka { context, source }
+        move |source| Error::Kafka { context, source: Box::new(source) }
     }
 
     /// Worth retrying later without any change (storage/catalog/broker briefly away).

@@ -83,7 +83,7 @@ impl TableFiles {
     }
 
     fn error(&self, source: iceberg::Error) -> Error {
-        Error::Write { table: self.table.clone(), source }
+        Error::Write { table: self.table.clone(), source: Box::new(source) }
     }
 }
 
@@ -94,6 +94,8 @@ pub struct FileSetWriter {
     rows: u64,
 }
 
+// One per writer per checkpoint: the size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Unpartitioned(UnpartitionedWriter<Builder>),
     Partitioned { splitter: RecordBatchPartitionSplitter, writer: FanoutWriter<Builder> },
@@ -106,7 +108,7 @@ impl FileSetWriter {
         }
         self.rows += batch.num_rows() as u64;
         let table = &self.table;
-        let err = |source| Error::Write { table: table.clone(), source };
+        let err = |source| Error::Write { table: table.clone(), source: Box::new(source) };
         match &mut self.inner {
             Inner::Unpartitioned(w) => w.write(batch).await.map_err(err),
             Inner::Partitioned { splitter, writer } => {
@@ -125,7 +127,7 @@ impl FileSetWriter {
     /// Closes every open file and returns them as Iceberg data files.
     pub async fn close(self) -> Result<Vec<DataFile>> {
         let table = self.table;
-        let err = |source| Error::Write { table: table.clone(), source };
+        let err = |source| Error::Write { table: table.clone(), source: Box::new(source) };
         match self.inner {
             Inner::Unpartitioned(w) => w.close().await.map_err(err),
             Inner::Partitioned { writer, .. } => writer.close().await.map_err(err),
