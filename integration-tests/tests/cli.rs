@@ -1,0 +1,66 @@
+//! The writer's command line: bad config fails fast naming the key; `validate` checks the
+//! catalog, the brokers and the topics.
+
+use std::process::Command;
+
+use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::unique;
+use icefall_integration_tests::writer::{PipelineSpec, events_pipeline, writer_binary};
+
+fn run(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
+    let output = Command::new(writer_binary()).args(args).arg("--config").arg(config).output().expect("run writer");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+#[test]
+fn validate_checks_catalog_brokers_and_topics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start();
+    let topic = unique("cli");
+    broker.create_topic(&topic, 2);
+    let bootstrap = broker.bootstrap();
+    let spec = |topic| PipelineSpec {
+        bootstrap: &bootstrap,
+        topic,
+        table: "ns.events",
+        checkpoint: "1s",
+        writers: 1,
+        catalog_uri: None,
+    };
+    let config = events_pipeline(dir.path(), &spec(topic.as_str()));
+    let (ok, stdout, stderr) = run(&["validate"], &config);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("topic {topic}: 2 partition(s)")), "{stdout}");
+    assert!(stdout.contains("table ns.events: will be created on start"), "{stdout}");
+
+    let missing = events_pipeline(dir.path(), &spec("no_such_topic"));
+    let (ok, _, stderr) = run(&["validate"], &missing);
+    assert!(!ok);
+    assert!(stderr.contains("topic \"no_such_topic\" does not exist"), "{stderr}");
+}
+
+#[test]
+fn a_bad_config_fails_at_start_naming_the_key_and_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = events_pipeline(
+        dir.path(),
+        &PipelineSpec {
+            bootstrap: "127.0.0.1:1",
+            topic: "t",
+            table: "ns.events",
+            checkpoint: "1s",
+            writers: 1,
+            catalog_uri: None,
+        },
+    );
+    let text = std::fs::read_to_string(&config).expect("read").replace("bucket(4, id)", "bucket(4, no_such_column)");
+    std::fs::write(&config, text).expect("write");
+    let (ok, _, stderr) = run(&["run"], &config);
+    assert!(!ok, "start-up must fail");
+    assert!(stderr.contains("pipelines[events].partition"), "{stderr}");
+    assert!(stderr.contains("no_such_column"), "{stderr}");
+}
