@@ -49,6 +49,17 @@ impl TestProducer {
         }
     }
 
+    /// Sends test events `from..to` round-robin over `partitions` partitions, flushes, and
+    /// counts them into `landed` (partition → records).
+    pub fn send_events(&self, from: i64, to: i64, partitions: i32, landed: &mut Landed) {
+        for id in from..to {
+            let partition = (id % i64::from(partitions)) as i32;
+            self.send(partition, &id.to_string(), event_json(id).as_bytes());
+            *landed.entry(partition).or_default() += 1;
+        }
+        self.flush();
+    }
+
     pub fn flush(&self) {
         self.producer.flush(Duration::from_secs(60)).expect("flush");
     }

@@ -15,14 +15,8 @@ use icefall_integration_tests::{Lcg, unique};
 
 const PARTITIONS: i32 = 4;
 
-/// Produces ids `from..to` round-robin over the partitions; returns the records per partition.
 fn produce_range(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) {
-    for id in from..to {
-        let partition = (id % i64::from(PARTITIONS)) as i32;
-        producer.send(partition, &id.to_string(), event_json(id).as_bytes());
-        *landed.entry(partition).or_default() += 1;
-    }
-    producer.flush();
+    producer.send_events(from, to, PARTITIONS, landed);
 }
 
 struct Setup {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use icefall_integration_tests::broker::Broker;
 use icefall_integration_tests::postgres::Postgres;
-use icefall_integration_tests::produce::{TestProducer, event_json};
+use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::tables::{self, assert_exactly_once};
 use icefall_integration_tests::unique;
 use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipeline};
@@ -15,12 +15,7 @@ use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipe
 const PARTITIONS: i32 = 4;
 
 fn produce(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) {
-    for id in from..to {
-        let partition = (id % i64::from(PARTITIONS)) as i32;
-        producer.send(partition, &id.to_string(), event_json(id).as_bytes());
-        *landed.entry(partition).or_default() += 1;
-    }
-    producer.flush();
+    producer.send_events(from, to, PARTITIONS, landed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
