@@ -3,20 +3,22 @@
 //!
 //! iceberg-rust's `Transaction` silently re-runs actions on a reloaded table, so a caller's
 //! check ("these offsets are still where my checkpoint started") would not be enforced at commit
-//! time. Here the caller's requirement is re-checked against *every* base a commit is built on,
-//! data files are written once and reused when rebasing, and every commit carries a commit id so
-//! a retry after an unknown outcome can tell whether it already landed.
+//! time. Here the caller's check runs against *every* base a commit is built on, new data files
+//! and their manifests are written once and reused when rebasing, and every snapshot carries a
+//! commit id so a retry after an unknown outcome can tell whether it already landed.
 
-use std::collections::HashMap;
+mod manifests;
+mod summary;
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataContentType, DataFile, FormatVersion, MAIN_BRANCH, ManifestContentType, ManifestFile, ManifestList,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, Summary, TableMetadata, UNASSIGNED_SEQUENCE_NUMBER,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Snapshot, TableMetadata,
 };
-use std::str::FromStr;
-use std::sync::Arc;
 
 use crate::catalog::{SwapOutcome, display_ident};
 use crate::{Catalog, Error, LoadedTable, Result, offsets};
@@ -27,6 +29,29 @@ pub enum Change {
     /// Add data files; nothing is removed (a streaming checkpoint). May add no file at all when
     /// only the summary (offsets) moves.
     Append { data_files: Vec<DataFile> },
+    /// Replace files without changing the table's rows (compaction): `removed` data files (and
+    /// delete files that only applied to them) give way to `added`. Rejected if a removed data
+    /// file is no longer live, or if a delete file newer than `planned_sequence_number` (the
+    /// sequence number of the snapshot the rewrite read) exists: its deletes were not applied.
+    Replace {
+        removed_data_files: BTreeSet<String>,
+        removed_delete_files: BTreeSet<String>,
+        added: Vec<DataFile>,
+        planned_sequence_number: i64,
+    },
+    /// Remove snapshots from metadata (no files are deleted here: the caller deletes what is
+    /// no longer reachable after the commit lands). Idempotent.
+    Expire { snapshot_ids: BTreeSet<i64> },
+    /// Replace the current snapshot's manifests by `manifests` holding the same live entries
+    /// (written by the caller for this base; rejected if main moved since).
+    RewriteManifests { based_on_snapshot: i64, manifests: Vec<ManifestFile>, replaced: BTreeSet<String> },
+}
+
+impl Change {
+    /// Makes a new snapshot (everything but `Expire`).
+    fn makes_snapshot(&self) -> bool {
+        !matches!(self, Change::Expire { .. })
+    }
 }
 
 /// One logical commit, possibly applied to several bases before it lands.
@@ -40,11 +65,15 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
-    pub fn append(data_files: Vec<DataFile>, summary: HashMap<String, String>) -> Self {
+    pub fn new(change: Change, summary: HashMap<String, String>) -> Self {
         let commit_id = uuid::Uuid::now_v7().to_string();
         let mut summary = summary;
         summary.insert(offsets::COMMIT_ID.to_string(), commit_id.clone());
-        PendingCommit { change: Change::Append { data_files }, summary, commit_id }
+        PendingCommit { change, summary, commit_id }
+    }
+
+    pub fn append(data_files: Vec<DataFile>, summary: HashMap<String, String>) -> Self {
+        Self::new(Change::Append { data_files }, summary)
     }
 }
 
@@ -77,10 +106,18 @@ impl RetryPolicy {
 pub struct CommitOutcome {
     /// The table as it is right after our commit.
     pub table: LoadedTable,
+    /// The new snapshot (for `Expire`: the current snapshot, unchanged).
     pub snapshot_id: i64,
     pub attempts: u32,
     /// The commit had already landed in an earlier try whose outcome was unknown.
     pub already_committed: bool,
+}
+
+/// Files written for one attempt, deleted again if the attempt loses the race.
+struct Staged {
+    metadata_location: String,
+    metadata: TableMetadata,
+    attempt_files: Vec<String>,
 }
 
 impl Catalog {
@@ -120,25 +157,37 @@ impl Catalog {
                     ),
                 });
             }
-            if added_manifests.is_none() {
-                added_manifests = Some(self.write_added_manifests(&base, snapshot_id, &pending.change).await?);
-            }
-            let ours = added_manifests.as_deref().unwrap_or_default();
-            let staged = self.stage(&base, snapshot_id, ours, pending, base_summary, attempt).await?;
+            let staged = if pending.change.makes_snapshot() {
+                if added_manifests.is_none() {
+                    added_manifests = Some(self.write_added_manifests(&base, snapshot_id, &pending.change).await?);
+                }
+                let ours = added_manifests.as_deref().unwrap_or_default();
+                self.stage_snapshot(&base, snapshot_id, ours, pending, base_summary, attempt).await?
+            } else {
+                self.stage_metadata_change(&base, &pending.change).await?
+            };
             match self.swap(&base.ident, &base.metadata_location, &staged.metadata_location).await {
                 Ok(SwapOutcome::Swapped) => {
+                    let landed_id = staged.metadata.current_snapshot_id().unwrap_or(snapshot_id);
                     let table = LoadedTable {
                         ident: base.ident.clone(),
                         metadata_location: staged.metadata_location,
                         metadata: Arc::new(staged.metadata),
                     };
-                    return Ok(CommitOutcome { table, snapshot_id, attempts: attempt, already_committed: false });
+                    return Ok(CommitOutcome {
+                        table,
+                        snapshot_id: landed_id,
+                        attempts: attempt,
+                        already_committed: false,
+                    });
                 }
                 Ok(SwapOutcome::Conflict) => {
                     tracing::debug!(table = %table_name, attempt, "commit conflict; rebasing");
                     // Nobody references these files: they were never swapped in.
                     let _ = self.file_io().delete(&staged.metadata_location).await;
-                    let _ = self.file_io().delete(&staged.manifest_list).await;
+                    for file in &staged.attempt_files {
+                        let _ = self.file_io().delete(file).await;
+                    }
                 }
                 Err(e) => {
                     // Unknown outcome: the statement may have been applied. Keep the staged files
@@ -157,43 +206,8 @@ impl Catalog {
         }
     }
 
-    /// Writes the manifests listing the change's new files, once per commit. Entries inherit
-    /// their sequence number from the manifest list, so the manifests stay valid across rebases.
-    async fn write_added_manifests(
-        &self,
-        base: &LoadedTable,
-        snapshot_id: i64,
-        change: &Change,
-    ) -> Result<Vec<ManifestFile>> {
-        let Change::Append { data_files } = change;
-        if data_files.is_empty() {
-            return Ok(Vec::new());
-        }
-        // Writers always write with the table's default spec (DataFile keeps its spec id private).
-        let spec = base.metadata.default_partition_spec();
-        let path = format!("{}/metadata/{}-m0.avro", base.metadata.location(), uuid::Uuid::now_v7());
-        let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-        let mut writer = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            base.metadata.current_schema().clone(),
-            spec.as_ref().clone(),
-        )
-        .build_v2_data();
-        for file in data_files {
-            if file.content_type() != DataContentType::Data {
-                return Err(Error::Metadata { table: base.name(), message: "append takes data files only".into() });
-            }
-            writer
-                .add_file(file.clone(), UNASSIGNED_SEQUENCE_NUMBER)
-                .map_err(Error::iceberg(format!("add {} to manifest", file.file_path())))?;
-        }
-        let manifests = vec![writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?];
-        Ok(manifests)
-    }
-
-    /// Writes the manifest list and metadata file of one attempt on one base.
-    async fn stage(
+    /// Writes the manifest list and metadata file of one attempt that makes a snapshot.
+    async fn stage_snapshot(
         &self,
         base: &LoadedTable,
         snapshot_id: i64,
@@ -204,10 +218,11 @@ impl Catalog {
     ) -> Result<Staged> {
         let metadata = &base.metadata;
         let parent = metadata.snapshot_for_ref(MAIN_BRANCH);
-        let existing = match parent {
+        let existing: Vec<ManifestFile> = match parent {
             Some(parent) => self.manifest_list(metadata, parent).await?.consume_entries().into_iter().collect(),
             None => Vec::new(),
         };
+        let carried = self.carried_manifests(base, snapshot_id, existing, &pending.change).await?;
         let sequence_number = metadata.next_sequence_number();
         let location = metadata.location();
         let manifest_list = format!("{location}/metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::now_v7());
@@ -215,11 +230,11 @@ impl Catalog {
             self.file_io().new_output(&manifest_list).map_err(Error::iceberg(format!("create {manifest_list}")))?;
         let sink = output.writer().await.map_err(Error::iceberg(format!("open {manifest_list}")))?;
         let mut writer = ManifestListWriter::v2(sink, snapshot_id, parent.map(|p| p.snapshot_id()), sequence_number);
-        let all: Vec<ManifestFile> = added.iter().cloned().chain(existing).collect();
+        let all: Vec<ManifestFile> = added.iter().cloned().chain(carried.manifests).collect();
         writer.add_manifests(all.clone().into_iter()).map_err(Error::iceberg(format!("write {manifest_list}")))?;
         writer.close().await.map_err(Error::iceberg(format!("close {manifest_list}")))?;
 
-        let summary = build_summary(pending, base_summary, &all, parent.map(|p| p.summary()));
+        let summary = summary::build(pending, base_summary, &all, &carried.removed, parent.map(|p| p.summary()));
         let snapshot = Snapshot::builder()
             .with_snapshot_id(snapshot_id)
             .with_parent_snapshot_id(parent.map(|p| p.snapshot_id()))
@@ -237,12 +252,49 @@ impl Catalog {
             .and_then(|b| b.build())
             .map_err(Error::iceberg(format!("build new metadata of {}", display_ident(&base.ident))))?
             .metadata;
-        let location = next_metadata_location(&base.metadata_location, &new_metadata);
-        new_metadata
+        let mut attempt_files = carried.written;
+        attempt_files.push(manifest_list);
+        self.write_metadata(base, new_metadata, attempt_files).await
+    }
+
+    /// Metadata-only changes (expiry).
+    async fn stage_metadata_change(&self, base: &LoadedTable, change: &Change) -> Result<Staged> {
+        let Change::Expire { snapshot_ids } = change else {
+            return Err(Error::Metadata { table: base.name(), message: "not a metadata-only change".into() });
+        };
+        let current = base.metadata.current_snapshot_id();
+        let present: Vec<i64> =
+            snapshot_ids.iter().copied().filter(|id| base.metadata.snapshot_by_id(*id).is_some()).collect();
+        if present.iter().any(|id| Some(*id) == current) {
+            return Err(Error::Rejected {
+                table: base.name(),
+                reason: "the current snapshot cannot be expired".into(),
+            });
+        }
+        let new_metadata = base
+            .metadata
+            .as_ref()
+            .clone()
+            .into_builder(Some(base.metadata_location.clone()))
+            .remove_snapshots(&present)
+            .build()
+            .map_err(Error::iceberg(format!("expire snapshots of {}", base.name())))?
+            .metadata;
+        self.write_metadata(base, new_metadata, Vec::new()).await
+    }
+
+    async fn write_metadata(
+        &self,
+        base: &LoadedTable,
+        metadata: TableMetadata,
+        attempt_files: Vec<String>,
+    ) -> Result<Staged> {
+        let location = next_metadata_location(&base.metadata_location, &metadata);
+        metadata
             .write_to(self.file_io(), &location)
             .await
             .map_err(Error::iceberg(format!("write metadata of {}", display_ident(&base.ident))))?;
-        Ok(Staged { metadata_location: location.to_string(), manifest_list, metadata: new_metadata })
+        Ok(Staged { metadata_location: location.to_string(), metadata, attempt_files })
     }
 
     /// Reads the manifest list of a snapshot.
@@ -258,12 +310,6 @@ impl Catalog {
         ManifestList::parse_with_version(&bytes, metadata.format_version())
             .map_err(Error::iceberg(format!("parse {path}")))
     }
-}
-
-struct Staged {
-    metadata_location: String,
-    manifest_list: String,
-    metadata: TableMetadata,
 }
 
 /// The next `NNNNN-<uuid>.metadata.json` after the base's, in the same folder.
@@ -283,41 +329,4 @@ fn new_snapshot_id(metadata: &TableMetadata) -> i64 {
             return id;
         }
     }
-}
-
-/// The standard summary fields engines show, plus the caller's properties.
-fn build_summary(
-    pending: &PendingCommit,
-    base_summary: HashMap<String, String>,
-    all: &[ManifestFile],
-    parent: Option<&Summary>,
-) -> Summary {
-    let Change::Append { data_files } = &pending.change;
-    let mut props = pending.summary.clone();
-    props.extend(base_summary);
-    let added_records: u64 = data_files.iter().map(|f| f.record_count()).sum();
-    let added_size: u64 = data_files.iter().map(|f| f.file_size_in_bytes()).sum();
-    props.insert("added-data-files".into(), data_files.len().to_string());
-    props.insert("added-records".into(), added_records.to_string());
-    props.insert("added-files-size".into(), added_size.to_string());
-    let data: Vec<&ManifestFile> = all.iter().filter(|m| m.content == ManifestContentType::Data).collect();
-    let count = |f: fn(&ManifestFile) -> u64| -> u64 { data.iter().map(|m| f(m)).sum() };
-    props.insert(
-        "total-data-files".into(),
-        count(|m| u64::from(m.added_files_count.unwrap_or(0)) + u64::from(m.existing_files_count.unwrap_or(0)))
-            .to_string(),
-    );
-    props.insert(
-        "total-records".into(),
-        count(|m| m.added_rows_count.unwrap_or(0) + m.existing_rows_count.unwrap_or(0)).to_string(),
-    );
-    let parent_prop =
-        |key: &str| parent.and_then(|s| s.additional_properties.get(key)).and_then(|v| v.parse::<u64>().ok());
-    if let Some(size) = parent_prop("total-files-size").or(parent.is_none().then_some(0)) {
-        props.insert("total-files-size".into(), (size + added_size).to_string());
-    }
-    for key in ["total-delete-files", "total-position-deletes", "total-equality-deletes"] {
-        props.insert(key.into(), parent_prop(key).unwrap_or(0).to_string());
-    }
-    Summary { operation: Operation::Append, additional_properties: props }
 }

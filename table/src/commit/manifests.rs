@@ -1,0 +1,196 @@
+//! Manifests of a new snapshot: the ones listing new files (written once per commit) and the
+//! base's manifests carried over, rewritten where a replace removes some of their entries.
+
+use std::collections::BTreeSet;
+
+use iceberg::spec::{
+    DataContentType, DataFile, ManifestContentType, ManifestFile, ManifestStatus, ManifestWriterBuilder,
+    UNASSIGNED_SEQUENCE_NUMBER,
+};
+
+use super::Change;
+use crate::{Catalog, Error, LoadedTable, Result};
+
+/// Files a replace took out of the table, for the snapshot summary.
+#[derive(Debug, Default)]
+pub(super) struct Removed {
+    pub data_files: u64,
+    pub data_records: u64,
+    pub data_bytes: u64,
+    pub delete_files: u64,
+}
+
+/// The base's manifests as the new snapshot keeps them.
+pub(super) struct Carried {
+    pub manifests: Vec<ManifestFile>,
+    pub removed: Removed,
+    /// Manifests written for this attempt (garbage if the attempt loses the race).
+    pub written: Vec<String>,
+}
+
+impl Catalog {
+    /// Writes the manifest listing the change's new files, once per commit. Entries inherit
+    /// their sequence number from the manifest list, so the manifest stays valid across rebases.
+    pub(super) async fn write_added_manifests(
+        &self,
+        base: &LoadedTable,
+        snapshot_id: i64,
+        change: &Change,
+    ) -> Result<Vec<ManifestFile>> {
+        let files: &[DataFile] = match change {
+            Change::Append { data_files } => data_files,
+            Change::Replace { added, .. } => added,
+            Change::Expire { .. } | Change::RewriteManifests { .. } => return Ok(Vec::new()),
+        };
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Writers always write with the table's default spec (DataFile keeps its spec id private).
+        let spec = base.metadata.default_partition_spec();
+        let path = format!("{}/metadata/{}-m0.avro", base.metadata.location(), uuid::Uuid::now_v7());
+        let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
+        let mut writer = ManifestWriterBuilder::new(
+            output,
+            Some(snapshot_id),
+            base.metadata.current_schema().clone(),
+            spec.as_ref().clone(),
+        )
+        .build_v2_data();
+        for file in files {
+            if file.content_type() != DataContentType::Data {
+                return Err(Error::Metadata { table: base.name(), message: "only data files can be added".into() });
+            }
+            writer
+                .add_file(file.clone(), UNASSIGNED_SEQUENCE_NUMBER)
+                .map_err(Error::iceberg(format!("add {} to manifest", file.file_path())))?;
+        }
+        Ok(vec![writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?])
+    }
+
+    /// The base's manifests as they go into the new snapshot.
+    pub(super) async fn carried_manifests(
+        &self,
+        base: &LoadedTable,
+        snapshot_id: i64,
+        existing: Vec<ManifestFile>,
+        change: &Change,
+    ) -> Result<Carried> {
+        match change {
+            Change::Append { .. } | Change::Expire { .. } => {
+                Ok(Carried { manifests: existing, removed: Removed::default(), written: Vec::new() })
+            }
+            Change::RewriteManifests { based_on_snapshot, manifests, replaced } => {
+                if base.metadata.current_snapshot_id() != Some(*based_on_snapshot) {
+                    return Err(Error::Rejected {
+                        table: base.name(),
+                        reason: "the table changed while its manifests were rewritten".into(),
+                    });
+                }
+                let kept = existing.into_iter().filter(|m| !replaced.contains(&m.manifest_path));
+                Ok(Carried {
+                    manifests: manifests.iter().cloned().chain(kept).collect(),
+                    removed: Removed::default(),
+                    written: Vec::new(),
+                })
+            }
+            Change::Replace { removed_data_files, removed_delete_files, planned_sequence_number, .. } => {
+                self.rewrite_for_replace(
+                    base,
+                    snapshot_id,
+                    existing,
+                    removed_data_files,
+                    removed_delete_files,
+                    *planned_sequence_number,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Marks the removed files deleted in the manifests that list them, validating that each
+    /// removed data file is still live and that no delete file newer than the plan exists.
+    async fn rewrite_for_replace(
+        &self,
+        base: &LoadedTable,
+        snapshot_id: i64,
+        existing: Vec<ManifestFile>,
+        removed_data: &BTreeSet<String>,
+        removed_deletes: &BTreeSet<String>,
+        planned_sequence_number: i64,
+    ) -> Result<Carried> {
+        let reject = |reason: String| Error::Rejected { table: base.name(), reason };
+        let mut carried = Carried { manifests: Vec::new(), removed: Removed::default(), written: Vec::new() };
+        let mut found: BTreeSet<&str> = BTreeSet::new();
+        for manifest_file in existing {
+            let manifest = manifest_file
+                .load_manifest(self.file_io())
+                .await
+                .map_err(Error::iceberg(format!("read {}", manifest_file.manifest_path)))?;
+            let deletes = manifest_file.content == ManifestContentType::Deletes;
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                if deletes && entry.sequence_number().is_some_and(|s| s > planned_sequence_number) {
+                    return Err(reject(format!(
+                        "delete file {} was added after the rewrite was planned; its deletes are not applied",
+                        entry.file_path()
+                    )));
+                }
+            }
+            let touched = manifest.entries().iter().any(|e| {
+                e.is_alive() && (removed_data.contains(e.file_path()) || removed_deletes.contains(e.file_path()))
+            });
+            if !touched {
+                carried.manifests.push(manifest_file);
+                continue;
+            }
+            let spec =
+                base.metadata.partition_spec_by_id(manifest_file.partition_spec_id).ok_or_else(|| Error::Metadata {
+                    table: base.name(),
+                    message: format!(
+                        "manifest {} uses unknown spec {}",
+                        manifest_file.manifest_path, manifest_file.partition_spec_id
+                    ),
+                })?;
+            let path = format!("{}/metadata/{}-m1.avro", base.metadata.location(), uuid::Uuid::now_v7());
+            let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
+            let builder = ManifestWriterBuilder::new(
+                output,
+                Some(snapshot_id),
+                base.metadata.current_schema().clone(),
+                spec.as_ref().clone(),
+            );
+            let mut writer = if deletes { builder.build_v2_deletes() } else { builder.build_v2_data() };
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let file = entry.data_file().clone();
+                let sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
+                let file_sequence = entry.file_sequence_number.or(Some(sequence));
+                let path = entry.file_path();
+                let result = if removed_data.contains(path) || removed_deletes.contains(path) {
+                    if deletes {
+                        carried.removed.delete_files += 1;
+                    } else {
+                        if let Some(listed) = removed_data.get(path) {
+                            found.insert(listed.as_str());
+                        }
+                        carried.removed.data_files += 1;
+                        carried.removed.data_records += entry.record_count();
+                        carried.removed.data_bytes += entry.file_size_in_bytes();
+                    }
+                    writer.add_delete_file(file, sequence, file_sequence)
+                } else {
+                    let added_by = entry.snapshot_id().unwrap_or(manifest_file.added_snapshot_id);
+                    writer.add_existing_file(file, added_by, sequence, file_sequence)
+                };
+                result.map_err(Error::iceberg(format!("rewrite manifest {}", manifest_file.manifest_path)))?;
+                debug_assert!(entry.status() != ManifestStatus::Deleted);
+            }
+            carried
+                .manifests
+                .push(writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?);
+            carried.written.push(path);
+        }
+        if let Some(gone) = removed_data.iter().find(|p| !found.contains(p.as_str())) {
+            return Err(reject(format!("data file {gone} is no longer live (a concurrent commit removed it)")));
+        }
+        Ok(carried)
+    }
+}

@@ -1,0 +1,53 @@
+//! The standard snapshot summary fields engines show, plus the caller's properties.
+
+use std::collections::HashMap;
+
+use iceberg::spec::{ManifestContentType, ManifestFile, Operation, Summary};
+
+use super::manifests::Removed;
+use super::{Change, PendingCommit};
+
+pub(super) fn build(
+    pending: &PendingCommit,
+    base_summary: HashMap<String, String>,
+    all: &[ManifestFile],
+    removed: &Removed,
+    parent: Option<&Summary>,
+) -> Summary {
+    let mut props = pending.summary.clone();
+    props.extend(base_summary);
+    let (operation, added) = match &pending.change {
+        Change::Append { data_files } => (Operation::Append, data_files.as_slice()),
+        Change::Replace { added, .. } => (Operation::Replace, added.as_slice()),
+        Change::RewriteManifests { .. } | Change::Expire { .. } => (Operation::Replace, &[][..]),
+    };
+    let added_records: u64 = added.iter().map(|f| f.record_count()).sum();
+    let added_size: u64 = added.iter().map(|f| f.file_size_in_bytes()).sum();
+    props.insert("added-data-files".into(), added.len().to_string());
+    props.insert("added-records".into(), added_records.to_string());
+    props.insert("added-files-size".into(), added_size.to_string());
+    if removed.data_files > 0 || removed.delete_files > 0 {
+        props.insert("deleted-data-files".into(), removed.data_files.to_string());
+        props.insert("deleted-records".into(), removed.data_records.to_string());
+        props.insert("removed-files-size".into(), removed.data_bytes.to_string());
+        props.insert("removed-delete-files".into(), removed.delete_files.to_string());
+    }
+    let live = |content: ManifestContentType, f: fn(&ManifestFile) -> u64| -> u64 {
+        all.iter().filter(|m| m.content == content).map(f).sum()
+    };
+    let files =
+        |m: &ManifestFile| u64::from(m.added_files_count.unwrap_or(0)) + u64::from(m.existing_files_count.unwrap_or(0));
+    let rows = |m: &ManifestFile| m.added_rows_count.unwrap_or(0) + m.existing_rows_count.unwrap_or(0);
+    props.insert("total-data-files".into(), live(ManifestContentType::Data, files).to_string());
+    props.insert("total-records".into(), live(ManifestContentType::Data, rows).to_string());
+    props.insert("total-delete-files".into(), live(ManifestContentType::Deletes, files).to_string());
+    let parent_prop =
+        |key: &str| parent.and_then(|s| s.additional_properties.get(key)).and_then(|v| v.parse::<u64>().ok());
+    if let Some(size) = parent_prop("total-files-size").or(parent.is_none().then_some(0)) {
+        props.insert("total-files-size".into(), (size + added_size).saturating_sub(removed.data_bytes).to_string());
+    }
+    for key in ["total-position-deletes", "total-equality-deletes"] {
+        props.insert(key.into(), parent_prop(key).unwrap_or(0).to_string());
+    }
+    Summary { operation, additional_properties: props }
+}
