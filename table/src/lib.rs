@@ -11,7 +11,9 @@ pub mod commit;
 pub mod config;
 pub mod create;
 mod error;
+pub mod files;
 pub mod offsets;
+pub mod reachable;
 pub mod storage;
 
 pub use catalog::{Catalog, LoadedTable};

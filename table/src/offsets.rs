@@ -35,6 +35,21 @@ pub fn main_ancestry(metadata: &TableMetadata) -> impl Iterator<Item = &Snapshot
     })
 }
 
+/// Every branch and tag with the snapshot it points at. (iceberg-rust keeps `refs` private;
+/// its serialized form is the spec's, so read it from there.)
+pub fn refs(metadata: &TableMetadata) -> BTreeMap<String, i64> {
+    let Ok(value) = serde_json::to_value(metadata) else { return BTreeMap::new() };
+    value
+        .get("refs")
+        .and_then(|r| r.as_object())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|(name, r)| r.get("snapshot-id").and_then(|id| id.as_i64()).map(|id| (name.clone(), id)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The offsets recorded by the newest writer snapshot on main (empty when there is none).
 pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
     for snapshot in main_ancestry(metadata) {

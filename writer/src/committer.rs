@@ -19,10 +19,10 @@ use icefall_table::offsets::{self, OffsetMap, committed_offsets, offset_of};
 use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::dead_letter::{self, DeadLetter};
-use crate::files::TableFiles;
 use crate::pool::delete_files;
 use crate::source::TopicPartition;
 use crate::{Error, Result};
+use icefall_table::files::TableFiles;
 
 /// The offsets one checkpoint covers for one partition: `[start, end)`; `start` is `None`
 /// when the table had no offset for the partition.

@@ -21,14 +21,6 @@ pub enum Error {
         source: Box<rdkafka::error::KafkaError>,
     },
 
-    /// Writing data files failed (storage).
-    #[error("writing data files for {table}: {source}")]
-    Write {
-        table: String,
-        #[source]
-        source: Box<iceberg::Error>,
-    },
-
     /// A component stopped unexpectedly (a bug or a panic in a task).
     #[error("internal: {0}")]
     Internal(String),
@@ -44,9 +36,6 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Table(e) => e.is_retryable(),
-            Error::Write { source, .. } => {
-                !matches!(source.kind(), iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported)
-            }
             Error::Kafka { .. } => true,
             _ => false,
         }

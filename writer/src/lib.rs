@@ -8,7 +8,6 @@ pub mod committer;
 pub mod config;
 pub mod dead_letter;
 mod error;
-pub mod files;
 pub mod pipeline;
 pub mod pool;
 pub mod source;

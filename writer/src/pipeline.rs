@@ -17,10 +17,10 @@ use tokio::sync::watch;
 
 use crate::committer::{Checkpoint, Committer, OffsetRange};
 use crate::config::{Config, PipelineConfig};
-use crate::files::TableFiles;
 use crate::pool::{WriterPool, delete_files};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
 use crate::{Error, Result, dead_letter};
+use icefall_table::files::TableFiles;
 
 /// How long the final checkpoint may keep retrying after a shutdown request.
 const SHUTDOWN_COMMIT_GRACE: Duration = Duration::from_secs(30);

@@ -10,9 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::dead_letter::DeadLetter;
-use crate::files::{FileSetWriter, TableFiles};
 use crate::source::SourceRecord;
 use crate::{Error, Result};
+use icefall_table::files::{FileSetWriter, TableFiles};
 
 /// What the writers produced since the last close.
 #[derive(Debug, Default)]

@@ -1,10 +1,10 @@
 //! Manifests of a new snapshot: the ones listing new files (written once per commit) and the
 //! base's manifests carried over, rewritten where a replace removes some of their entries.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use iceberg::spec::{
-    DataContentType, DataFile, ManifestContentType, ManifestFile, ManifestStatus, ManifestWriterBuilder,
+    DataContentType, DataFile, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus, ManifestWriterBuilder,
     UNASSIGNED_SEQUENCE_NUMBER,
 };
 
@@ -79,19 +79,14 @@ impl Catalog {
             Change::Append { .. } | Change::Expire { .. } => {
                 Ok(Carried { manifests: existing, removed: Removed::default(), written: Vec::new() })
             }
-            Change::RewriteManifests { based_on_snapshot, manifests, replaced } => {
+            Change::RewriteManifests { based_on_snapshot, replaced, entries_per_manifest } => {
                 if base.metadata.current_snapshot_id() != Some(*based_on_snapshot) {
                     return Err(Error::Rejected {
                         table: base.name(),
-                        reason: "the table changed while its manifests were rewritten".into(),
+                        reason: "the table changed while its manifests were planned".into(),
                     });
                 }
-                let kept = existing.into_iter().filter(|m| !replaced.contains(&m.manifest_path));
-                Ok(Carried {
-                    manifests: manifests.iter().cloned().chain(kept).collect(),
-                    removed: Removed::default(),
-                    written: Vec::new(),
-                })
+                self.merge_manifests(base, snapshot_id, existing, replaced, *entries_per_manifest).await
             }
             Change::Replace { removed_data_files, removed_delete_files, planned_sequence_number, .. } => {
                 self.rewrite_for_replace(
@@ -105,6 +100,71 @@ impl Catalog {
                 .await
             }
         }
+    }
+
+    /// Rewrites the `replaced` data manifests into fewer, partition-clustered ones.
+    async fn merge_manifests(
+        &self,
+        base: &LoadedTable,
+        snapshot_id: i64,
+        existing: Vec<ManifestFile>,
+        replaced: &BTreeSet<String>,
+        entries_per_manifest: usize,
+    ) -> Result<Carried> {
+        let mut carried = Carried { manifests: Vec::new(), removed: Removed::default(), written: Vec::new() };
+        // spec id → (partition key → entries): clustering keeps a partition's files together.
+        let mut entries: BTreeMap<i32, BTreeMap<String, Vec<ManifestEntry>>> = BTreeMap::new();
+        for manifest_file in existing {
+            if manifest_file.content != ManifestContentType::Data || !replaced.contains(&manifest_file.manifest_path) {
+                carried.manifests.push(manifest_file);
+                continue;
+            }
+            let manifest = manifest_file
+                .load_manifest(self.file_io())
+                .await
+                .map_err(Error::iceberg(format!("read {}", manifest_file.manifest_path)))?;
+            let by_partition = entries.entry(manifest_file.partition_spec_id).or_default();
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                let mut entry = entry.as_ref().clone();
+                entry.sequence_number = entry.sequence_number.or(Some(manifest_file.sequence_number));
+                entry.snapshot_id = entry.snapshot_id.or(Some(manifest_file.added_snapshot_id));
+                by_partition.entry(format!("{:?}", entry.data_file().partition())).or_default().push(entry);
+            }
+        }
+        for (spec_id, partitions) in entries {
+            let spec = base.metadata.partition_spec_by_id(spec_id).ok_or_else(|| Error::Metadata {
+                table: base.name(),
+                message: format!("a manifest uses unknown partition spec {spec_id}"),
+            })?;
+            let all: Vec<ManifestEntry> = partitions.into_values().flatten().collect();
+            for chunk in all.chunks(entries_per_manifest.max(1)) {
+                let path = format!("{}/metadata/{}-m2.avro", base.metadata.location(), uuid::Uuid::now_v7());
+                let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
+                let mut writer = ManifestWriterBuilder::new(
+                    output,
+                    Some(snapshot_id),
+                    base.metadata.current_schema().clone(),
+                    spec.as_ref().clone(),
+                )
+                .build_v2_data();
+                for entry in chunk {
+                    let sequence = entry.sequence_number.unwrap_or(0);
+                    writer
+                        .add_existing_file(
+                            entry.data_file().clone(),
+                            entry.snapshot_id.unwrap_or(snapshot_id),
+                            sequence,
+                            entry.file_sequence_number.or(Some(sequence)),
+                        )
+                        .map_err(Error::iceberg(format!("write {path}")))?;
+                }
+                carried
+                    .manifests
+                    .push(writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?);
+                carried.written.push(path);
+            }
+        }
+        Ok(carried)
     }
 
     /// Marks the removed files deleted in the manifests that list them, validating that each

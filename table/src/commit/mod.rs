@@ -42,9 +42,10 @@ pub enum Change {
     /// Remove snapshots from metadata (no files are deleted here: the caller deletes what is
     /// no longer reachable after the commit lands). Idempotent.
     Expire { snapshot_ids: BTreeSet<i64> },
-    /// Replace the current snapshot's manifests by `manifests` holding the same live entries
-    /// (written by the caller for this base; rejected if main moved since).
-    RewriteManifests { based_on_snapshot: i64, manifests: Vec<ManifestFile>, replaced: BTreeSet<String> },
+    /// Merge the `replaced` data manifests of the current snapshot into new manifests of at
+    /// most `entries_per_manifest` live entries each, clustered by partition. Same live files;
+    /// rejected if main moved since `based_on_snapshot` (the caller plans again).
+    RewriteManifests { based_on_snapshot: i64, replaced: BTreeSet<String>, entries_per_manifest: usize },
 }
 
 impl Change {

@@ -19,6 +19,10 @@ use parquet::file::properties::WriterProperties;
 
 use crate::{Error, Result};
 
+fn write_error(table: &str, source: iceberg::Error) -> Error {
+    Error::Iceberg { context: format!("write data files of {table}"), source: Box::new(source) }
+}
+
 type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
@@ -44,7 +48,7 @@ impl TableFiles {
         let target_file_size = target_file_size
             .or_else(|| props.get("write.target-file-size-bytes").and_then(|v| v.parse().ok()))
             .unwrap_or(DEFAULT_TARGET_FILE_SIZE);
-        let parquet = parquet_properties(props).map_err(|m| Error::Config(format!("table {table}: {m}")))?;
+        let parquet = parquet_properties(props).map_err(|m| Error::Metadata { table: table.clone(), message: m })?;
         Ok(TableFiles { table, metadata, file_io, target_file_size, parquet })
     }
 
@@ -83,7 +87,7 @@ impl TableFiles {
     }
 
     fn error(&self, source: iceberg::Error) -> Error {
-        Error::Write { table: self.table.clone(), source: Box::new(source) }
+        write_error(&self.table, source)
     }
 }
 
@@ -108,7 +112,7 @@ impl FileSetWriter {
         }
         self.rows += batch.num_rows() as u64;
         let table = &self.table;
-        let err = |source| Error::Write { table: table.clone(), source: Box::new(source) };
+        let err = |source| write_error(table, source);
         match &mut self.inner {
             Inner::Unpartitioned(w) => w.write(batch).await.map_err(err),
             Inner::Partitioned { splitter, writer } => {
@@ -127,7 +131,7 @@ impl FileSetWriter {
     /// Closes every open file and returns them as Iceberg data files.
     pub async fn close(self) -> Result<Vec<DataFile>> {
         let table = self.table;
-        let err = |source| Error::Write { table: table.clone(), source: Box::new(source) };
+        let err = |source| write_error(&table, source);
         match self.inner {
             Inner::Unpartitioned(w) => w.close().await.map_err(err),
             Inner::Partitioned { writer, .. } => writer.close().await.map_err(err),

@@ -1,0 +1,101 @@
+//! `icefall-optimizer`: keeps Icefall's tables fast while the writer keeps committing.
+//!
+//! compact: plan (from metadata) → rewrite (deletes applied) → commit (validated replace);
+//! expire-snapshots, remove-orphans, rewrite-manifests; `run` does all in order.
+//! Every change goes through `icefall_table`'s commit path.
+
+pub mod compact;
+pub mod config;
+mod error;
+pub mod expire;
+pub mod manifests;
+pub mod orphans;
+pub mod report;
+
+use std::time::Duration;
+
+pub use config::Config;
+pub use error::{Error, Result};
+use iceberg::NamespaceIdent;
+use icefall_table::catalog::parse_ident;
+use icefall_table::{Catalog, TableIdent};
+use report::Report;
+
+/// What to do, as parsed from the command line.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Compact(compact::CompactOptions),
+    ExpireSnapshots {
+        older_than: Duration,
+        retain_last: usize,
+        dry_run: bool,
+    },
+    RemoveOrphans {
+        older_than: Duration,
+        force: bool,
+        dry_run: bool,
+    },
+    RewriteManifests {
+        target_size_bytes: Option<u64>,
+        dry_run: bool,
+    },
+    /// compact → rewrite-manifests → expire-snapshots → remove-orphans, with config defaults.
+    Run {
+        dry_run: bool,
+    },
+}
+
+/// The tables a run covers: `--table` flags, else the config's tables and namespaces.
+pub async fn tables(catalog: &Catalog, config: &Config, flags: &[String]) -> Result<Vec<TableIdent>> {
+    let mut out = Vec::new();
+    let names = if flags.is_empty() { &config.tables } else { flags };
+    for name in names {
+        out.push(parse_ident(name)?);
+    }
+    if flags.is_empty() {
+        for ns in &config.namespaces {
+            let namespace =
+                NamespaceIdent::from_strs(ns.split('.')).map_err(Error::iceberg(format!("namespace {ns}")))?;
+            out.extend(catalog.list_tables(&namespace).await?);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::Config(
+            "no table to maintain: pass --table <ns.table> or set `tables`/`namespaces` in the config".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs one command on one table.
+pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, command: &Command) -> Result<Vec<Report>> {
+    Ok(match command {
+        Command::Compact(options) => vec![compact::compact(catalog, table, options).await?],
+        Command::ExpireSnapshots { older_than, retain_last, dry_run } => {
+            vec![expire::expire_snapshots(catalog, table, *older_than, *retain_last, *dry_run).await?]
+        }
+        Command::RemoveOrphans { older_than, force, dry_run } => {
+            vec![orphans::remove_orphans(catalog, &config.catalog, table, *older_than, *force, *dry_run).await?]
+        }
+        Command::RewriteManifests { target_size_bytes, dry_run } => {
+            vec![manifests::rewrite_manifests(catalog, table, *target_size_bytes, *dry_run).await?]
+        }
+        Command::Run { dry_run } => {
+            let compact_options = compact::CompactOptions {
+                target_file_size_bytes: config.compact.target_file_size_bytes,
+                min_file_size_bytes: config.compact.min_file_size_bytes,
+                min_input_files: config.compact.min_input_files,
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            vec![
+                compact::compact(catalog, table, &compact_options).await?,
+                manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, *dry_run).await?,
+                expire::expire_snapshots(catalog, table, config.expire.older_than, config.expire.retain_last, *dry_run)
+                    .await?,
+                orphans::remove_orphans(catalog, &config.catalog, table, config.orphans.older_than, false, *dry_run)
+                    .await?,
+            ]
+        }
+    })
+}

@@ -1,0 +1,164 @@
+//! `icefall-optimizer`: parse the command line, set up logging, run one command on each table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use icefall_optimizer::compact::CompactOptions;
+use icefall_optimizer::{Command, Config};
+use icefall_table::Catalog;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "icefall-optimizer",
+    version,
+    about = "Compaction, snapshot expiry, orphan removal and manifest rewrite for Iceberg tables, safe beside a live writer"
+)]
+struct Cli {
+    /// Config file (TOML) with `[catalog]` and optionally `tables`/`namespaces` and defaults.
+    #[arg(long, short, global = true, env = "ICEFALL_OPTIMIZER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Table to maintain, `<namespace>.<table>` (repeatable); default: the config's tables.
+    #[arg(long = "table", global = true)]
+    tables: Vec<String>,
+    /// Print the report as JSON lines on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(Subcommand)]
+enum Sub {
+    /// Bin-pack small files (and files with deletes) into files of the target size.
+    Compact {
+        #[arg(long)]
+        dry_run: bool,
+        /// Output file size (bytes); default the table's write.target-file-size-bytes or 512 MiB.
+        #[arg(long)]
+        target_file_size: Option<u64>,
+        /// Files below this size are candidates (bytes); default 75% of the target.
+        #[arg(long)]
+        min_file_size: Option<u64>,
+        /// Compact a partition only with at least this many candidates (or any delete file).
+        #[arg(long)]
+        min_input_files: Option<usize>,
+        /// Only partitions whose path contains this text, e.g. `ts_day=2026-11-01`.
+        #[arg(long = "where")]
+        partition_filter: Option<String>,
+        /// At most this many input bytes in one run.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// At most this many groups in one run.
+        #[arg(long)]
+        max_groups: Option<usize>,
+    },
+    /// Expire old snapshots and delete the files no remaining snapshot reaches.
+    ExpireSnapshots {
+        #[arg(long)]
+        dry_run: bool,
+        /// e.g. `5d`, `12h`, `0s`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+        #[arg(long)]
+        retain_last: Option<usize>,
+    },
+    /// Delete files under the table location that nothing references.
+    RemoveOrphans {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<Duration>,
+        /// Allow --older-than below 1 hour (only when nothing else writes the table).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Merge small manifests into ones of the target size, clustered by partition.
+    RewriteManifests {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        target_size: Option<u64>,
+    },
+    /// Everything, in order: compact, rewrite-manifests, expire-snapshots, remove-orphans.
+    Run {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("ICEFALL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ok(false): the command ran but some work failed (see the report's notes).
+async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
+    let config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let command = match cli.command {
+        Sub::Compact {
+            dry_run,
+            target_file_size,
+            min_file_size,
+            min_input_files,
+            partition_filter,
+            max_bytes,
+            max_groups,
+        } => Command::Compact(CompactOptions {
+            target_file_size_bytes: target_file_size.or(config.compact.target_file_size_bytes),
+            min_file_size_bytes: min_file_size.or(config.compact.min_file_size_bytes),
+            min_input_files: min_input_files.unwrap_or(config.compact.min_input_files).max(1),
+            partition_filter,
+            max_bytes,
+            max_groups,
+            dry_run,
+        }),
+        Sub::ExpireSnapshots { dry_run, older_than, retain_last } => Command::ExpireSnapshots {
+            older_than: older_than.unwrap_or(config.expire.older_than),
+            retain_last: retain_last.unwrap_or(config.expire.retain_last),
+            dry_run,
+        },
+        Sub::RemoveOrphans { dry_run, older_than, force } => {
+            Command::RemoveOrphans { older_than: older_than.unwrap_or(config.orphans.older_than), force, dry_run }
+        }
+        Sub::RewriteManifests { dry_run, target_size } => {
+            Command::RewriteManifests { target_size_bytes: target_size.or(config.manifests.target_size_bytes), dry_run }
+        }
+        Sub::Run { dry_run } => Command::Run { dry_run },
+    };
+    let catalog = Catalog::connect(&config.catalog).await?;
+    let tables = icefall_optimizer::tables(&catalog, &config, &cli.tables).await?;
+    let mut clean = true;
+    for table in &tables {
+        for report in icefall_optimizer::execute(&catalog, &config, table, &command).await? {
+            clean &= report.groups_failed == 0;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else {
+                println!("{}", report.human());
+            }
+        }
+    }
+    Ok(clean)
+}

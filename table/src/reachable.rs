@@ -1,0 +1,84 @@
+//! Every file a table's metadata references, walked from metadata (never by listing): what
+//! snapshot expiry may delete and what orphan removal must keep.
+
+use std::collections::BTreeSet;
+
+use iceberg::spec::TableMetadata;
+
+use crate::{Catalog, LoadedTable, Result};
+
+/// Files referenced by a table, by kind.
+#[derive(Debug, Default, Clone)]
+pub struct Reachable {
+    pub metadata_files: BTreeSet<String>,
+    pub manifest_lists: BTreeSet<String>,
+    pub manifests: BTreeSet<String>,
+    /// Data and delete files.
+    pub content_files: BTreeSet<String>,
+}
+
+impl Reachable {
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.metadata_files.iter().chain(&self.manifest_lists).chain(&self.manifests).chain(&self.content_files)
+    }
+
+    pub fn contains(&self, path: &str) -> bool {
+        self.metadata_files.contains(path)
+            || self.manifest_lists.contains(path)
+            || self.manifests.contains(path)
+            || self.content_files.contains(path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.metadata_files.len() + self.manifest_lists.len() + self.manifests.len() + self.content_files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Catalog {
+    /// Files reachable from every snapshot in `metadata` (all refs, all kept snapshots), plus
+    /// the metadata files it lists.
+    pub async fn reachable(&self, metadata: &TableMetadata) -> Result<Reachable> {
+        let mut out = Reachable::default();
+        for log in metadata.metadata_log() {
+            out.metadata_files.insert(log.metadata_file.clone());
+        }
+        for stats in metadata.statistics_iter() {
+            out.metadata_files.insert(stats.statistics_path.clone());
+        }
+        for stats in metadata.partition_statistics_iter() {
+            out.metadata_files.insert(stats.statistics_path.clone());
+        }
+        for snapshot in metadata.snapshots() {
+            if !out.manifest_lists.insert(snapshot.manifest_list().to_string()) {
+                continue;
+            }
+            let list = self.manifest_list(metadata, snapshot).await?;
+            for manifest_file in list.entries() {
+                if !out.manifests.insert(manifest_file.manifest_path.clone()) {
+                    continue; // manifests are shared by many snapshots: read each once
+                }
+                let manifest = manifest_file
+                    .load_manifest(self.file_io())
+                    .await
+                    .map_err(crate::Error::iceberg(format!("read manifest {}", manifest_file.manifest_path)))?;
+                // A file marked deleted here is listed live by any older kept snapshot that
+                // still needs it; otherwise nothing needs it any more.
+                for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                    out.content_files.insert(entry.file_path().to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Catalog::reachable`] of a loaded table, including its current metadata file.
+    pub async fn reachable_from(&self, table: &LoadedTable) -> Result<Reachable> {
+        let mut out = self.reachable(&table.metadata).await?;
+        out.metadata_files.insert(table.metadata_location.clone());
+        Ok(out)
+    }
+}
