@@ -5,8 +5,10 @@
 //! warehouse, so tests run in parallel without sharing state.
 
 pub mod broker;
+pub mod optimizer;
 pub mod postgres;
 pub mod produce;
+pub mod scenario;
 pub mod tables;
 pub mod writer;
 

@@ -117,3 +117,52 @@ pub fn pyiceberg_report(dir: &Path, table: &str) -> serde_json::Value {
     assert!(output.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("PyIceberg JSON")
 }
+
+/// A checksum over every value of every row, independent of file layout and row order.
+pub async fn checksum(catalog: &Catalog, table: &str) -> (usize, u64) {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut rows: Vec<String> = Vec::new();
+    for batch in scan(catalog, table, &[]).await {
+        let options = arrow_cast::display::FormatOptions::default();
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for row in 0..batch.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(row).to_string()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    rows.sort_unstable();
+    let mut hasher = DefaultHasher::new();
+    rows.hash(&mut hasher);
+    (rows.len(), hasher.finish())
+}
+
+/// Live data files of the current snapshot (from its summary).
+pub async fn data_file_count(catalog: &Catalog, table: &str) -> u64 {
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    loaded
+        .metadata
+        .current_snapshot()
+        .and_then(|s| s.summary().additional_properties.get("total-data-files").cloned())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Files under a table's folder (data and metadata), skipping nothing.
+pub fn files_on_disk(dir: &Path, table: &str) -> Vec<std::path::PathBuf> {
+    let (ns, name) = table.rsplit_once('.').expect("ns.table");
+    let root = dir.join("warehouse").join(ns.replace('.', "/")).join(name);
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(path) = stack.pop() {
+        if let Ok(entries) = std::fs::read_dir(&path) {
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.is_dir() { stack.push(p) } else { out.push(p) }
+            }
+        }
+    }
+    out
+}

@@ -7,45 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::Lcg;
 use icefall_integration_tests::produce::{TestProducer, event_json};
+use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, assert_exactly_once};
-use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipeline};
-use icefall_integration_tests::{Lcg, unique};
-
-const PARTITIONS: i32 = 4;
+use icefall_integration_tests::writer::WriterProcess;
 
 fn produce_range(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) {
     producer.send_events(from, to, PARTITIONS, landed);
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    dir: std::path::PathBuf,
-    broker: Broker,
-    topic: String,
-    table: String,
-}
-
-fn setup(name: &str, checkpoint: &str) -> (Setup, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().to_path_buf();
-    let broker = Broker::start();
-    let topic = unique(name);
-    broker.create_topic(&topic, PARTITIONS as u32);
-    let table = format!("{}.events", unique("ns"));
-    let config = events_pipeline(
-        &dir,
-        &PipelineSpec {
-            bootstrap: &broker.bootstrap(),
-            topic: &topic,
-            table: &table,
-            checkpoint,
-            writers: 2,
-            catalog_uri: None,
-        },
-    );
-    (Setup { _dir: tmp, dir, broker, topic, table }, config)
+fn setup(name: &str, checkpoint: &str) -> (Scenario, std::path::PathBuf) {
+    let scenario = Scenario::new(name, checkpoint);
+    let config = scenario.writer_config.clone();
+    (scenario, config)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,48 @@
+//! `icefall-optimizer` as a child process, on a test's catalog.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::repo_root;
+
+pub fn optimizer_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("debug/icefall-optimizer");
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first", path.display());
+    path
+}
+
+/// Writes an optimizer config for the catalog in `dir` (SQLite, as the writer's test config).
+pub fn config(dir: &Path, catalog_uri: Option<&str>) -> PathBuf {
+    let uri = catalog_uri.map(str::to_string).unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display()));
+    let text = format!(
+        "[catalog]\nuri = \"{uri}\"\nname = \"icefall\"\nwarehouse = \"{}/warehouse\"\n\n[compact]\nmin_input_files = 2\n",
+        dir.display()
+    );
+    let path = dir.join("optimizer.toml");
+    std::fs::write(&path, text).expect("write optimizer config");
+    path
+}
+
+fn command(config: &Path, table: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(optimizer_binary());
+    command.arg("--config").arg(config).args(["--table", table, "--json"]).args(args);
+    command
+}
+
+/// Runs a command to completion; panics with its output if it fails.
+pub fn run(config: &Path, table: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let output: Output = command(config, table, args).output().expect("run icefall-optimizer");
+    assert!(
+        output.status.success(),
+        "icefall-optimizer {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON report")).collect()
+}
+
+/// Starts a command without waiting (to kill it mid-way).
+pub fn spawn(config: &Path, table: &str, args: &[&str]) -> Child {
+    command(config, table, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start icefall-optimizer")
+}

@@ -1,0 +1,179 @@
+//! icefall-optimizer on tables the writer fills: values survive compaction, compaction races
+//! a live writer without losing or duplicating a record, expiry and orphan removal never
+//! delete a live file and the writer resumes afterwards, and a crash mid-compaction leaves the
+//! table unchanged with debris that orphan removal cleans.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use icefall_integration_tests::optimizer;
+use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
+use icefall_integration_tests::tables::{self, assert_exactly_once};
+use icefall_integration_tests::writer::WriterProcess;
+
+/// Fills the table through the writer with `n` events (checkpoints every 300 ms: small files).
+async fn fill(s: &Scenario, n: i64, chunks: i64) -> BTreeMap<i32, i64> {
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let writer = WriterProcess::start(&s.writer_config, "writer");
+    let catalog = tables::catalog(&s.dir).await;
+    let mut landed = BTreeMap::new();
+    let step = n / chunks;
+    for i in 0..chunks {
+        producer.send_events(i * step, (i + 1) * step, PARTITIONS, &mut landed);
+        tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    }
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    landed
+}
+
+fn pyiceberg_rows(s: &Scenario) -> (u64, u64) {
+    let report = tables::pyiceberg_report(&s.dir, &s.table);
+    (report["rows"].as_u64().unwrap_or(0), report["distinct_ids"].as_u64().unwrap_or(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_every_value_and_cuts_the_file_count() {
+    let s = Scenario::new("compact", "300ms");
+    let n = 8_000;
+    fill(&s, n, 8).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let before = tables::checksum(&catalog, &s.table).await;
+    let files_before = tables::data_file_count(&catalog, &s.table).await;
+    let config = optimizer::config(&s.dir, None);
+
+    let dry = optimizer::run(&config, &s.table, &["compact", "--dry-run"]);
+    assert!(dry[0]["groups"].as_u64().unwrap_or(0) > 0, "{dry:?}");
+    assert_eq!(tables::data_file_count(&catalog, &s.table).await, files_before, "a dry run changes nothing");
+
+    let report = optimizer::run(&config, &s.table, &["compact"]);
+    assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
+    let files_after = tables::data_file_count(&catalog, &s.table).await;
+    assert!(files_after < files_before / 2, "{files_before} files → {files_after}");
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before, "every value of every row is unchanged");
+    assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));
+
+    // Manifests: one per commit → merged.
+    let report = optimizer::run(&config, &s.table, &["rewrite-manifests"]);
+    assert_eq!(report[0]["commits"], 1, "{report:?}");
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before);
+    assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_beside_a_live_writer_keeps_every_record_exactly_once() {
+    let s = Scenario::new("race", "1s");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let writer = WriterProcess::start(&s.writer_config, "writer");
+    let catalog = tables::catalog(&s.dir).await;
+    let config = optimizer::config(&s.dir, None);
+    let mut landed = BTreeMap::new();
+    let mut id = 0;
+    let mut compactions = 0;
+    let started = Instant::now();
+    // The writer commits every second while compaction runs again and again.
+    while started.elapsed() < Duration::from_secs(40) {
+        producer.send_events(id, id + 1_000, PARTITIONS, &mut landed);
+        id += 1_000;
+        if tables::writer_instances(&catalog, &s.table).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let report = optimizer::run(&config, &s.table, &["compact"]);
+        compactions += report[0]["commits"].as_u64().unwrap_or(0);
+    }
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+
+    let ids = tables::long_column(&catalog, &s.table, "id").await;
+    assert_exactly_once(&ids, id);
+    assert!(compactions >= 3, "compaction made progress: {compactions} commits");
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
+    let writer_commits = loaded
+        .metadata
+        .snapshots()
+        .filter(|s| s.summary().additional_properties.contains_key("icefall.checkpoint"))
+        .count();
+    assert!(writer_commits >= 10, "the writer made progress: {writer_commits} commits");
+    assert_eq!(pyiceberg_rows(&s), (id as u64, id as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggressive_expiry_and_orphan_removal_keep_live_files_and_the_writer_resumes() {
+    let s = Scenario::new("expire", "300ms");
+    let mut landed = fill(&s, 6_000, 6).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let config = optimizer::config(&s.dir, None);
+    optimizer::run(&config, &s.table, &["compact"]);
+    let before = tables::checksum(&catalog, &s.table).await;
+
+    let expired = optimizer::run(&config, &s.table, &["expire-snapshots", "--retain-last", "1", "--older-than", "0s"]);
+    assert!(expired[0]["snapshots_expired"].as_u64().unwrap_or(0) > 5, "{expired:?}");
+    assert!(expired[0]["files_deleted"].as_u64().unwrap_or(0) > 0, "{expired:?}");
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before, "no live file was deleted");
+    assert_eq!(pyiceberg_rows(&s), (6_000, 6_000));
+
+    // Below an hour without --force: refused.
+    let refused = std::process::Command::new(optimizer::optimizer_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--table", &s.table, "remove-orphans", "--older-than", "0s"])
+        .output()
+        .expect("run");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+
+    // Debris of a crashed checkpoint: a file nothing references.
+    let orphan = s.dir.join("warehouse").join(s.table.replace('.', "/")).join("data/crashed-writer-000001.parquet");
+    std::fs::write(&orphan, b"not referenced").expect("write orphan");
+    let removed = optimizer::run(&config, &s.table, &["remove-orphans", "--older-than", "0s", "--force"]);
+    assert!(removed[0]["files_deleted"].as_u64().unwrap_or(0) >= 1, "{removed:?}");
+    assert!(!orphan.exists());
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before, "no live file was deleted");
+    assert_eq!(pyiceberg_rows(&s), (6_000, 6_000));
+
+    // The writer resumes from the offsets the (compacted, expired) table still holds.
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    producer.send_events(6_000, 9_000, PARTITIONS, &mut landed);
+    let writer = WriterProcess::start(&s.writer_config, "writer-2");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 9_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_compaction_leaves_rows_unchanged_and_orphan_removal_cleans_the_debris() {
+    let s = Scenario::new("crashcompact", "300ms");
+    fill(&s, 8_000, 8).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let config = optimizer::config(&s.dir, None);
+    let before = tables::checksum(&catalog, &s.table).await;
+    let mut killed_mid_way = 0;
+    for delay in [40u64, 80, 120, 160, 200, 260] {
+        let mut child = optimizer::spawn(&config, &s.table, &["compact", "--max-groups", "4"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        if child.try_wait().expect("wait").is_none() {
+            killed_mid_way += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(tables::checksum(&catalog, &s.table).await, before, "rows unchanged after a kill at {delay} ms");
+    }
+    assert!(killed_mid_way > 0, "no kill landed while compaction ran");
+    // Whatever the kills left behind (files of groups in flight) goes with remove-orphans.
+    optimizer::run(&config, &s.table, &["remove-orphans", "--older-than", "0s", "--force"]);
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
+    let live: std::collections::BTreeSet<String> = catalog
+        .reachable_from(&loaded)
+        .await
+        .expect("reachable")
+        .all()
+        .map(|p| p.trim_start_matches("file://").to_string())
+        .collect();
+    for file in tables::files_on_disk(&s.dir, &s.table) {
+        let path = file.to_string_lossy().to_string();
+        assert!(live.contains(&path), "{path} is neither referenced nor removed");
+    }
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before);
+    assert_eq!(pyiceberg_rows(&s), (8_000, 8_000));
+}
