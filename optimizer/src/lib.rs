@@ -4,6 +4,7 @@
 //! expire-snapshots, remove-orphans, rewrite-manifests; `run` does all in order.
 //! Every change goes through `icefall_table`'s commit path.
 
+pub mod bench;
 pub mod compact;
 pub mod config;
 mod error;

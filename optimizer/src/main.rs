@@ -87,6 +87,13 @@ enum Sub {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Benchmark compaction on a generated table of small files (a temporary SQLite catalog).
+    Bench {
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+        #[arg(long, default_value_t = 5_000)]
+        rows_per_file: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -112,6 +119,11 @@ fn main() -> ExitCode {
 
 /// Ok(false): the command ran but some work failed (see the report's notes).
 async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
+    if let Sub::Bench { files, rows_per_file } = cli.command {
+        let report = icefall_optimizer::bench::bench(files, rows_per_file).await?;
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(true);
+    }
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -146,6 +158,7 @@ async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
             Command::RewriteManifests { target_size_bytes: target_size.or(config.manifests.target_size_bytes), dry_run }
         }
         Sub::Run { dry_run } => Command::Run { dry_run },
+        Sub::Bench { .. } => return Ok(true),
     };
     let catalog = Catalog::connect(&config.catalog).await?;
     let tables = icefall_optimizer::tables(&catalog, &config, &cli.tables).await?;
