@@ -5,6 +5,7 @@
 //! warehouse, so tests run in parallel without sharing state.
 
 pub mod broker;
+pub mod deletes;
 pub mod optimizer;
 pub mod postgres;
 pub mod produce;

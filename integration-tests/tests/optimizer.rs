@@ -177,3 +177,30 @@ async fn a_crash_mid_compaction_leaves_rows_unchanged_and_orphan_removal_cleans_
     assert_eq!(tables::checksum(&catalog, &s.table).await, before);
     assert_eq!(pyiceberg_rows(&s), (8_000, 8_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_rows_stay_deleted_after_compaction_and_dangling_deletes_go() {
+    let s = Scenario::new("deletes", "300ms");
+    let n = 4_000i64;
+    fill(&s, n, 4).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let doomed: std::collections::BTreeSet<i64> = (0..n).filter(|id| id % 10 == 3).collect();
+    let delete_files = icefall_integration_tests::deletes::delete_ids(&catalog, &s.table, &doomed).await;
+    assert!(delete_files > 1, "one equality-delete file per partition");
+    let expected: Vec<i64> = (0..n).filter(|id| !doomed.contains(id)).collect();
+    let mut ids = tables::long_column(&catalog, &s.table, "id").await;
+    ids.sort_unstable();
+    assert_eq!(ids, expected, "the deletes apply before compaction");
+
+    let config = optimizer::config(&s.dir, None);
+    let report = optimizer::run(&config, &s.table, &["compact"]);
+    assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
+    let mut ids = tables::long_column(&catalog, &s.table, "id").await;
+    ids.sort_unstable();
+    assert_eq!(ids, expected, "no deleted row came back");
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
+    let summary = &loaded.metadata.current_snapshot().expect("snapshot").summary().additional_properties;
+    assert_eq!(summary.get("total-delete-files").map(String::as_str), Some("0"), "dangling deletes were dropped");
+    // With no delete file left, PyIceberg reads the same rows.
+    assert_eq!(pyiceberg_rows(&s), (expected.len() as u64, expected.len() as u64));
+}

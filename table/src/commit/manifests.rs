@@ -37,9 +37,10 @@ impl Catalog {
         snapshot_id: i64,
         change: &Change,
     ) -> Result<Vec<ManifestFile>> {
-        let files: &[DataFile] = match change {
-            Change::Append { data_files } => data_files,
-            Change::Replace { added, .. } => added,
+        let (files, deletes): (&[DataFile], bool) = match change {
+            Change::Append { data_files } => (data_files, false),
+            Change::Replace { added, .. } => (added, false),
+            Change::AddDeletes { delete_files } => (delete_files, true),
             Change::Expire { .. } | Change::RewriteManifests { .. } => return Ok(Vec::new()),
         };
         if files.is_empty() {
@@ -49,16 +50,19 @@ impl Catalog {
         let spec = base.metadata.default_partition_spec();
         let path = format!("{}/metadata/{}-m0.avro", base.metadata.location(), uuid::Uuid::now_v7());
         let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-        let mut writer = ManifestWriterBuilder::new(
+        let builder = ManifestWriterBuilder::new(
             output,
             Some(snapshot_id),
             base.metadata.current_schema().clone(),
             spec.as_ref().clone(),
-        )
-        .build_v2_data();
+        );
+        let mut writer = if deletes { builder.build_v2_deletes() } else { builder.build_v2_data() };
         for file in files {
-            if file.content_type() != DataContentType::Data {
-                return Err(Error::Metadata { table: base.name(), message: "only data files can be added".into() });
+            if (file.content_type() == DataContentType::Data) == deletes {
+                return Err(Error::Metadata {
+                    table: base.name(),
+                    message: format!("{} has the wrong content type for this change", file.file_path()),
+                });
             }
             writer
                 .add_file(file.clone(), UNASSIGNED_SEQUENCE_NUMBER)
@@ -76,7 +80,7 @@ impl Catalog {
         change: &Change,
     ) -> Result<Carried> {
         match change {
-            Change::Append { .. } | Change::Expire { .. } => {
+            Change::Append { .. } | Change::AddDeletes { .. } | Change::Expire { .. } => {
                 Ok(Carried { manifests: existing, removed: Removed::default(), written: Vec::new() })
             }
             Change::RewriteManifests { based_on_snapshot, replaced, entries_per_manifest } => {

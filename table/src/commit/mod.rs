@@ -39,6 +39,8 @@ pub enum Change {
         added: Vec<DataFile>,
         planned_sequence_number: i64,
     },
+    /// Add delete files (row-level deletes, as engines' merge-on-read `DELETE` makes them).
+    AddDeletes { delete_files: Vec<DataFile> },
     /// Remove snapshots from metadata (no files are deleted here: the caller deletes what is
     /// no longer reachable after the commit lands). Idempotent.
     Expire { snapshot_ids: BTreeSet<i64> },

@@ -19,6 +19,10 @@ pub(super) fn build(
     let (operation, added) = match &pending.change {
         Change::Append { data_files } => (Operation::Append, data_files.as_slice()),
         Change::Replace { added, .. } => (Operation::Replace, added.as_slice()),
+        Change::AddDeletes { delete_files } => {
+            props.insert("added-delete-files".into(), delete_files.len().to_string());
+            (Operation::Delete, &[][..])
+        }
         Change::RewriteManifests { .. } | Change::Expire { .. } => (Operation::Replace, &[][..]),
     };
     let added_records: u64 = added.iter().map(|f| f.record_count()).sum();
