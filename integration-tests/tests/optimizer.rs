@@ -211,3 +211,44 @@ async fn deleted_rows_stay_deleted_after_compaction_and_dangling_deletes_go() {
     // With no delete file left, PyIceberg reads the same rows.
     assert_eq!(pyiceberg_rows(&s), (expected.len() as u64, expected.len() as u64));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_state_survives_an_engine_expiry_that_knows_nothing_of_icefall() {
+    use icefall_table::offsets::{STATE_TAG, committed_offsets, refs};
+    use icefall_table::{Change, PendingCommit, RetryPolicy};
+    let s = Scenario::new("tagged", "300ms");
+    let mut landed = fill(&s, 3_000, 3).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let ident = icefall_table::catalog::parse_ident(&s.table).expect("ident");
+
+    // Another engine commits on top (no icefall.* keys), then expires like Spark's
+    // `expire_snapshots(retain_last => 1)`: everything but the current snapshot and refs.
+    let table = catalog.load(&ident).await.expect("load");
+    let foreign = PendingCommit::append(Vec::new(), Default::default());
+    let table = catalog
+        .commit(table, &foreign, |_| Ok(Default::default()), &RetryPolicy::default())
+        .await
+        .expect("foreign")
+        .table;
+    let keep: std::collections::BTreeSet<i64> =
+        refs(&table.metadata).into_values().chain(table.metadata.current_snapshot_id()).collect();
+    assert!(refs(&table.metadata).contains_key(STATE_TAG), "writer commits move the state tag");
+    let doomed = table.metadata.snapshots().map(|s| s.snapshot_id()).filter(|id| !keep.contains(id)).collect();
+    let expire = PendingCommit::new(Change::Expire { snapshot_ids: doomed }, Default::default());
+    let table = catalog
+        .commit(table, &expire, |_| Ok(Default::default()), &RetryPolicy::default())
+        .await
+        .expect("expire")
+        .table;
+    assert_eq!(table.metadata.snapshots().count(), 2, "the foreign snapshot and the tagged writer snapshot");
+    assert_eq!(committed_offsets(&table.metadata).expect("offsets").get(&s.topic), Some(&landed));
+
+    // The writer resumes from the tagged state: nothing read twice.
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    producer.send_events(3_000, 5_000, PARTITIONS, &mut landed);
+    let writer = WriterProcess::start(&s.writer_config, "writer-2");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 5_000);
+    assert_eq!(pyiceberg_rows(&s), (5_000, 5_000));
+}

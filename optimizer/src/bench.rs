@@ -68,8 +68,12 @@ async fn run(config: &CatalogConfig, files: usize, rows_per_file: usize) -> Resu
         ])
         .build()
         .map_err(Error::iceberg("bench schema"))?;
-    let mut table =
-        catalog.load_or_create(&ident, &TableLayout { schema, partition: vec![], properties: HashMap::new() }).await?;
+    let mut table = catalog
+        .load_or_create(
+            &ident,
+            &TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec![] },
+        )
+        .await?;
     let arrow_schema = Arc::new(
         iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema())
             .map_err(Error::iceberg("arrow schema"))?,

@@ -11,7 +11,9 @@ use icefall_table::offsets::{self, committed_offsets};
 use icefall_table::{Catalog, Change, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::report::Report;
+use crate::sort::{RUN_ROWS, Sorter};
 use crate::{Error, Result};
+use arrow_array::RecordBatch;
 
 const DEFAULT_TARGET: u64 = 512 * 1024 * 1024;
 
@@ -207,9 +209,25 @@ async fn rewrite_and_commit(
     let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
     let prefix = format!("compact-{}", uuid::Uuid::now_v7());
     let mut writer = files.open(prefix)?;
+    let sorter = Sorter::new(&table.metadata, &files.arrow_schema()?);
     let written = async {
+        let mut run: Vec<RecordBatch> = Vec::new();
+        let mut run_rows = 0;
         while let Some(batch) = batches.try_next().await.map_err(Error::iceberg("read group"))? {
-            writer.write(batch).await?;
+            match &sorter {
+                None => writer.write(batch).await?,
+                Some(sorter) => {
+                    run_rows += batch.num_rows();
+                    run.push(batch);
+                    if run_rows >= RUN_ROWS {
+                        writer.write(sorter.sort(&std::mem::take(&mut run))?).await?;
+                        run_rows = 0;
+                    }
+                }
+            }
+        }
+        if let (Some(sorter), false) = (&sorter, run.is_empty()) {
+            writer.write(sorter.sort(&run)?).await?;
         }
         let rows = writer.rows();
         Ok::<_, Error>((writer.close().await?, rows))

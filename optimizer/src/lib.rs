@@ -12,6 +12,7 @@ pub mod expire;
 pub mod manifests;
 pub mod orphans;
 pub mod report;
+mod sort;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use iceberg::spec::{Schema, Transform, UnboundPartitionSpec};
+use iceberg::spec::{NullOrder, Schema, SortDirection, SortField, SortOrder, Transform, UnboundPartitionSpec};
 use iceberg::{TableCreation, TableIdent};
 
 use crate::{Catalog, Error, LoadedTable, Result};
@@ -26,6 +26,8 @@ pub struct TableLayout {
     pub partition: Vec<String>,
     /// Table properties on top of [`default_properties`].
     pub properties: HashMap<String, String>,
+    /// Sort order: `column`, `column desc`, `column asc nulls last` (compaction writes sorted).
+    pub sort_order: Vec<String>,
 }
 
 impl TableLayout {
@@ -50,6 +52,46 @@ impl TableLayout {
         Ok(spec)
     }
 
+    /// The sort order of this layout (unsorted when none is declared).
+    pub fn sort(&self) -> Result<SortOrder> {
+        if self.sort_order.is_empty() {
+            return Ok(SortOrder::unsorted_order());
+        }
+        let mut builder = SortOrder::builder();
+        builder.with_order_id(1);
+        for text in &self.sort_order {
+            let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+            let bad = || Error::Config(format!("sort field {text:?}: write `column [asc|desc] [nulls first|last]`"));
+            let column = text.split_whitespace().next().ok_or_else(bad)?;
+            let field = self.schema.field_by_name(column).ok_or_else(|| {
+                Error::Config(format!("sort field {text:?} names column {column:?}, which the schema lacks"))
+            })?;
+            let direction = match words.get(1).map(String::as_str) {
+                None | Some("asc") | Some("nulls") => SortDirection::Ascending,
+                Some("desc") => SortDirection::Descending,
+                _ => return Err(bad()),
+            };
+            let nulls_last = words.windows(2).any(|w| w[0] == "nulls" && w[1] == "last");
+            let nulls_first = words.windows(2).any(|w| w[0] == "nulls" && w[1] == "first");
+            // Iceberg's defaults: nulls first for ascending, last for descending.
+            let null_order = match (nulls_first, nulls_last, direction) {
+                (true, _, _) => NullOrder::First,
+                (_, true, _) => NullOrder::Last,
+                (_, _, SortDirection::Ascending) => NullOrder::First,
+                (_, _, SortDirection::Descending) => NullOrder::Last,
+            };
+            builder.with_sort_field(SortField {
+                source_id: field.id,
+                transform: Transform::Identity,
+                direction,
+                null_order,
+            });
+        }
+        builder
+            .build(&self.schema)
+            .map_err(|e| Error::Config(format!("sort order {:?}: {}", self.sort_order, e.message())))
+    }
+
     pub fn to_creation(&self, ident: &TableIdent) -> Result<TableCreation> {
         let mut properties = default_properties();
         properties.extend(self.properties.clone());
@@ -57,6 +99,7 @@ impl TableLayout {
             .name(ident.name().to_string())
             .schema(self.schema.clone())
             .partition_spec(self.partition_spec()?)
+            .sort_order(self.sort()?)
             .properties(properties)
             .build())
     }
@@ -155,5 +198,33 @@ mod tests {
         for bad in ["", "bucket(id)", "day(a, b)", "weird(x)", "truncate(0, x)", "day(ts"] {
             assert!(parse_partition_field(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sort_orders_parse_with_iceberg_null_defaults() {
+        use iceberg::spec::{NestedField, PrimitiveType, Type};
+        let schema = Schema::builder()
+            .with_fields(vec![
+                NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            ])
+            .build()
+            .expect("schema");
+        let layout = |order: &[&str]| TableLayout {
+            schema: schema.clone(),
+            partition: vec![],
+            properties: HashMap::new(),
+            sort_order: order.iter().map(|s| s.to_string()).collect(),
+        };
+        let order = layout(&["id", "ts desc"]).sort().expect("valid");
+        assert_eq!(order.fields[0].direction, SortDirection::Ascending);
+        assert_eq!(order.fields[0].null_order, NullOrder::First);
+        assert_eq!(order.fields[1].direction, SortDirection::Descending);
+        assert_eq!(order.fields[1].null_order, NullOrder::Last);
+        let order = layout(&["ts asc nulls last"]).sort().expect("valid");
+        assert_eq!(order.fields[0].null_order, NullOrder::Last);
+        assert!(layout(&[]).sort().expect("valid").is_unsorted());
+        assert!(layout(&["nope"]).sort().is_err());
+        assert!(layout(&["id sideways"]).sort().is_err());
     }
 }

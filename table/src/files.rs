@@ -56,6 +56,11 @@ impl TableFiles {
         &self.metadata
     }
 
+    /// The Arrow schema of batches these files take (with Iceberg field ids).
+    pub fn arrow_schema(&self) -> Result<arrow_schema::Schema> {
+        iceberg::arrow::schema_to_arrow_schema(self.metadata.current_schema()).map_err(|e| self.error(e))
+    }
+
     pub fn file_io(&self) -> &FileIO {
         &self.file_io
     }

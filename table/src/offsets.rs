@@ -22,6 +22,11 @@ pub const CHECKPOINT: &str = "icefall.checkpoint";
 /// Unique id of the commit; a retry after an unknown outcome searches for it.
 pub const COMMIT_ID: &str = "icefall.commit-id";
 
+/// The tag every writer commit moves to its snapshot. Engines' snapshot expiry (Spark's
+/// `expire_snapshots` included) keeps tagged snapshots, so the newest snapshot holding the
+/// offsets survives any expiry and stays in main's ancestry.
+pub const STATE_TAG: &str = "icefall-writer-state";
+
 /// topic → partition → next offset to read.
 pub type OffsetMap = BTreeMap<String, BTreeMap<i32, i64>>;
 
@@ -51,8 +56,11 @@ pub fn refs(metadata: &TableMetadata) -> BTreeMap<String, i64> {
 }
 
 /// The offsets recorded by the newest writer snapshot on main (empty when there is none).
+/// If main's ancestry holds none (an engine expired them while the tag was removed, or a
+/// rollback), the snapshot of [`STATE_TAG`] is the fallback.
 pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
-    for snapshot in main_ancestry(metadata) {
+    let tagged = refs(metadata).get(STATE_TAG).and_then(|id| metadata.snapshot_by_id(*id));
+    for snapshot in main_ancestry(metadata).chain(tagged) {
         if let Some(text) = snapshot.summary().additional_properties.get(OFFSETS) {
             return decode(text).map_err(|message| Error::Metadata {
                 table: metadata.location().to_string(),

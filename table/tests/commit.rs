@@ -26,7 +26,7 @@ fn layout() -> TableLayout {
         .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
         .build()
         .expect("schema");
-    TableLayout { schema, partition: vec![], properties: HashMap::new() }
+    TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec![] }
 }
 
 fn data_file(name: &str, rows: u64) -> DataFile {

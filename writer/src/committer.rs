@@ -67,7 +67,7 @@ pub struct Committer {
 impl Committer {
     /// The commit of a checkpoint's data; prepared once so every retry carries the same commit id.
     pub fn prepare(&self, checkpoint: &Checkpoint) -> PendingCommit {
-        PendingCommit::append(checkpoint.data_files.clone(), self.summary(checkpoint))
+        PendingCommit::append(checkpoint.data_files.clone(), self.summary(checkpoint)).with_tag(offsets::STATE_TAG)
     }
 
     fn summary(&self, checkpoint: &Checkpoint) -> HashMap<String, String> {
@@ -123,7 +123,7 @@ impl Committer {
             let mut writer = self.dead_letter_files.open(prefix)?;
             writer.write(batch).await?;
             let files = writer.close().await?;
-            let pending = PendingCommit::append(files.clone(), self.summary(checkpoint));
+            let pending = PendingCommit::append(files.clone(), self.summary(checkpoint)).with_tag(offsets::STATE_TAG);
             let covered = covered.clone();
             let expected = floor.clone();
             let check = move |metadata: &iceberg::spec::TableMetadata| {

@@ -101,6 +101,10 @@ pub struct PipelineConfig {
     /// Hidden partitioning of a new table, e.g. `["day(ts)", "bucket(16, user_id)"]`.
     #[serde(default)]
     pub partition: Vec<String>,
+    /// Sort order of a new table, e.g. `["user_id", "ts desc"]`. The writer writes files as
+    /// they come; compaction writes them sorted.
+    #[serde(default)]
+    pub sort_order: Vec<String>,
     /// Extra table properties for a new table.
     #[serde(default)]
     pub table_properties: BTreeMap<String, String>,
@@ -260,8 +264,10 @@ impl PipelineConfig {
             schema: self.declared_schema()?,
             partition: self.partition.clone(),
             properties: self.table_properties.clone().into_iter().collect(),
+            sort_order: self.sort_order.clone(),
         };
         layout.partition_spec().map_err(|e| Error::Config(format!("pipelines[{}].partition: {e}", self.name)))?;
+        layout.sort().map_err(|e| Error::Config(format!("pipelines[{}].sort_order: {e}", self.name)))?;
         Ok(layout)
     }
 

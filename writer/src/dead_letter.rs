@@ -70,6 +70,7 @@ pub fn layout() -> TableLayout {
         schema: schema.unwrap_or_else(|e| panic!("dead-letter schema: {e}")),
         partition: vec!["day(ingested_at)".into()],
         properties: Default::default(),
+        sort_order: Vec::new(),
     }
 }
 

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Snapshot, TableMetadata,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Snapshot, SnapshotReference,
+    SnapshotRetention, TableMetadata,
 };
 
 use crate::catalog::{SwapOutcome, display_ident};
@@ -65,6 +66,9 @@ pub struct PendingCommit {
     pub summary: HashMap<String, String>,
     /// Unique id, written as `icefall.commit-id`.
     pub commit_id: String,
+    /// A tag to move to the new snapshot (e.g. the writer's state tag, which keeps the
+    /// snapshot holding the offsets safe from any engine's snapshot expiry).
+    pub tag: Option<String>,
 }
 
 impl PendingCommit {
@@ -72,7 +76,13 @@ impl PendingCommit {
         let commit_id = uuid::Uuid::now_v7().to_string();
         let mut summary = summary;
         summary.insert(offsets::COMMIT_ID.to_string(), commit_id.clone());
-        PendingCommit { change, summary, commit_id }
+        PendingCommit { change, summary, commit_id, tag: None }
+    }
+
+    /// Moves `tag` to the snapshot this commit makes.
+    pub fn with_tag(mut self, tag: &str) -> Self {
+        self.tag = Some(tag.to_string());
+        self
     }
 
     pub fn append(data_files: Vec<DataFile>, summary: HashMap<String, String>) -> Self {
@@ -247,11 +257,16 @@ impl Catalog {
             .with_summary(summary)
             .with_schema_id(metadata.current_schema_id())
             .build();
-        let new_metadata = metadata
+        let mut builder = metadata
             .as_ref()
             .clone()
             .into_builder(Some(base.metadata_location.clone()))
-            .set_branch_snapshot(snapshot, MAIN_BRANCH)
+            .set_branch_snapshot(snapshot, MAIN_BRANCH);
+        if let Some(tag) = &pending.tag {
+            let reference = SnapshotReference::new(snapshot_id, SnapshotRetention::Tag { max_ref_age_ms: None });
+            builder = builder.and_then(|b| b.set_ref(tag, reference));
+        }
+        let new_metadata = builder
             .and_then(|b| b.build())
             .map_err(Error::iceberg(format!("build new metadata of {}", display_ident(&base.ident))))?
             .metadata;

@@ -1,0 +1,76 @@
+//! Compaction writes the table's sort order (SQLite catalog and local files in a temp dir).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use futures::TryStreamExt;
+use iceberg::spec::{NestedField, PrimitiveType, Schema, SortDirection, Type};
+use icefall_optimizer::compact::{CompactOptions, compact};
+use icefall_table::catalog::parse_ident;
+use icefall_table::create::TableLayout;
+use icefall_table::files::TableFiles;
+use icefall_table::{Catalog, CatalogConfig, PendingCommit, RetryPolicy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_output_follows_the_table_sort_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::connect(&CatalogConfig {
+        uri: format!("sqlite:{}/catalog.db", dir.path().display()),
+        name: "test".into(),
+        warehouse: format!("{}/warehouse", dir.path().display()),
+        storage: Default::default(),
+    })
+    .await
+    .expect("catalog");
+    let schema = Schema::builder()
+        .with_fields(vec![
+            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+        ])
+        .build()
+        .expect("schema");
+    let layout =
+        TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec!["id desc".into()] };
+    let ident = parse_ident("ns.sorted").expect("ident");
+    let mut table = catalog.load_or_create(&ident, &layout).await.expect("create");
+    let order = table.metadata.default_sort_order();
+    assert_eq!(order.fields.len(), 1);
+    assert_eq!(order.fields[0].direction, SortDirection::Descending);
+
+    // Six files of interleaved ids, each file in its own (unsorted) order.
+    let arrow_schema =
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema()).expect("arrow"));
+    for f in 0..6i64 {
+        let ids: Vec<i64> = (0..500).map(|i| ((i * 37 + f * 11) % 500) * 6 + f).collect();
+        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))];
+        let batch = RecordBatch::try_new(arrow_schema.clone(), columns).expect("batch");
+        let files =
+            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+        let mut writer = files.open(format!("unsorted-{f}")).expect("open");
+        writer.write(batch).await.expect("write");
+        let data = writer.close().await.expect("close");
+        let pending = PendingCommit::append(data, HashMap::new());
+        table = catalog
+            .commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default())
+            .await
+            .expect("commit")
+            .table;
+    }
+
+    let report =
+        compact(&catalog, &ident, &CompactOptions { min_input_files: 2, ..Default::default() }).await.expect("compact");
+    assert_eq!(report.files_out, 1, "{report:?}");
+    let table = catalog.load(&ident).await.expect("load");
+    let scan = table.to_table(catalog.file_io()).expect("table").scan().select(["id"]).build().expect("scan");
+    let batches: Vec<RecordBatch> = scan.to_arrow().await.expect("read").try_collect().await.expect("batches");
+    let ids: Vec<i64> =
+        batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    assert_eq!(ids.len(), 3_000);
+    let mut expected = ids.clone();
+    expected.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(ids, expected, "one file, rows in descending id order");
+}
