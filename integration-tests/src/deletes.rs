@@ -66,3 +66,74 @@ pub async fn delete_ids(catalog: &Catalog, table: &str, ids: &BTreeSet<i64>) -> 
     catalog.commit(loaded, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit deletes");
     count
 }
+
+/// Deletes the first `per_file` rows of every data file with position-delete files (one per
+/// data file, in its partition), as engines' merge-on-read `DELETE` writes them. Returns the
+/// ids of the deleted rows.
+pub async fn delete_first_rows(catalog: &Catalog, table: &str, per_file: usize) -> BTreeSet<i64> {
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+    use futures::{StreamExt, TryStreamExt};
+    use iceberg::spec::{DataContentType, DataFileBuilder};
+
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let scan_table = loaded.to_table(catalog.file_io()).expect("table");
+    let scan = scan_table.scan().select(["id"]).build().expect("scan");
+    let tasks: Vec<iceberg::scan::FileScanTask> =
+        scan.plan_files().await.expect("plan").try_collect().await.expect("plan");
+    // The spec's reserved field ids of position-delete files.
+    let field = |name: &str, ty: DataType, id: i32| {
+        Field::new(name, ty, false).with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
+    };
+    let delete_schema = Arc::new(ArrowSchema::new(vec![
+        field("file_path", DataType::Utf8, 2147483546),
+        field("pos", DataType::Int64, 2147483545),
+    ]));
+    let mut deleted = BTreeSet::new();
+    let mut delete_files = Vec::new();
+    for task in tasks {
+        // Positions are physical rows: read the file without the deletes already on it.
+        let mut raw = task.clone();
+        raw.deletes.clear();
+        let reader = scan_table.reader_builder().build();
+        let one = futures::stream::iter(vec![Ok(raw)]).boxed();
+        let batches: Vec<RecordBatch> =
+            reader.read(one).expect("read").stream().try_collect().await.expect("read file");
+        let ids: Vec<i64> =
+            batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+        let n = per_file.min(ids.len());
+        deleted.extend(&ids[..n]);
+        let batch = RecordBatch::try_new(
+            delete_schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![task.data_file_path.clone(); n])),
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+            ],
+        )
+        .expect("delete batch");
+        let path = format!("{}/data/pos-delete-{}.parquet", loaded.metadata.location(), uuid::Uuid::new_v4().simple());
+        let mut buffer = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut buffer, delete_schema.clone(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let size = buffer.len() as u64;
+        catalog.file_io().new_output(&path).expect("output").write(buffer.into()).await.expect("store");
+        delete_files.push(
+            DataFileBuilder::default()
+                .content(DataContentType::PositionDeletes)
+                .file_path(path)
+                .file_format(DataFileFormat::Parquet)
+                .partition(task.partition.clone().expect("partition values"))
+                .partition_spec_id(loaded.metadata.default_partition_spec_id())
+                .record_count(n as u64)
+                .file_size_in_bytes(size)
+                .referenced_data_file(Some(task.data_file_path.clone()))
+                .build()
+                .expect("delete file"),
+        );
+    }
+    let pending = PendingCommit::new(Change::AddDeletes { delete_files }, HashMap::new());
+    catalog.commit(loaded, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit deletes");
+    deleted
+}

@@ -186,7 +186,7 @@ async fn a_crash_mid_compaction_leaves_rows_unchanged_and_orphan_removal_cleans_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleted_rows_stay_deleted_after_compaction_and_dangling_deletes_go() {
+async fn equality_and_position_deleted_rows_stay_deleted_after_compaction() {
     let s = Scenario::new("deletes", "300ms");
     let n = 4_000i64;
     fill(&s, n, 4).await;
@@ -198,6 +198,14 @@ async fn deleted_rows_stay_deleted_after_compaction_and_dangling_deletes_go() {
     let mut ids = tables::long_column(&catalog, &s.table, "id").await;
     ids.sort_unstable();
     assert_eq!(ids, expected, "the deletes apply before compaction");
+
+    // Position deletes too: the first two rows of every data file.
+    let first_rows = icefall_integration_tests::deletes::delete_first_rows(&catalog, &s.table, 2).await;
+    assert!(first_rows.len() > 2);
+    let expected: Vec<i64> = expected.into_iter().filter(|id| !first_rows.contains(id)).collect();
+    let mut ids = tables::long_column(&catalog, &s.table, "id").await;
+    ids.sort_unstable();
+    assert_eq!(ids, expected, "position deletes apply before compaction");
 
     let config = optimizer::config(&s.dir, None);
     let report = optimizer::run(&config, &s.table, &["compact"]);
