@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use iceberg::spec::{
-    DataContentType, DataFile, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus, ManifestWriterBuilder,
-    UNASSIGNED_SEQUENCE_NUMBER,
+    DataContentType, DataFile, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus, ManifestWriter,
+    ManifestWriterBuilder, PartitionSpec, UNASSIGNED_SEQUENCE_NUMBER,
 };
 
 use super::Change;
@@ -29,6 +29,22 @@ pub(super) struct Carried {
 }
 
 impl Catalog {
+    /// A manifest writer for a new manifest of this commit in the table's metadata folder.
+    fn new_manifest(
+        &self,
+        base: &LoadedTable,
+        snapshot_id: i64,
+        spec: &PartitionSpec,
+        deletes: bool,
+    ) -> Result<(String, ManifestWriter)> {
+        let path = format!("{}/metadata/{}-m.avro", base.metadata.location(), uuid::Uuid::now_v7());
+        let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
+        let builder =
+            ManifestWriterBuilder::new(output, Some(snapshot_id), base.metadata.current_schema().clone(), spec.clone());
+        let writer = if deletes { builder.build_v2_deletes() } else { builder.build_v2_data() };
+        Ok((path, writer))
+    }
+
     /// Writes the manifest listing the change's new files, once per commit. Entries inherit
     /// their sequence number from the manifest list, so the manifest stays valid across rebases.
     pub(super) async fn write_added_manifests(
@@ -48,15 +64,7 @@ impl Catalog {
         }
         // Writers always write with the table's default spec (DataFile keeps its spec id private).
         let spec = base.metadata.default_partition_spec();
-        let path = format!("{}/metadata/{}-m0.avro", base.metadata.location(), uuid::Uuid::now_v7());
-        let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-        let builder = ManifestWriterBuilder::new(
-            output,
-            Some(snapshot_id),
-            base.metadata.current_schema().clone(),
-            spec.as_ref().clone(),
-        );
-        let mut writer = if deletes { builder.build_v2_deletes() } else { builder.build_v2_data() };
+        let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
         for file in files {
             if (file.content_type() == DataContentType::Data) == deletes {
                 return Err(Error::Metadata {
@@ -142,15 +150,7 @@ impl Catalog {
             })?;
             let all: Vec<ManifestEntry> = partitions.into_values().flatten().collect();
             for chunk in all.chunks(entries_per_manifest.max(1)) {
-                let path = format!("{}/metadata/{}-m2.avro", base.metadata.location(), uuid::Uuid::now_v7());
-                let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-                let mut writer = ManifestWriterBuilder::new(
-                    output,
-                    Some(snapshot_id),
-                    base.metadata.current_schema().clone(),
-                    spec.as_ref().clone(),
-                )
-                .build_v2_data();
+                let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, false)?;
                 for entry in chunk {
                     let sequence = entry.sequence_number.unwrap_or(0);
                     writer
@@ -214,15 +214,7 @@ impl Catalog {
                         manifest_file.manifest_path, manifest_file.partition_spec_id
                     ),
                 })?;
-            let path = format!("{}/metadata/{}-m1.avro", base.metadata.location(), uuid::Uuid::now_v7());
-            let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
-            let builder = ManifestWriterBuilder::new(
-                output,
-                Some(snapshot_id),
-                base.metadata.current_schema().clone(),
-                spec.as_ref().clone(),
-            );
-            let mut writer = if deletes { builder.build_v2_deletes() } else { builder.build_v2_data() };
+            let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                 let file = entry.data_file().clone();
                 let sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
