@@ -97,7 +97,7 @@ impl Parser<'_> {
         String::from_utf8_lossy(&self.text[start..self.pos]).to_string()
     }
 
-    fn expect(&mut self, c: u8) -> std::result::Result<(), String> {
+    fn eat(&mut self, c: u8) -> std::result::Result<(), String> {
         self.skip_ws();
         if self.text.get(self.pos) == Some(&c) {
             self.pos += 1;
@@ -139,17 +139,17 @@ impl Parser<'_> {
             "uuid" => primitive(PrimitiveType::Uuid),
             "binary" => primitive(PrimitiveType::Binary),
             "fixed" => {
-                self.expect(b'[').or_else(|_| self.expect(b'('))?;
+                self.eat(b'[').or_else(|_| self.eat(b'('))?;
                 let len = self.number()?;
-                self.expect(b']').or_else(|_| self.expect(b')'))?;
+                self.eat(b']').or_else(|_| self.eat(b')'))?;
                 primitive(PrimitiveType::Fixed(u64::from(len)))
             }
             "decimal" => {
-                self.expect(b'(')?;
+                self.eat(b'(')?;
                 let precision = self.number()?;
-                self.expect(b',')?;
+                self.eat(b',')?;
                 let scale = self.number()?;
-                self.expect(b')')?;
+                self.eat(b')')?;
                 if precision == 0 || precision > 38 || scale > precision {
                     return Err(format!(
                         "decimal({precision},{scale}): precision must be 1..=38 and scale <= precision"
@@ -158,37 +158,37 @@ impl Parser<'_> {
                 primitive(PrimitiveType::Decimal { precision, scale })
             }
             "list" | "array" => {
-                self.expect(b'<')?;
+                self.eat(b'<')?;
                 let id = ids.next();
                 let element = self.parse(ids)?;
-                self.expect(b'>')?;
+                self.eat(b'>')?;
                 Ok(Type::List(ListType::new(NestedField::list_element(id, element, false).into())))
             }
             "map" => {
-                self.expect(b'<')?;
+                self.eat(b'<')?;
                 let key_id = ids.next();
                 let value_id = ids.next();
                 let key = self.parse(ids)?;
                 if !matches!(key, Type::Primitive(_)) {
                     return Err("map keys must be a primitive type".into());
                 }
-                self.expect(b',')?;
+                self.eat(b',')?;
                 let value = self.parse(ids)?;
-                self.expect(b'>')?;
+                self.eat(b'>')?;
                 Ok(Type::Map(MapType::new(
                     NestedField::map_key_element(key_id, key).into(),
                     NestedField::map_value_element(value_id, value, false).into(),
                 )))
             }
             "struct" => {
-                self.expect(b'<')?;
+                self.eat(b'<')?;
                 let mut fields = Vec::new();
                 loop {
                     let field_name = self.word();
                     if field_name.is_empty() {
                         return Err("expected a field name inside struct<...>".into());
                     }
-                    self.expect(b':')?;
+                    self.eat(b':')?;
                     let id = ids.next();
                     let mut ty_text_required = false;
                     let ty = self.parse(ids)?;
