@@ -90,6 +90,33 @@ pub async fn wait_for_offsets(
     }
 }
 
+/// (partition, offset) of every row, from the `kafka_partition` and `kafka_offset` metadata columns.
+pub async fn partition_offsets(catalog: &Catalog, table: &str) -> Vec<(i32, i64)> {
+    use arrow_array::types::Int32Type;
+    let mut out = Vec::new();
+    for batch in scan(catalog, table, &["kafka_partition", "kafka_offset"]).await {
+        let partitions = batch.column(0).as_primitive::<Int32Type>();
+        let offsets = batch.column(1).as_primitive::<Int64Type>();
+        out.extend((0..batch.num_rows()).map(|i| (partitions.value(i), offsets.value(i))));
+    }
+    out
+}
+
+/// Every offset `0..landed[p]` of every partition exactly once: the Kafka-level count.
+pub fn assert_offsets_exactly_once(pairs: &[(i32, i64)], landed: &BTreeMap<i32, i64>) {
+    let mut seen: BTreeMap<(i32, i64), u32> = BTreeMap::new();
+    for pair in pairs {
+        *seen.entry(*pair).or_default() += 1;
+    }
+    let dupes: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).take(10).collect();
+    assert!(dupes.is_empty(), "(partition, offset) twice: {dupes:?}");
+    for (partition, end) in landed {
+        let missing: Vec<i64> = (0..*end).filter(|o| !seen.contains_key(&(*partition, *o))).take(10).collect();
+        assert!(missing.is_empty(), "partition {partition}: missing offsets {missing:?}");
+    }
+    assert_eq!(pairs.len() as i64, landed.values().sum::<i64>());
+}
+
 /// Every id of `ids` exactly once, compared with `0..n`.
 pub fn assert_exactly_once(ids: &[i64], n: i64) {
     let mut counts: BTreeMap<i64, u32> = BTreeMap::new();

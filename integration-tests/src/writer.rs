@@ -55,6 +55,15 @@ schema = [
   {{ name = "tags", type = "list<string>" }},
   {{ name = "geo", type = "struct<lat: double, lon: double>" }},
 ]
+
+[pipelines.metadata_columns]
+topic = "kafka_topic"
+partition = "kafka_partition"
+offset = "kafka_offset"
+timestamp = "kafka_timestamp"
+key = "kafka_key"
+headers = "kafka_headers"
+ingested_at = "ingested_at"
 "#,
         dir = dir.display(),
         catalog_uri = spec.catalog_uri.clone().unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display())),

@@ -39,6 +39,24 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
 
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, n);
+    // Metadata columns hold each record's own topic, key, timestamp and arrival time.
+    for batch in
+        tables::scan(&catalog, &s.table, &["id", "kafka_topic", "kafka_key", "kafka_timestamp", "ingested_at"]).await
+    {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        let ids = batch.column(0).as_primitive::<arrow_array::types::Int64Type>();
+        let topics = batch.column(1).as_string::<i32>();
+        let keys = batch.column(2).as_binary::<i64>();
+        for row in 0..batch.num_rows() {
+            assert_eq!(topics.value(row), s.topic);
+            assert_eq!(keys.value(row), ids.value(row).to_string().as_bytes());
+        }
+        assert_eq!(batch.column(3).null_count(), 0, "every record has a timestamp");
+        assert_eq!(batch.column(4).null_count(), 0, "every record has an arrival time");
+    }
+    // Counted by Kafka coordinates too (metadata columns): every (partition, offset) once.
+    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
     // The summary's offsets are the partitions' high watermarks.
     let offsets = tables::offsets(&catalog, &s.table).await;
     assert_eq!(offsets.get(&s.topic), Some(&landed));
@@ -116,6 +134,7 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
 
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, total);
+    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
     let instances = tables::writer_instances(&catalog, &s.table).await;
     assert!(instances.len() > kills / 2, "only {} writer instances committed anything", instances.len());
@@ -144,6 +163,7 @@ async fn two_writers_with_one_config_never_duplicate() {
 
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, n);
+    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
 }
 

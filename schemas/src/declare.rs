@@ -25,10 +25,31 @@ pub struct FieldDecl {
     pub doc: Option<String>,
 }
 
+/// Column names the Iceberg spec reserves for metadata columns; engines shadow a table column
+/// of the same name, so a table must not have one.
+pub const RESERVED_NAMES: &[&str] = &[
+    "_file",
+    "_pos",
+    "_deleted",
+    "_spec_id",
+    "_partition",
+    "_change_type",
+    "_change_ordinal",
+    "_commit_snapshot_id",
+    "_row_id",
+    "_last_updated_sequence_number",
+];
+
 /// Builds an Iceberg schema from declared fields. Nested fields are optional; ids are 1..n.
 pub fn schema_from_decls(fields: &[FieldDecl]) -> Result<Schema> {
     if fields.is_empty() {
         return Err(Error::Schema("the schema declares no field".into()));
+    }
+    if let Some(reserved) = fields.iter().find(|f| RESERVED_NAMES.contains(&f.name.as_str())) {
+        return Err(Error::Schema(format!(
+            "column name {:?} is reserved by Iceberg for a metadata column; choose another (e.g. kafka{})",
+            reserved.name, reserved.name
+        )));
     }
     let mut ids = IdAssigner(0);
     let mut out = Vec::with_capacity(fields.len());
@@ -260,5 +281,7 @@ mod tests {
         assert!(schema_from_decls(&[decl("x", "map<struct<a: int>, int>", false)]).is_err());
         assert!(schema_from_decls(&[decl("x", "int", false), decl("x", "long", false)]).is_err());
         assert!(schema_from_decls(&[decl("x", "list<int", false)]).is_err());
+        let reserved = schema_from_decls(&[decl("_partition", "int", false)]).expect_err("reserved");
+        assert!(reserved.to_string().contains("reserved"), "{reserved}");
     }
 }

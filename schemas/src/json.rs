@@ -52,6 +52,8 @@ impl EpochUnit {
 pub struct JsonOptions {
     /// Unit of numeric timestamp values.
     pub epoch_unit: EpochUnit,
+    /// Top-level columns the payload does not provide (Kafka metadata columns, filled later).
+    pub metadata_fields: Vec<String>,
 }
 
 /// The rows that decoded and the records that did not.
@@ -133,6 +135,10 @@ impl JsonDecoder {
         };
         let mut items = Vec::with_capacity(ty.fields().len());
         for field in ty.fields() {
+            if path.is_empty() && self.options.metadata_fields.contains(&field.name) {
+                items.push(Val::Null);
+                continue;
+            }
             let field_path = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
             match map.get(&field.name) {
                 None | Some(Value::Null) => {

@@ -8,6 +8,7 @@
 pub mod declare;
 mod error;
 pub mod json;
+pub mod metadata;
 mod value;
 
 pub use error::{Error, RecordError, Result};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use iceberg::spec::Schema;
 use icefall_schemas::declare::{FieldDecl, schema_from_decls};
 use icefall_schemas::json::EpochUnit;
+use icefall_schemas::metadata::MetaField;
 use icefall_table::CatalogConfig;
 use icefall_table::create::TableLayout;
 use serde::Deserialize;
@@ -124,6 +125,48 @@ pub struct PipelineConfig {
     /// Table that receives records that fail to decode (default `<table>_dlq`).
     #[serde(default)]
     pub dead_letter_table: Option<String>,
+    /// Kafka metadata written into columns (each optional; the value is the column name).
+    #[serde(default)]
+    pub metadata_columns: MetadataColumnsConfig,
+}
+
+/// Column names for Kafka metadata; unset = not written. A new table gets these columns
+/// (after the declared ones); an existing table must already have them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataColumnsConfig {
+    /// The record's topic (`string`).
+    pub topic: Option<String>,
+    /// The record's partition (`int`).
+    pub partition: Option<String>,
+    /// The record's offset (`long`).
+    pub offset: Option<String>,
+    /// The record's timestamp (`timestamptz`).
+    pub timestamp: Option<String>,
+    /// The record's key (`binary`, or `string` if the table column is a string).
+    pub key: Option<String>,
+    /// The record's headers (`map<string, binary>`).
+    pub headers: Option<String>,
+    /// When the writer received the record (`timestamptz`).
+    pub ingested_at: Option<String>,
+}
+
+impl MetadataColumnsConfig {
+    /// Column name → what it holds.
+    pub fn mapping(&self) -> BTreeMap<String, MetaField> {
+        [
+            (&self.topic, MetaField::Topic),
+            (&self.partition, MetaField::Partition),
+            (&self.offset, MetaField::Offset),
+            (&self.timestamp, MetaField::Timestamp),
+            (&self.key, MetaField::Key),
+            (&self.headers, MetaField::Headers),
+            (&self.ingested_at, MetaField::IngestedAt),
+        ]
+        .into_iter()
+        .filter_map(|(name, field)| name.clone().map(|n| (n, field)))
+        .collect()
+    }
 }
 
 fn default_checkpoint() -> Duration {
@@ -235,16 +278,43 @@ impl Config {
 }
 
 impl PipelineConfig {
-    /// The declared schema.
+    /// The declared schema, plus the metadata columns it does not declare itself.
     pub fn declared_schema(&self) -> Result<Schema> {
+        let mut fields = self.declared_fields()?;
+        for (name, field) in self.metadata_columns.mapping() {
+            if !fields.iter().any(|f| f.name == name) {
+                fields.push(FieldDecl {
+                    name,
+                    type_name: field.default_type().into(),
+                    required: false,
+                    doc: Some(format!("Kafka {field:?}")),
+                });
+            }
+        }
+        schema_from_decls(&fields).map_err(|e| Error::Config(format!("pipelines[{}].schema: {e}", self.name)))
+    }
+
+    /// The columns as declared (`schema` or `schema_file`).
+    fn declared_fields(&self) -> Result<Vec<FieldDecl>> {
         let at = format!("pipelines[{}]", self.name);
         if let Some(path) = &self.schema_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::Config(format!("{at}.schema_file: cannot read {}: {e}", path.display())))?;
             if path.extension().is_some_and(|e| e == "json") {
-                return serde_json::from_str::<Schema>(&text).map_err(|e| {
+                let schema = serde_json::from_str::<Schema>(&text).map_err(|e| {
                     Error::Config(format!("{at}.schema_file {}: not an Iceberg schema: {e}", path.display()))
-                });
+                })?;
+                return Ok(schema
+                    .as_struct()
+                    .fields()
+                    .iter()
+                    .map(|f| FieldDecl {
+                        name: f.name.clone(),
+                        type_name: type_text(&f.field_type),
+                        required: f.required,
+                        doc: f.doc.clone(),
+                    })
+                    .collect());
             }
             #[derive(Deserialize)]
             #[serde(deny_unknown_fields)]
@@ -253,9 +323,9 @@ impl PipelineConfig {
             }
             let file: SchemaFile = toml::from_str(&text)
                 .map_err(|e| Error::Config(format!("{at}.schema_file {}: {e}", path.display())))?;
-            return schema_from_decls(&file.fields).map_err(|e| Error::Config(format!("{at}.schema_file: {e}")));
+            return Ok(file.fields);
         }
-        schema_from_decls(&self.schema).map_err(|e| Error::Config(format!("{at}.schema: {e}")))
+        Ok(self.schema.clone())
     }
 
     /// Schema, partitioning and properties of the table when the writer creates it.
@@ -281,6 +351,29 @@ impl PipelineConfig {
 
     pub fn writer_count(&self) -> usize {
         self.writers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
+/// An Iceberg type written the way `schema` declarations write it (nested fields optional
+/// unless `not null`).
+fn type_text(ty: &iceberg::spec::Type) -> String {
+    use iceberg::spec::Type;
+    match ty {
+        Type::Primitive(p) => p.to_string(),
+        Type::List(l) => format!("list<{}>", type_text(&l.element_field.field_type)),
+        Type::Map(m) => {
+            format!("map<{}, {}>", type_text(&m.key_field.field_type), type_text(&m.value_field.field_type))
+        }
+        Type::Struct(st) => {
+            let fields: Vec<String> = st
+                .fields()
+                .iter()
+                .map(|f| {
+                    format!("{}: {}{}", f.name, type_text(&f.field_type), if f.required { " not null" } else { "" })
+                })
+                .collect();
+            format!("struct<{}>", fields.join(", "))
+        }
     }
 }
 

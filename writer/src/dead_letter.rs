@@ -105,5 +105,5 @@ pub fn to_batch(decoder: &JsonDecoder, letters: &[&DeadLetter]) -> Result<arrow_
 }
 
 pub fn decoder(schema: Arc<iceberg::spec::Schema>) -> Result<JsonDecoder> {
-    Ok(JsonDecoder::new(schema, JsonOptions { epoch_unit: EpochUnit::Micros })?)
+    Ok(JsonDecoder::new(schema, JsonOptions { epoch_unit: EpochUnit::Micros, ..Default::default() })?)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use icefall_schemas::json::{JsonDecoder, JsonOptions};
+use icefall_schemas::metadata::MetadataColumns;
 use icefall_table::catalog::{display_ident, parse_ident};
 use icefall_table::offsets::committed_offsets;
 use icefall_table::{Catalog, LoadedTable, RetryPolicy, TableIdent};
@@ -93,10 +94,16 @@ impl Pipeline {
 
         let schema = table.metadata.current_schema().clone();
         warn_on_schema_drift(p, &schema);
-        let decoder = Arc::new(JsonDecoder::new(schema, JsonOptions { epoch_unit: p.epoch_unit })?);
+        let mapping = p.metadata_columns.mapping();
+        let metadata = MetadataColumns::new(&schema, &mapping).map_err(|e| {
+            Error::Config(format!("pipelines[{}].metadata_columns: table {}: {e}", p.name, table.name()))
+        })?;
+        let options =
+            JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
+        let decoder = Arc::new(JsonDecoder::new(schema, options)?);
         let files =
             TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), p.target_file_size_bytes)?;
-        let pool = WriterPool::start(p.writer_count(), decoder, files, instance, 1);
+        let pool = WriterPool::start(p.writer_count(), decoder, Arc::new(metadata), files, instance, 1);
         let committer = Committer {
             catalog: catalog.clone(),
             table: ident.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use iceberg::spec::DataFile;
 use icefall_schemas::json::JsonDecoder;
+use icefall_schemas::metadata::{MetadataColumns, RecordMeta};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -42,6 +43,7 @@ impl WriterPool {
     pub fn start(
         count: usize,
         decoder: Arc<JsonDecoder>,
+        metadata: Arc<MetadataColumns>,
         files: TableFiles,
         instance: &str,
         first_checkpoint: u64,
@@ -53,6 +55,7 @@ impl WriterPool {
             let writer = Writer {
                 index,
                 decoder: decoder.clone(),
+                metadata: metadata.clone(),
                 files: files.clone(),
                 instance: instance.to_string(),
                 checkpoint: first_checkpoint,
@@ -117,6 +120,7 @@ impl WriterPool {
 struct Writer {
     index: usize,
     decoder: Arc<JsonDecoder>,
+    metadata: Arc<MetadataColumns>,
     files: TableFiles,
     instance: String,
     checkpoint: u64,
@@ -153,12 +157,29 @@ impl Writer {
             self.dead_letters.push(DeadLetter::new(&records[index], error));
         }
         if decoded.batch.num_rows() > 0 {
+            let batch = if self.metadata.is_empty() {
+                decoded.batch
+            } else {
+                let metas: Vec<RecordMeta<'_>> = records
+                    .iter()
+                    .map(|r| RecordMeta {
+                        topic: &r.topic,
+                        partition: r.partition,
+                        offset: r.offset,
+                        timestamp_ms: r.timestamp_ms,
+                        key: r.key.as_deref(),
+                        headers: &r.headers,
+                        ingested_at_us: r.received_at_us,
+                    })
+                    .collect();
+                self.metadata.fill(decoded.batch, &decoded.rows, &metas)?
+            };
             if self.open.is_none() {
                 let prefix = format!("{}-{:06}-{}", self.instance, self.checkpoint, self.index);
                 self.open = Some(self.files.open(prefix)?);
             }
             if let Some(open) = self.open.as_mut() {
-                open.write(decoded.batch).await?;
+                open.write(batch).await?;
             }
         }
         Ok(())

@@ -16,7 +16,7 @@ use icefall_table::offsets::{OffsetMap, offset_of};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
@@ -36,6 +36,9 @@ pub struct SourceRecord {
     pub timestamp_ms: Option<i64>,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// When this process received the record, microseconds since the epoch.
+    pub received_at_us: i64,
 }
 
 /// What the source tells its pipeline, in order.
@@ -285,6 +288,11 @@ fn consume_loop(
                     timestamp_ms: message.timestamp().to_millis(),
                     key: message.key().map(<[u8]>::to_vec),
                     payload: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                        .unwrap_or_default(),
+                    received_at_us: chrono::Utc::now().timestamp_micros(),
                 };
                 let full = {
                     let mut pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());

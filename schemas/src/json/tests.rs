@@ -13,7 +13,7 @@ fn decl(name: &str, ty: &str, required: bool) -> FieldDecl {
 
 fn decoder(fields: &[FieldDecl], unit: EpochUnit) -> JsonDecoder {
     let schema = schema_from_decls(fields).expect("schema");
-    JsonDecoder::new(Arc::new(schema), JsonOptions { epoch_unit: unit }).expect("decoder")
+    JsonDecoder::new(Arc::new(schema), JsonOptions { epoch_unit: unit, ..Default::default() }).expect("decoder")
 }
 
 fn decode(d: &JsonDecoder, records: &[&str]) -> Decoded {
