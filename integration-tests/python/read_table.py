@@ -13,6 +13,7 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--catalog-name", default="icefall")
     parser.add_argument("--summary", action="store_true", help="print one human-readable line instead of JSON")
+    parser.add_argument("--dump-rows", metavar="COLUMN", help="include every row (as JSON), ordered by COLUMN")
     args = parser.parse_args()
 
     catalog = SqlCatalog(args.catalog_name, uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}")
@@ -30,6 +31,9 @@ def main() -> None:
             for s in table.snapshots()
         ],
     }
+    if args.dump_rows:
+        report["schema"] = [[f.field_id, f.name, str(f.field_type)] for f in table.schema().fields]
+        report["data"] = data.sort_by(args.dump_rows).to_pylist()
     if "id" in data.column_names:
         ids = data.column("id").to_pylist()
         report["distinct_ids"] = len(set(ids))
@@ -38,7 +42,7 @@ def main() -> None:
     if args.summary:
         print(f"PyIceberg: {report['rows']} rows, {report.get('distinct_ids')} distinct ids, {len(report['snapshots'])} snapshots")
     else:
-        print(json.dumps(report))
+        print(json.dumps(report, default=lambda o: o.hex() if isinstance(o, (bytes, bytearray)) else str(o)))
 
 
 if __name__ == "__main__":

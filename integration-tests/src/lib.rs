@@ -6,9 +6,11 @@
 
 pub mod broker;
 pub mod deletes;
+pub mod encode;
 pub mod optimizer;
 pub mod postgres;
 pub mod produce;
+pub mod registry;
 pub mod scenario;
 pub mod tables;
 pub mod writer;

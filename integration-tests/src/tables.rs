@@ -132,6 +132,16 @@ pub fn assert_exactly_once(ids: &[i64], n: i64) {
 
 /// Reads a table with PyIceberg over the same SQLite catalog; returns its JSON report.
 pub fn pyiceberg_report(dir: &Path, table: &str) -> serde_json::Value {
+    pyiceberg_read(dir, table, &[])
+}
+
+/// Every row as PyIceberg reads it (`data`, ordered by `order_by`) and the schema (`schema`:
+/// `[id, name, type]`), besides the usual report.
+pub fn pyiceberg_rows(dir: &Path, table: &str, order_by: &str) -> serde_json::Value {
+    pyiceberg_read(dir, table, &["--dump-rows", order_by])
+}
+
+fn pyiceberg_read(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
     let python = tools_dir().join("venv/bin/python");
     let script = crate::repo_root().join("integration-tests/python/read_table.py");
     let output = std::process::Command::new(python)
@@ -139,6 +149,7 @@ pub fn pyiceberg_report(dir: &Path, table: &str) -> serde_json::Value {
         .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
         .args(["--warehouse", &format!("{}/warehouse", dir.display())])
         .args(["--table", table])
+        .args(extra)
         .output()
         .expect("run PyIceberg");
     assert!(output.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&output.stderr));

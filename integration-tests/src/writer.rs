@@ -78,6 +78,51 @@ ingested_at = "ingested_at"
     path
 }
 
+/// Writes a one-pipeline config whose format-specific part is `pipeline_extra` (keys of the
+/// `[[pipelines]]` table, then any sub-tables) and `top_extra` (top-level tables such as
+/// `[schema_registry]`), with the Kafka metadata columns `kafka_partition` / `kafka_offset`.
+pub fn format_pipeline(
+    dir: &Path,
+    bootstrap: &str,
+    topic: &str,
+    table: &str,
+    pipeline_extra: &str,
+    top_extra: &str,
+) -> PathBuf {
+    let config = format!(
+        r#"writer_id = "test-writer"
+
+[catalog]
+uri = "sqlite:{dir}/catalog.db"
+name = "icefall"
+warehouse = "{dir}/warehouse"
+
+[kafka]
+brokers = "{bootstrap}"
+group_id = "it"
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000" }}
+
+{top_extra}
+
+[[pipelines]]
+name = "formats"
+topics = ["{topic}"]
+table = "{table}"
+checkpoint_interval = "500ms"
+writers = 2
+{pipeline_extra}
+
+[pipelines.metadata_columns]
+partition = "kafka_partition"
+offset = "kafka_offset"
+"#,
+        dir = dir.display(),
+    );
+    let path = dir.join("writer.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
 pub struct WriterProcess {
     child: Child,
     pub log: PathBuf,

@@ -20,7 +20,8 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct RecordError {
-    /// Short class for metrics and grouping: `not_json`, `missing_field`, `wrong_type`, `out_of_range`, `empty`.
+    /// Short class for metrics and grouping: `not_json`, `missing_field`, `wrong_type`, `out_of_range`,
+    /// `empty`, `bad_protobuf`, `bad_avro`, `bad_framing`, `unknown_schema`, `wrong_message`.
     pub kind: &'static str,
     /// What exactly was wrong, naming the field path.
     pub message: String,

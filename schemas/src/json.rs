@@ -37,7 +37,7 @@ impl EpochUnit {
             EpochUnit::Nanos => n / 1e3,
         }
     }
-    fn int_to_micros(self, n: i64) -> Option<i64> {
+    pub(crate) fn int_to_micros(self, n: i64) -> Option<i64> {
         match self {
             EpochUnit::Seconds => n.checked_mul(1_000_000),
             EpochUnit::Millis => n.checked_mul(1_000),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use iceberg::spec::Schema;
 use icefall_schemas::declare::{FieldDecl, schema_from_decls};
+use icefall_schemas::evolve::{SourceField, create_schema};
 use icefall_schemas::json::EpochUnit;
 use icefall_schemas::metadata::MetaField;
 use icefall_table::CatalogConfig;
@@ -31,6 +32,78 @@ pub struct Config {
     /// What to ingest: each pipeline reads some topics into one table.
     #[serde(default)]
     pub pipelines: Vec<PipelineConfig>,
+    /// Confluent Schema Registry for Avro and Protobuf records framed with a schema id.
+    #[serde(default)]
+    pub schema_registry: Option<SchemaRegistryConfig>,
+}
+
+/// Where Confluent-framed records' schemas come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `http://schema-registry:8081` or `https://…`.
+    pub url: String,
+    /// Basic-auth user (e.g. a Confluent Cloud API key).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic-auth password; use `${ENV_VAR}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token instead of basic auth; use `${ENV_VAR}`.
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// PEM bundle of extra CA certificates trusted for `https` URLs.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Timeout of one request.
+    #[serde(default = "default_registry_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_registry_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Protobuf records: the message schema from a descriptor set, from `.proto` files, or (with
+/// neither) from the schema registry named by each record's Confluent framing.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtobufConfig {
+    /// A compiled descriptor set (`protoc --include_imports --descriptor_set_out=…`).
+    #[serde(default)]
+    pub descriptor_set: Option<PathBuf>,
+    /// `.proto` files, compiled at start-up (no `protoc` needed).
+    #[serde(default)]
+    pub proto_files: Vec<PathBuf>,
+    /// Folders imports are looked up in (default: the folders of `proto_files`).
+    #[serde(default)]
+    pub include_paths: Vec<PathBuf>,
+    /// Full message name, e.g. `acme.events.Click`. With the registry: default the first
+    /// message of the registered schema.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// `int64` fields (dotted name paths) holding epoch timestamps: `timestamptz` columns.
+    #[serde(default)]
+    pub timestamp_fields: Vec<String>,
+    /// Unit of `timestamp_fields`.
+    #[serde(default)]
+    pub timestamp_unit: EpochUnit,
+}
+
+impl ProtobufConfig {
+    /// Schemas come from the registry (neither a descriptor set nor `.proto` files is given).
+    pub fn uses_registry(&self) -> bool {
+        self.descriptor_set.is_none() && self.proto_files.is_empty()
+    }
+}
+
+/// Avro records: a fixed schema file, or (without one) Confluent framing + schema registry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AvroConfig {
+    /// An Avro schema (`.avsc`) every record is written with, unframed.
+    #[serde(default)]
+    pub schema_file: Option<PathBuf>,
 }
 
 fn default_writer_id() -> String {
@@ -62,6 +135,8 @@ fn default_group() -> String {
 pub enum RecordFormat {
     #[default]
     Json,
+    Protobuf,
+    Avro,
 }
 
 /// Data file format.
@@ -92,7 +167,18 @@ pub struct PipelineConfig {
     /// Data file format of new files.
     #[serde(default)]
     pub file_format: FileFormat,
-    /// Columns of the table (used to create it, and to check it when it exists).
+    /// Protobuf settings (`format = "protobuf"`).
+    #[serde(default)]
+    pub protobuf: Option<ProtobufConfig>,
+    /// Avro settings (`format = "avro"`).
+    #[serde(default)]
+    pub avro: Option<AvroConfig>,
+    /// When a field disappears from the source schema, drop its column (default: keep it;
+    /// it reads null from then on).
+    #[serde(default)]
+    pub drop_removed_fields: bool,
+    /// JSON only: columns of the table (used to create it, and to check it when it exists).
+    /// Protobuf and Avro tables take their columns from the source schema.
     #[serde(default)]
     pub schema: Vec<FieldDecl>,
     /// Instead of `schema`: a file holding `[[fields]]` declarations (TOML) or an Iceberg
@@ -188,12 +274,24 @@ impl Config {
             std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
         let mut config = Self::parse(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for pipeline in &mut config.pipelines {
-            if let Some(file) = &pipeline.schema_file
-                && file.is_relative()
-            {
-                pipeline.schema_file = Some(base.join(file));
+        let resolve = |file: &mut PathBuf| {
+            if file.is_relative() {
+                *file = base.join(&*file);
             }
+        };
+        for pipeline in &mut config.pipelines {
+            pipeline.schema_file.iter_mut().for_each(resolve);
+            if let Some(proto) = &mut pipeline.protobuf {
+                proto.descriptor_set.iter_mut().for_each(resolve);
+                proto.proto_files.iter_mut().for_each(resolve);
+                proto.include_paths.iter_mut().for_each(resolve);
+            }
+            if let Some(avro) = &mut pipeline.avro {
+                avro.schema_file.iter_mut().for_each(resolve);
+            }
+        }
+        if let Some(registry) = &mut config.schema_registry {
+            registry.ca_file.iter_mut().for_each(resolve);
         }
         config.validate()?;
         Ok(config)
@@ -267,11 +365,63 @@ impl Config {
             if p.file_format == FileFormat::Orc {
                 return Err(Error::Config(format!("{at}.file_format = \"orc\" is not supported yet: use \"parquet\"")));
             }
-            if p.schema.is_empty() == p.schema_file.is_none() {
-                return Err(Error::Config(format!("{at}: set exactly one of `schema` or `schema_file`")));
+            self.validate_format(p, &at)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_format(&self, p: &PipelineConfig, at: &str) -> Result<()> {
+        let needs_registry = match p.format {
+            RecordFormat::Json => {
+                if p.protobuf.is_some() || p.avro.is_some() {
+                    return Err(Error::Config(format!(
+                        "{at}: [protobuf]/[avro] settings given, but format = \"json\"; set the format"
+                    )));
+                }
+                if p.schema.is_empty() == p.schema_file.is_none() {
+                    return Err(Error::Config(format!("{at}: set exactly one of `schema` or `schema_file`")));
+                }
+                // Builds the schema and partition spec now so a bad declaration fails at start-up.
+                p.layout()?;
+                false
             }
-            // Builds the schema and partition spec now so a bad declaration fails at start-up.
-            p.layout()?;
+            RecordFormat::Protobuf => {
+                let Some(proto) = &p.protobuf else {
+                    return Err(Error::Config(format!(
+                        "{at}: format = \"protobuf\" needs a [pipelines.protobuf] section (descriptor_set or \
+                         proto_files, and message; or neither, to use the schema registry)"
+                    )));
+                };
+                if proto.descriptor_set.is_some() && !proto.proto_files.is_empty() {
+                    return Err(Error::Config(format!("{at}.protobuf: set descriptor_set or proto_files, not both")));
+                }
+                if !proto.uses_registry() && proto.message.is_none() {
+                    return Err(Error::Config(format!(
+                        "{at}.protobuf.message: name the message type, e.g. \"acme.events.Click\""
+                    )));
+                }
+                proto.uses_registry()
+            }
+            RecordFormat::Avro => p.avro.as_ref().is_none_or(|a| a.schema_file.is_none()),
+        };
+        if p.format != RecordFormat::Json && (!p.schema.is_empty() || p.schema_file.is_some()) {
+            return Err(Error::Config(format!(
+                "{at}: `schema`/`schema_file` declare JSON columns; a {:?} table takes its columns from the \
+                 source schema: remove them",
+                p.format
+            )));
+        }
+        if needs_registry && self.schema_registry.is_none() {
+            return Err(Error::Config(format!(
+                "{at}: records with schema ids need [schema_registry] url = \"http://…\" (or give a fixed schema: \
+                 protobuf.descriptor_set / protobuf.proto_files / avro.schema_file)"
+            )));
+        }
+        if p.format != RecordFormat::Json {
+            // Reads and compiles fixed schemas now so a bad file fails at start-up.
+            crate::formats::SourceSchemas::load(self, p)?;
         }
         Ok(())
     }
@@ -281,14 +431,9 @@ impl PipelineConfig {
     /// The declared schema, plus the metadata columns it does not declare itself.
     pub fn declared_schema(&self) -> Result<Schema> {
         let mut fields = self.declared_fields()?;
-        for (name, field) in self.metadata_columns.mapping() {
-            if !fields.iter().any(|f| f.name == name) {
-                fields.push(FieldDecl {
-                    name,
-                    type_name: field.default_type().into(),
-                    required: false,
-                    doc: Some(format!("Kafka {field:?}")),
-                });
+        for decl in self.metadata_decls() {
+            if !fields.iter().any(|f| f.name == decl.name) {
+                fields.push(decl);
             }
         }
         schema_from_decls(&fields).map_err(|e| Error::Config(format!("pipelines[{}].schema: {e}", self.name)))
@@ -328,12 +473,44 @@ impl PipelineConfig {
         Ok(self.schema.clone())
     }
 
-    /// Schema, partitioning and properties of the table when the writer creates it.
+    /// The metadata columns as declared fields.
+    fn metadata_decls(&self) -> Vec<FieldDecl> {
+        self.metadata_columns
+            .mapping()
+            .into_iter()
+            .map(|(name, field)| FieldDecl {
+                name,
+                type_name: field.default_type().into(),
+                required: false,
+                doc: Some(format!("Kafka {field:?}")),
+            })
+            .collect()
+    }
+
+    /// Schema, partitioning and properties of a new JSON table (declared columns).
     pub fn layout(&self) -> Result<TableLayout> {
+        self.checked_layout(self.declared_schema()?, BTreeMap::new())
+    }
+
+    /// Schema, partitioning and properties of a new table whose columns come from a source
+    /// schema (Protobuf, Avro). Creating a table assigns fresh field ids, so the source-field →
+    /// field-id mapping is recorded right after creation, by the first evolution check.
+    pub fn source_layout(&self, source: &[SourceField]) -> Result<TableLayout> {
+        let at = format!("pipelines[{}]", self.name);
+        let extra = schema_from_decls(&self.metadata_decls())
+            .map_err(|e| Error::Config(format!("{at}.metadata_columns: {e}")))?;
+        let (schema, _) = create_schema(source, extra.as_struct().fields())
+            .map_err(|e| Error::Config(format!("{at}: the source schema cannot be a table: {e}")))?;
+        self.checked_layout(schema, BTreeMap::new())
+    }
+
+    fn checked_layout(&self, schema: Schema, extra_properties: BTreeMap<String, String>) -> Result<TableLayout> {
+        let mut properties = self.table_properties.clone();
+        properties.extend(extra_properties);
         let layout = TableLayout {
-            schema: self.declared_schema()?,
+            schema,
             partition: self.partition.clone(),
-            properties: self.table_properties.clone().into_iter().collect(),
+            properties: properties.into_iter().collect(),
             sort_order: self.sort_order.clone(),
         };
         layout.partition_spec().map_err(|e| Error::Config(format!("pipelines[{}].partition: {e}", self.name)))?;

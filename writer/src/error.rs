@@ -21,6 +21,14 @@ pub enum Error {
         source: Box<rdkafka::error::KafkaError>,
     },
 
+    /// The schema registry refused a request (auth, malformed answer); fix the config or registry.
+    #[error("schema registry: {0}")]
+    Registry(String),
+
+    /// The source schema changed in a way the table cannot follow; names the field.
+    #[error("schema evolution: {0}")]
+    Evolution(String),
+
     /// A component stopped unexpectedly (a bug or a panic in a task).
     #[error("internal: {0}")]
     Internal(String),

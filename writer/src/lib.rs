@@ -1,15 +1,19 @@
 //! `icefall-writer`: lands Kafka topics in Iceberg tables exactly once.
 //!
-//! The path of one record: [`source`] (Kafka) → decode (`icefall_schemas`, inside the writers)
-//! → split ([`pipeline`]) → write ([`pool`], [`files`]) → commit ([`committer`]: one snapshot
-//! holding the files and the offsets they cover).
+//! The path of one record: [`source`] (Kafka) → decode (`icefall_schemas`, inside the writers;
+//! source schemas from [`formats`] and [`registry`]) → split ([`pipeline`]) → write ([`pool`])
+//! → commit ([`committer`]: one snapshot holding the files and the offsets they cover). A new
+//! source schema first passes [`evolution`], which commits the table change it needs.
 
 pub mod committer;
 pub mod config;
 pub mod dead_letter;
 mod error;
+pub mod evolution;
+pub mod formats;
 pub mod pipeline;
 pub mod pool;
+pub mod registry;
 pub mod source;
 pub mod validate;
 

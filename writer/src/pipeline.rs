@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use icefall_schemas::json::{JsonDecoder, JsonOptions};
+use icefall_schemas::decode::confluent_schema_id;
+use icefall_schemas::evolve::field_ids_from_properties;
+use icefall_schemas::json::JsonOptions;
 use icefall_schemas::metadata::MetadataColumns;
 use icefall_table::catalog::{display_ident, parse_ident};
 use icefall_table::offsets::committed_offsets;
@@ -18,7 +20,9 @@ use tokio::sync::watch;
 
 use crate::committer::{Checkpoint, Committer, OffsetRange};
 use crate::config::{Config, PipelineConfig};
-use crate::pool::{WriterPool, delete_files};
+use crate::evolution::{fit_table, plan_evolution};
+use crate::formats::SourceSchemas;
+use crate::pool::{WriteSetup, WriterPool, delete_files};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
 use crate::{Error, Result, dead_letter};
 use icefall_table::files::TableFiles;
@@ -45,6 +49,11 @@ impl PartitionState {
 
 pub struct Pipeline {
     name: String,
+    config: PipelineConfig,
+    catalog: Catalog,
+    /// The table as of the last schema change we made or saw (the committer reloads it anyway).
+    table: LoadedTable,
+    sources: SourceSchemas,
     interval: Duration,
     file_io: iceberg::io::FileIO,
     source: KafkaSource,
@@ -88,22 +97,32 @@ impl Pipeline {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self> {
         let ident = parse_ident(&p.table)?;
-        let table = load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?;
+        let mut sources = SourceSchemas::load(config, p)?;
+        // Topic-name strategy: the first topic's value subject describes new tables.
+        let subject = format!("{}-value", p.topics[0]);
+        let initial = sources.initial(&subject, &shutdown).await?;
+        let mut table = match &initial {
+            Some(source) => load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, &shutdown).await?,
+            None if sources.registry().is_some() => catalog.load(&ident).await.map_err(|e| {
+                Error::Config(format!(
+                    "pipelines[{}]: table {} cannot be loaded ({e}) and subject {subject} has no schema in the \
+                     registry to create it from; register the schema first",
+                    p.name, p.table
+                ))
+            })?,
+            None => load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?,
+        };
+        if let Some(source) = &initial {
+            table = fit_table(&catalog, table, source, p).await?;
+        }
         let dlq_ident = parse_ident(&p.dead_letter_table())?;
         let dlq = load_or_create(&catalog, &dlq_ident, &dead_letter::layout(), &shutdown).await?;
 
-        let schema = table.metadata.current_schema().clone();
-        warn_on_schema_drift(p, &schema);
-        let mapping = p.metadata_columns.mapping();
-        let metadata = MetadataColumns::new(&schema, &mapping).map_err(|e| {
-            Error::Config(format!("pipelines[{}].metadata_columns: table {}: {e}", p.name, table.name()))
-        })?;
-        let options =
-            JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
-        let decoder = Arc::new(JsonDecoder::new(schema, options)?);
-        let files =
-            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), p.target_file_size_bytes)?;
-        let pool = WriterPool::start(p.writer_count(), decoder, Arc::new(metadata), files, instance, 1);
+        if initial.is_none() {
+            warn_on_schema_drift(p, table.metadata.current_schema());
+        }
+        let setup = write_setup(p, &sources, &table, catalog.file_io())?;
+        let pool = WriterPool::start(p.writer_count(), setup, instance, 1);
         let committer = Committer {
             catalog: catalog.clone(),
             table: ident.clone(),
@@ -140,6 +159,10 @@ impl Pipeline {
             checkpoint_interval = ?p.checkpoint_interval, "pipeline started");
         Ok(Pipeline {
             name: p.name.clone(),
+            config: p.clone(),
+            catalog: catalog.clone(),
+            table,
+            sources,
             interval: p.checkpoint_interval,
             file_io: catalog.file_io().clone(),
             source,
@@ -191,13 +214,23 @@ impl Pipeline {
                 }
                 let mut accepted = Vec::with_capacity(records.len());
                 for record in records {
-                    let Some(state) = self.partitions.get_mut(&(record.topic.clone(), record.partition)) else {
+                    let Some(state) = self.partitions.get(&(record.topic.clone(), record.partition)) else {
                         continue; // not (or no longer) ours
                     };
                     if state.next.is_some_and(|next| record.offset < next) {
                         continue; // already handed to a writer or already in the table
                     }
-                    state.next = Some(record.offset + 1);
+                    if let Some(id) = self.unknown_schema_id(&record) {
+                        // Everything before this record is written with the schema it came with.
+                        self.pool.dispatch(std::mem::take(&mut accepted)).await?;
+                        self.adopt_schema(id).await?;
+                        if self.awaiting_epoch.is_some() {
+                            return Ok(()); // the checkpoint was fenced; the rest is read again
+                        }
+                    }
+                    if let Some(state) = self.partitions.get_mut(&(record.topic.clone(), record.partition)) {
+                        state.next = Some(record.offset + 1);
+                    }
                     accepted.push(record);
                 }
                 self.pool.dispatch(accepted).await
@@ -233,6 +266,45 @@ impl Pipeline {
                 Ok(())
             }
         }
+    }
+
+    /// The schema id of a Confluent-framed record the pipeline has not seen yet.
+    fn unknown_schema_id(&self, record: &crate::source::SourceRecord) -> Option<u32> {
+        let registry = self.sources.registry()?;
+        let id = confluent_schema_id(record.payload.as_deref()?)?;
+        (!registry.knows(id)).then_some(id)
+    }
+
+    /// Looks up a new schema id; if the table must change to hold its records, commits what
+    /// was written so far, then the schema change, and writes on with the new schema.
+    async fn adopt_schema(&mut self, id: u32) -> Result<()> {
+        let source = self.sources.fetch(id, &self.shutdown).await?;
+        if let Some(source) = source {
+            let current = self.catalog.load(&self.table.ident).await?;
+            let plan = match plan_evolution(&current, &source, &self.config) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    // Keep what came before; the record of the new shape and all after it stay
+                    // unread until the producer or the config is fixed.
+                    self.checkpoint().await?;
+                    return Err(e);
+                }
+            };
+            if plan.is_some() {
+                // Data of the old shape is committed before the table changes.
+                self.checkpoint().await?;
+                if self.awaiting_epoch.is_some() {
+                    return Ok(());
+                }
+                self.table = fit_table(&self.catalog, current, &source, &self.config).await?;
+            } else {
+                self.table = current;
+            }
+            tracing::info!(pipeline = %self.name, schema_id = id, table_schema_id = self.table.metadata.current_schema_id(),
+                "new source schema adopted");
+        }
+        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io)?;
+        self.pool.reconfigure(setup).await
     }
 
     fn in_flight(&self) -> bool {
@@ -341,6 +413,24 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Decoder, metadata filler and file factory for the table's current schema.
+fn write_setup(
+    p: &PipelineConfig,
+    sources: &SourceSchemas,
+    table: &LoadedTable,
+    file_io: &iceberg::io::FileIO,
+) -> Result<WriteSetup> {
+    let schema = table.metadata.current_schema().clone();
+    let mapping = p.metadata_columns.mapping();
+    let metadata = MetadataColumns::new(&schema, &mapping)
+        .map_err(|e| Error::Config(format!("pipelines[{}].metadata_columns: table {}: {e}", p.name, table.name())))?;
+    let ids = field_ids_from_properties(table.metadata.properties())?;
+    let json = JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
+    let decoder = sources.decoder(&schema, &ids, json)?;
+    let files = TableFiles::new(table.name(), table.metadata.clone(), file_io.clone(), p.target_file_size_bytes)?;
+    Ok(WriteSetup { decoder: Arc::new(decoder), metadata: Arc::new(metadata), files })
 }
 
 /// An existing table is authoritative; say so when the config declares something else.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use iceberg::spec::DataFile;
-use icefall_schemas::json::JsonDecoder;
+use icefall_schemas::decode::Decoder;
 use icefall_schemas::metadata::{MetadataColumns, RecordMeta};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,8 +23,18 @@ pub struct WrittenFiles {
     pub rows: u64,
 }
 
+/// What writers need to turn records into files of the table's current schema.
+#[derive(Clone)]
+pub struct WriteSetup {
+    pub decoder: Arc<Decoder>,
+    pub metadata: Arc<MetadataColumns>,
+    pub files: TableFiles,
+}
+
 enum Command {
     Write(Vec<SourceRecord>),
+    /// Use a new decoder (a new source schema) and, after a schema change, new files.
+    Reconfigure(Box<WriteSetup>),
     /// Close all files; the next files belong to checkpoint `next_checkpoint`.
     Close {
         next_checkpoint: u64,
@@ -40,23 +50,14 @@ pub struct WriterPool {
 
 impl WriterPool {
     /// Starts `count` writers. `instance` makes file names unique per process start.
-    pub fn start(
-        count: usize,
-        decoder: Arc<JsonDecoder>,
-        metadata: Arc<MetadataColumns>,
-        files: TableFiles,
-        instance: &str,
-        first_checkpoint: u64,
-    ) -> Self {
+    pub fn start(count: usize, setup: WriteSetup, instance: &str, first_checkpoint: u64) -> Self {
         let mut senders = Vec::with_capacity(count);
         let mut tasks = Vec::with_capacity(count);
         for index in 0..count {
             let (tx, rx) = mpsc::channel(4);
             let writer = Writer {
                 index,
-                decoder: decoder.clone(),
-                metadata: metadata.clone(),
-                files: files.clone(),
+                setup: setup.clone(),
                 instance: instance.to_string(),
                 checkpoint: first_checkpoint,
                 open: None,
@@ -77,6 +78,18 @@ impl WriterPool {
         let i = self.next % self.senders.len();
         self.next = self.next.wrapping_add(1);
         self.senders[i].send(Command::Write(records)).await.map_err(|_| Error::Internal("a writer task stopped".into()))
+    }
+
+    /// Every writer uses `setup` for the records dispatched after this call. Files open now
+    /// keep the schema they were opened with: after a schema change, close them first.
+    pub async fn reconfigure(&mut self, setup: WriteSetup) -> Result<()> {
+        for sender in &self.senders {
+            sender
+                .send(Command::Reconfigure(Box::new(setup.clone())))
+                .await
+                .map_err(|_| Error::Internal("a writer task stopped".into()))?;
+        }
+        Ok(())
     }
 
     /// Closes every writer's files (after all batches handed to it) and gathers them.
@@ -119,9 +132,7 @@ impl WriterPool {
 
 struct Writer {
     index: usize,
-    decoder: Arc<JsonDecoder>,
-    metadata: Arc<MetadataColumns>,
-    files: TableFiles,
+    setup: WriteSetup,
     instance: String,
     checkpoint: u64,
     open: Option<FileSetWriter>,
@@ -142,6 +153,7 @@ impl Writer {
                         self.failed = Some(e);
                     }
                 }
+                Command::Reconfigure(setup) => self.setup = *setup,
                 Command::Close { next_checkpoint, reply } => {
                     let result = self.close().await;
                     self.checkpoint = next_checkpoint;
@@ -152,12 +164,12 @@ impl Writer {
     }
 
     async fn write(&mut self, records: Vec<SourceRecord>) -> Result<()> {
-        let decoded = self.decoder.decode(records.iter().map(|r| r.payload.as_deref()))?;
+        let decoded = self.setup.decoder.decode(records.iter().map(|r| r.payload.as_deref()))?;
         for (index, error) in decoded.errors {
             self.dead_letters.push(DeadLetter::new(&records[index], error));
         }
         if decoded.batch.num_rows() > 0 {
-            let batch = if self.metadata.is_empty() {
+            let batch = if self.setup.metadata.is_empty() {
                 decoded.batch
             } else {
                 let metas: Vec<RecordMeta<'_>> = records
@@ -172,11 +184,11 @@ impl Writer {
                         ingested_at_us: r.received_at_us,
                     })
                     .collect();
-                self.metadata.fill(decoded.batch, &decoded.rows, &metas)?
+                self.setup.metadata.fill(decoded.batch, &decoded.rows, &metas)?
             };
             if self.open.is_none() {
                 let prefix = format!("{}-{:06}-{}", self.instance, self.checkpoint, self.index);
-                self.open = Some(self.files.open(prefix)?);
+                self.open = Some(self.setup.files.open(prefix)?);
             }
             if let Some(open) = self.open.as_mut() {
                 open.write(batch).await?;
@@ -195,7 +207,7 @@ impl Writer {
         };
         if let Some(e) = self.failed.take() {
             if let Ok(files) = closed {
-                delete_files(self.files.file_io(), &files).await;
+                delete_files(self.setup.files.file_io(), &files).await;
             }
             return Err(e);
         }

@@ -57,7 +57,9 @@ impl Catalog {
             Change::Append { data_files } => (data_files, false),
             Change::Replace { added, .. } => (added, false),
             Change::AddDeletes { delete_files } => (delete_files, true),
-            Change::Expire { .. } | Change::RewriteManifests { .. } => return Ok(Vec::new()),
+            Change::Expire { .. } | Change::RewriteManifests { .. } | Change::EvolveSchema { .. } => {
+                return Ok(Vec::new());
+            }
         };
         if files.is_empty() {
             return Ok(Vec::new());
@@ -88,7 +90,7 @@ impl Catalog {
         change: &Change,
     ) -> Result<Carried> {
         match change {
-            Change::Append { .. } | Change::AddDeletes { .. } | Change::Expire { .. } => {
+            Change::Append { .. } | Change::AddDeletes { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
                 Ok(Carried { manifests: existing, removed: Removed::default(), written: Vec::new() })
             }
             Change::RewriteManifests { based_on_snapshot, replaced, entries_per_manifest } => {

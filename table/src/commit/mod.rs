@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use iceberg::MetadataLocation;
 use iceberg::spec::{
-    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Snapshot, SnapshotReference,
-    SnapshotRetention, TableMetadata,
+    DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Schema, Snapshot,
+    SnapshotReference, SnapshotRetention, TableMetadata,
 };
 
 use crate::catalog::{SwapOutcome, display_ident};
@@ -49,12 +49,15 @@ pub enum Change {
     /// most `entries_per_manifest` live entries each, clustered by partition. Same live files;
     /// rejected if main moved since `based_on_snapshot` (the caller plans again).
     RewriteManifests { based_on_snapshot: i64, replaced: BTreeSet<String>, entries_per_manifest: usize },
+    /// Make `schema` the current schema and set `properties` (no snapshot). Rejected if the
+    /// current schema is no longer `based_on_schema_id`: the caller recomputes from the table.
+    EvolveSchema { schema: Box<Schema>, based_on_schema_id: i32, properties: HashMap<String, String> },
 }
 
 impl Change {
     /// Makes a new snapshot (everything but `Expire`).
     fn makes_snapshot(&self) -> bool {
-        !matches!(self, Change::Expire { .. })
+        !matches!(self, Change::Expire { .. } | Change::EvolveSchema { .. })
     }
 }
 
@@ -275,8 +278,30 @@ impl Catalog {
         self.write_metadata(base, new_metadata, attempt_files).await
     }
 
-    /// Metadata-only changes (expiry).
+    /// Metadata-only changes (expiry, schema evolution).
     async fn stage_metadata_change(&self, base: &LoadedTable, change: &Change) -> Result<Staged> {
+        if let Change::EvolveSchema { schema, based_on_schema_id, properties } = change {
+            let current = base.metadata.current_schema_id();
+            if current != *based_on_schema_id {
+                return Err(Error::Rejected {
+                    table: base.name(),
+                    reason: format!(
+                        "the schema changed since the evolution was planned ({based_on_schema_id} → {current})"
+                    ),
+                });
+            }
+            let new_metadata = base
+                .metadata
+                .as_ref()
+                .clone()
+                .into_builder(Some(base.metadata_location.clone()))
+                .add_current_schema(schema.as_ref().clone())
+                .and_then(|b| b.set_properties(properties.clone()))
+                .and_then(|b| b.build())
+                .map_err(Error::iceberg(format!("evolve the schema of {}", base.name())))?
+                .metadata;
+            return self.write_metadata(base, new_metadata, Vec::new()).await;
+        }
         let Change::Expire { snapshot_ids } = change else {
             return Err(Error::Metadata { table: base.name(), message: "not a metadata-only change".into() });
         };

@@ -23,7 +23,9 @@ pub(super) fn build(
             props.insert("added-delete-files".into(), delete_files.len().to_string());
             (Operation::Delete, &[][..])
         }
-        Change::RewriteManifests { .. } | Change::Expire { .. } => (Operation::Replace, &[][..]),
+        Change::RewriteManifests { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
+            (Operation::Replace, &[][..])
+        }
     };
     let added_records: u64 = added.iter().map(|f| f.record_count()).sum();
     let added_size: u64 = added.iter().map(|f| f.file_size_in_bytes()).sum();

@@ -1,0 +1,508 @@
+//! Avro: a record schema (from a file or a schema registry) and a decoder that reads Avro
+//! binary straight into column builders, planned once per writer schema and table schema.
+//!
+//! Each writer schema gets its own plan, routed by field identity (name, or an alias for a
+//! renamed field): no Avro reader-schema resolution is needed, and records of older and newer
+//! writer schemas land in the same columns.
+//!
+//! Mapping: `boolean`, `int`, `long`, `float`, `double`, `string`; `bytes` → binary; `fixed` →
+//! fixed; enum → string; record → struct; array → list; map → map<string, …>; a union of
+//! `null` and one type → optional; logical types `date`, `time-millis`/`time-micros` → time,
+//! `timestamp-millis`/`-micros` → timestamptz, `local-timestamp-*` → timestamp, `decimal` →
+//! decimal, `uuid` (on string) → uuid.
+
+use std::collections::HashMap;
+
+use apache_avro::Schema as Avro;
+use apache_avro::schema::{Name, RecordSchema};
+use iceberg::spec::{NestedFieldRef, PrimitiveType, Schema, Type};
+
+use crate::columns::Column;
+use crate::evolve::{FieldIds, SourceField, SourceType, join, position_of};
+use crate::{Error, RecordError, Result};
+
+/// An Avro record schema to decode.
+#[derive(Debug, Clone)]
+pub struct AvroSchema {
+    schema: Avro,
+    /// Named types by full name, for `Ref`s.
+    names: HashMap<Name, Avro>,
+}
+
+impl AvroSchema {
+    /// Parses an Avro schema (JSON); the top level must be a record.
+    pub fn parse(text: &str) -> Result<Self> {
+        let schema =
+            Avro::parse_str(text).map_err(|e| Error::Schema(format!("the Avro schema does not parse: {e}")))?;
+        if !matches!(schema, Avro::Record(_)) {
+            return Err(Error::Schema("the Avro schema must be a record at the top level".into()));
+        }
+        let mut names = HashMap::new();
+        collect_names(&schema, &mut names);
+        let parsed = AvroSchema { schema, names };
+        parsed.fields()?;
+        Ok(parsed)
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a Avro) -> Result<&'a Avro> {
+        match schema {
+            Avro::Ref { name } => {
+                self.names.get(name).ok_or_else(|| Error::Schema(format!("Avro type {name} is not defined")))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The record as source fields (key = field name; aliases = earlier names).
+    pub fn fields(&self) -> Result<Vec<SourceField>> {
+        let Avro::Record(record) = &self.schema else { return Err(Error::Schema("not a record".into())) };
+        self.record_fields(record, "", 0)
+    }
+
+    fn record_fields(&self, record: &RecordSchema, path: &str, depth: usize) -> Result<Vec<SourceField>> {
+        if depth > 32 {
+            return Err(Error::Schema(format!("record {} nests too deep (recursive?)", record.name)));
+        }
+        record
+            .fields
+            .iter()
+            .map(|f| {
+                let shown = join(path, &f.name);
+                let (ty, required) = self.source_type(&f.schema, &shown, depth)?;
+                Ok(SourceField {
+                    key: f.name.clone(),
+                    aliases: f.aliases.clone().unwrap_or_default(),
+                    name: f.name.clone(),
+                    ty,
+                    required,
+                    doc: f.doc.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The type of a value and whether it can never be null.
+    fn source_type(&self, schema: &Avro, path: &str, depth: usize) -> Result<(SourceType, bool)> {
+        let p = |t| Ok((SourceType::Primitive(t), true));
+        match self.resolve(schema)? {
+            Avro::Boolean => p(PrimitiveType::Boolean),
+            Avro::Int => p(PrimitiveType::Int),
+            Avro::Long => p(PrimitiveType::Long),
+            Avro::Float => p(PrimitiveType::Float),
+            Avro::Double => p(PrimitiveType::Double),
+            Avro::Bytes => p(PrimitiveType::Binary),
+            Avro::String | Avro::Enum(_) => p(PrimitiveType::String),
+            Avro::Fixed(f) => p(PrimitiveType::Fixed(f.size as u64)),
+            Avro::Uuid => p(PrimitiveType::Uuid),
+            Avro::Date => p(PrimitiveType::Date),
+            Avro::TimeMillis | Avro::TimeMicros => p(PrimitiveType::Time),
+            Avro::TimestampMillis | Avro::TimestampMicros => p(PrimitiveType::Timestamptz),
+            Avro::LocalTimestampMillis | Avro::LocalTimestampMicros => p(PrimitiveType::Timestamp),
+            Avro::Decimal(d) => p(PrimitiveType::Decimal { precision: d.precision as u32, scale: d.scale as u32 }),
+            Avro::Record(r) => Ok((SourceType::Struct(self.record_fields(r, path, depth + 1)?), true)),
+            Avro::Array(a) => {
+                let (ty, required) = self.source_type(&a.items, &join(path, "element"), depth + 1)?;
+                let element = SourceField {
+                    key: "element".into(),
+                    aliases: vec![],
+                    name: "element".into(),
+                    ty,
+                    required,
+                    doc: None,
+                };
+                Ok((SourceType::List(Box::new(element)), true))
+            }
+            Avro::Map(m) => {
+                let (ty, required) = self.source_type(&m.types, &join(path, "value"), depth + 1)?;
+                let key = SourceField {
+                    key: "key".into(),
+                    aliases: vec![],
+                    name: "key".into(),
+                    ty: SourceType::Primitive(PrimitiveType::String),
+                    required: true,
+                    doc: None,
+                };
+                let value =
+                    SourceField { key: "value".into(), aliases: vec![], name: "value".into(), ty, required, doc: None };
+                Ok((SourceType::Map(Box::new(key), Box::new(value)), true))
+            }
+            Avro::Union(u) => {
+                let non_null: Vec<&Avro> = u.variants().iter().filter(|v| !matches!(v, Avro::Null)).collect();
+                match non_null.as_slice() {
+                    [one] => Ok((self.source_type(one, path, depth)?.0, false)),
+                    _ => Err(Error::Schema(format!(
+                        "field {path}: unions other than [\"null\", T] cannot be mapped to a column"
+                    ))),
+                }
+            }
+            other => Err(Error::Schema(format!("field {path}: Avro type {other:?} is not supported"))),
+        }
+    }
+
+    /// A decoder writing records of this schema into rows of `table`, routing fields by `ids`.
+    pub(crate) fn plan(&self, table: &Schema, ids: &FieldIds) -> Result<RecordPlan> {
+        let Avro::Record(record) = &self.schema else { return Err(Error::Schema("not a record".into())) };
+        self.record_plan(record, Some(table.as_struct().fields()), "", "", ids)
+    }
+
+    /// `columns` is `None` when the record's values are read and dropped (no column).
+    fn record_plan(
+        &self,
+        record: &RecordSchema,
+        columns: Option<&[NestedFieldRef]>,
+        keys: &str,
+        names: &str,
+        ids: &FieldIds,
+    ) -> Result<RecordPlan> {
+        let mut fields = Vec::with_capacity(record.fields.len());
+        let mut fed = vec![false; columns.map_or(0, <[_]>::len)];
+        for f in &record.fields {
+            let key_path = join(keys, &f.name);
+            let name_path = join(names, &f.name);
+            let target = columns.and_then(|cols| {
+                let id =
+                    std::iter::once(&f.name).chain(f.aliases.iter().flatten()).find_map(|k| ids.get(&join(keys, k)))?;
+                position_of(cols, *id).map(|i| (i, cols[i].field_type.as_ref()))
+            });
+            if let Some((i, _)) = target {
+                fed[i] = true;
+            }
+            let node = self.node(&f.schema, target.map(|t| t.1), &key_path, &name_path, ids)?;
+            fields.push((node, target.map(|t| t.0)));
+        }
+        let unfed = (0..fed.len()).filter(|c| !fed[*c]).collect();
+        Ok(RecordPlan { fields, unfed })
+    }
+
+    fn node(&self, schema: &Avro, column: Option<&Type>, keys: &str, names: &str, ids: &FieldIds) -> Result<Node> {
+        Ok(match self.resolve(schema)? {
+            Avro::Null => Node::Null,
+            Avro::Boolean => Node::Bool,
+            Avro::Int => Node::Int,
+            Avro::Long => Node::Long,
+            Avro::Float => Node::Float,
+            Avro::Double => Node::Double,
+            Avro::Bytes => Node::Bytes,
+            Avro::String => Node::String,
+            Avro::Uuid => Node::Uuid,
+            Avro::Fixed(f) => Node::Fixed(f.size),
+            Avro::Enum(e) => Node::Enum(e.symbols.clone()),
+            Avro::Date => Node::Int,
+            Avro::TimeMillis => Node::Millis32,
+            Avro::TimeMicros | Avro::TimestampMicros | Avro::LocalTimestampMicros => Node::Long,
+            Avro::TimestampMillis | Avro::LocalTimestampMillis => Node::Millis64,
+            Avro::Decimal(d) => match self.resolve(&d.inner)? {
+                Avro::Fixed(f) => Node::Decimal(Some(f.size)),
+                _ => Node::Decimal(None),
+            },
+            Avro::Record(r) => {
+                let children = match column {
+                    Some(Type::Struct(s)) => Some(s.fields()),
+                    Some(_) => return Err(Error::Schema(format!("field {names}: the column is not a struct"))),
+                    None => None,
+                };
+                Node::Record(Box::new(self.record_plan(r, children, keys, names, ids)?))
+            }
+            Avro::Array(a) => {
+                let element = match column {
+                    Some(Type::List(l)) => Some(l.element_field.field_type.as_ref()),
+                    _ => None,
+                };
+                Node::Array(Box::new(self.node(&a.items, element, &join(keys, "element"), names, ids)?))
+            }
+            Avro::Map(m) => {
+                let value = match column {
+                    Some(Type::Map(m)) => Some(m.value_field.field_type.as_ref()),
+                    _ => None,
+                };
+                Node::Map(Box::new(self.node(&m.types, value, &join(keys, "value"), names, ids)?))
+            }
+            Avro::Union(u) => Node::Union(
+                u.variants().iter().map(|v| self.node(v, column, keys, names, ids)).collect::<Result<Vec<_>>>()?,
+            ),
+            other => return Err(Error::Schema(format!("field {names}: Avro type {other:?} is not supported"))),
+        })
+    }
+}
+
+fn collect_names(schema: &Avro, names: &mut HashMap<Name, Avro>) {
+    match schema {
+        Avro::Record(r) => {
+            names.insert(r.name.clone(), schema.clone());
+            r.fields.iter().for_each(|f| collect_names(&f.schema, names));
+        }
+        Avro::Enum(e) => {
+            names.insert(e.name.clone(), schema.clone());
+        }
+        Avro::Fixed(f) => {
+            names.insert(f.name.clone(), schema.clone());
+        }
+        Avro::Array(a) => collect_names(&a.items, names),
+        Avro::Map(m) => collect_names(&m.types, names),
+        Avro::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
+        Avro::Decimal(d) => collect_names(&d.inner, names),
+        _ => {}
+    }
+}
+
+/// How one record's fields reach its columns.
+#[derive(Debug)]
+pub(crate) struct RecordPlan {
+    /// In the writer schema's order: how to read the value, and its column (if any).
+    fields: Vec<(Node, Option<usize>)>,
+    unfed: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum Node {
+    Null,
+    Bool,
+    Int,
+    Long,
+    Float,
+    Double,
+    Bytes,
+    String,
+    Uuid,
+    Fixed(usize),
+    Enum(Vec<String>),
+    /// `time-millis` (int millis → micros).
+    Millis32,
+    /// `timestamp-millis` (long millis → micros).
+    Millis64,
+    /// Big-endian two's-complement unscaled value, in `fixed(n)` or `bytes`.
+    Decimal(Option<usize>),
+    Record(Box<RecordPlan>),
+    Array(Box<Node>),
+    Map(Box<Node>),
+    Union(Vec<Node>),
+}
+
+fn bad(message: impl Into<String>) -> RecordError {
+    RecordError::new("bad_avro", message)
+}
+
+fn read_long(input: &mut &[u8]) -> std::result::Result<i64, RecordError> {
+    let mut value = 0u64;
+    for shift in 0..10 {
+        let Some((&byte, rest)) = input.split_first() else {
+            return Err(bad("the record ends inside a number (truncated, or not written with this schema?)"));
+        };
+        *input = rest;
+        value |= u64::from(byte & 0x7f) << (shift * 7);
+        if byte < 0x80 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(bad("a number is longer than 10 bytes"))
+}
+
+fn read_exact<'a>(input: &mut &'a [u8], n: usize) -> std::result::Result<&'a [u8], RecordError> {
+    if input.len() < n {
+        return Err(bad("the record ends early (truncated, or not written with this schema?)"));
+    }
+    let (head, rest) = input.split_at(n);
+    *input = rest;
+    Ok(head)
+}
+
+fn read_len<'a>(input: &mut &'a [u8]) -> std::result::Result<&'a [u8], RecordError> {
+    let n = read_long(input)?;
+    let n = usize::try_from(n).map_err(|_| bad(format!("negative length {n}")))?;
+    read_exact(input, n)
+}
+
+/// Decodes one record into `columns` (one value pushed into each). `path` names fields in errors.
+pub(crate) fn decode_record(
+    plan: &RecordPlan,
+    input: &mut &[u8],
+    mut columns: Option<&mut [Column]>,
+    path: &str,
+) -> std::result::Result<(), RecordError> {
+    for (node, target) in &plan.fields {
+        let column = match (&mut columns, target) {
+            (Some(cols), Some(i)) => Some(&mut cols[*i]),
+            _ => None,
+        };
+        read(node, input, column, path)?;
+    }
+    if let Some(cols) = columns {
+        for c in &plan.unfed {
+            cols[*c].push_null();
+        }
+    }
+    Ok(())
+}
+
+fn read(
+    node: &Node,
+    input: &mut &[u8],
+    column: Option<&mut Column>,
+    path: &str,
+) -> std::result::Result<(), RecordError> {
+    match node {
+        Node::Null => {
+            if let Some(c) = column {
+                c.push_null();
+            }
+        }
+        Node::Bool => {
+            let b = read_exact(input, 1)?[0] != 0;
+            if let Some(c) = column {
+                c.push_bool(b);
+            }
+        }
+        Node::Int => {
+            let v = read_long(input)?;
+            let v = i32::try_from(v).map_err(|_| bad(format!("{path}: int {v} out of range")))?;
+            if let Some(c) = column {
+                c.push_i32(v);
+            }
+        }
+        Node::Long => {
+            let v = read_long(input)?;
+            if let Some(c) = column {
+                c.push_i64(v);
+            }
+        }
+        Node::Millis32 | Node::Millis64 => {
+            let v = read_long(input)?;
+            let us = v.checked_mul(1000).ok_or_else(|| RecordError::new("out_of_range", format!("{path}: {v} ms")))?;
+            if let Some(c) = column {
+                c.push_i64(us);
+            }
+        }
+        Node::Float => {
+            let v = f32::from_le_bytes(read_exact(input, 4)?.try_into().unwrap_or_default());
+            if let Some(c) = column {
+                c.push_f32(v);
+            }
+        }
+        Node::Double => {
+            let v = f64::from_le_bytes(read_exact(input, 8)?.try_into().unwrap_or_default());
+            if let Some(c) = column {
+                c.push_f64(v);
+            }
+        }
+        Node::Bytes => {
+            let v = read_len(input)?;
+            if let Some(c) = column {
+                c.push_bytes(v);
+            }
+        }
+        Node::String => {
+            let v = read_len(input)?;
+            std::str::from_utf8(v).map_err(|_| bad(format!("{path}: the string is not valid UTF-8")))?;
+            if let Some(c) = column {
+                c.push_bytes(v);
+            }
+        }
+        Node::Uuid => {
+            let v = read_len(input)?;
+            let text = std::str::from_utf8(v).map_err(|_| bad(format!("{path}: the uuid is not text")))?;
+            let uuid = uuid::Uuid::parse_str(text).map_err(|e| bad(format!("{path}: not a uuid: {e}")))?;
+            if let Some(c) = column {
+                c.push_bytes(uuid.as_bytes());
+            }
+        }
+        Node::Fixed(n) => {
+            let v = read_exact(input, *n)?;
+            if let Some(c) = column {
+                c.push_bytes(v);
+            }
+        }
+        Node::Enum(symbols) => {
+            let i = read_long(input)?;
+            let symbol = usize::try_from(i)
+                .ok()
+                .and_then(|i| symbols.get(i))
+                .ok_or_else(|| bad(format!("{path}: enum index {i} is not in the schema")))?;
+            if let Some(c) = column {
+                c.push_bytes(symbol.as_bytes());
+            }
+        }
+        Node::Decimal(fixed) => {
+            let bytes = match fixed {
+                Some(n) => read_exact(input, *n)?,
+                None => read_len(input)?,
+            };
+            if bytes.len() > 16 {
+                return Err(RecordError::new("out_of_range", format!("{path}: decimal wider than 16 bytes")));
+            }
+            let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+            let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
+            buf[16 - bytes.len()..].copy_from_slice(bytes);
+            if let Some(c) = column {
+                c.push_i128(i128::from_be_bytes(buf));
+            }
+        }
+        Node::Record(plan) => match column {
+            Some(c) => {
+                let children = c.struct_fields().ok_or_else(|| bad(format!("{path}: the column is not a struct")))?;
+                decode_record(plan, input, Some(children), path)?;
+                c.end_struct();
+            }
+            None => decode_record(plan, input, None, path)?,
+        },
+        Node::Array(item) => {
+            let mut column = column;
+            loop {
+                let count = block_count(input)?;
+                if count == 0 {
+                    break;
+                }
+                for _ in 0..count {
+                    let element = column.as_deref_mut().and_then(Column::list_element);
+                    read(item, input, element, path)?;
+                }
+            }
+            if let Some(c) = column {
+                c.end_nested();
+            }
+        }
+        Node::Map(value) => {
+            let mut column = column;
+            loop {
+                let count = block_count(input)?;
+                if count == 0 {
+                    break;
+                }
+                for _ in 0..count {
+                    let key = read_len(input)?;
+                    std::str::from_utf8(key).map_err(|_| bad(format!("{path}: a map key is not valid UTF-8")))?;
+                    match column.as_deref_mut().and_then(Column::map_entries) {
+                        Some((keys, values)) => {
+                            keys.push_bytes(key);
+                            read(value, input, Some(values), path)?;
+                        }
+                        None => read(value, input, None, path)?,
+                    }
+                }
+            }
+            if let Some(c) = column {
+                c.end_nested();
+            }
+        }
+        Node::Union(branches) => {
+            let i = read_long(input)?;
+            let branch = usize::try_from(i)
+                .ok()
+                .and_then(|i| branches.get(i))
+                .ok_or_else(|| bad(format!("{path}: union branch {i} is not in the schema")))?;
+            read(branch, input, column, path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Items in the next array/map block (a negative count is followed by the block's size).
+fn block_count(input: &mut &[u8]) -> std::result::Result<u64, RecordError> {
+    let count = read_long(input)?;
+    if count < 0 {
+        read_long(input)?;
+    }
+    Ok(count.unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests;

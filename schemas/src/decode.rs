@@ -1,0 +1,223 @@
+//! One decoder type for every payload format: JSON (declared schema), Protobuf and Avro (a
+//! fixed schema, or schemas named by a Confluent schema id in each record).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef as ArrowSchemaRef;
+use iceberg::spec::Schema;
+
+use crate::avro::{AvroSchema, RecordPlan, decode_record};
+use crate::columns::Rows;
+use crate::evolve::{FieldIds, SourceField};
+use crate::json::{Decoded, JsonDecoder};
+use crate::proto::{MessagePlan, ProtoSchema, decode_message};
+use crate::{Error, RecordError, Result};
+
+/// A parsed source schema of a binary format.
+#[derive(Debug, Clone)]
+pub enum SourceSchema {
+    Protobuf(ProtoSchema),
+    Avro(AvroSchema),
+}
+
+impl SourceSchema {
+    /// The schema as format-neutral fields (for table creation and evolution).
+    pub fn fields(&self) -> Result<Vec<SourceField>> {
+        match self {
+            SourceSchema::Protobuf(p) => p.fields(),
+            SourceSchema::Avro(a) => a.fields(),
+        }
+    }
+
+    fn plan(&self, table: &Schema, ids: &FieldIds) -> Result<Plan> {
+        Ok(match self {
+            SourceSchema::Protobuf(p) => Plan::Protobuf(p.plan(table, ids)?, p.message_indexes()),
+            SourceSchema::Avro(a) => Plan::Avro(a.plan(table, ids)?),
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Plan {
+    /// The message plan and its Confluent message-index path.
+    Protobuf(MessagePlan, Vec<i64>),
+    Avro(RecordPlan),
+}
+
+/// The schema id of a Confluent-framed record (magic byte 0, then 4 bytes big-endian).
+pub fn confluent_schema_id(payload: &[u8]) -> Option<u32> {
+    match payload {
+        [0, a, b, c, d, ..] => Some(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => None,
+    }
+}
+
+/// Reads the message-index path that follows the schema id in Confluent Protobuf framing.
+fn message_indexes(input: &mut &[u8]) -> std::result::Result<Vec<i64>, RecordError> {
+    let count = read_zigzag(input)?;
+    if count == 0 {
+        return Ok(vec![0]); // the common case, written as a single 0
+    }
+    if !(0..=64).contains(&count) {
+        return Err(RecordError::new("bad_framing", format!("message-index count {count} is not plausible")));
+    }
+    (0..count).map(|_| read_zigzag(input)).collect()
+}
+
+fn read_zigzag(input: &mut &[u8]) -> std::result::Result<i64, RecordError> {
+    let mut value = 0u64;
+    for shift in 0..10 {
+        let Some((&byte, rest)) = input.split_first() else {
+            return Err(RecordError::new("bad_framing", "the record ends inside its message indexes"));
+        };
+        *input = rest;
+        value |= u64::from(byte & 0x7f) << (shift * 7);
+        if byte < 0x80 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(RecordError::new("bad_framing", "a message index is longer than 10 bytes"))
+}
+
+/// Decodes Protobuf or Avro records into rows of one table schema.
+#[derive(Debug)]
+pub struct BinaryDecoder {
+    arrow_schema: ArrowSchemaRef,
+    source: Sources,
+}
+
+#[derive(Debug)]
+enum Sources {
+    /// Every record is written with this schema, unframed.
+    Plain(Plan),
+    /// Records carry a schema id; ids whose schema could not be used map to the reason.
+    Confluent(HashMap<u32, std::result::Result<Plan, String>>),
+}
+
+impl BinaryDecoder {
+    /// Records of one fixed schema.
+    pub fn plain(table: &Schema, ids: &FieldIds, source: &SourceSchema) -> Result<Self> {
+        Ok(BinaryDecoder { arrow_schema: arrow_schema(table)?, source: Sources::Plain(source.plan(table, ids)?) })
+    }
+
+    /// Confluent-framed records; `sources` holds every schema id seen so far (or why it is unusable).
+    pub fn confluent(
+        table: &Schema,
+        ids: &FieldIds,
+        sources: &BTreeMap<u32, std::result::Result<SourceSchema, String>>,
+    ) -> Result<Self> {
+        let mut plans = HashMap::new();
+        for (id, source) in sources {
+            let plan = match source {
+                Ok(s) => Ok(s.plan(table, ids)?),
+                Err(reason) => Err(reason.clone()),
+            };
+            plans.insert(*id, plan);
+        }
+        Ok(BinaryDecoder { arrow_schema: arrow_schema(table)?, source: Sources::Confluent(plans) })
+    }
+
+    pub fn arrow_schema(&self) -> &ArrowSchemaRef {
+        &self.arrow_schema
+    }
+
+    /// Decodes a batch of payloads (`None` = a record without value).
+    pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
+        let mut rows = Rows::new(self.arrow_schema.clone())?;
+        let mut good = Vec::new();
+        let mut errors = Vec::new();
+        for (index, payload) in payloads.into_iter().enumerate() {
+            match self.decode_one(payload, &mut rows) {
+                Ok(()) => {
+                    rows.commit_row();
+                    good.push(index);
+                }
+                Err(e) => {
+                    rows.rollback_row();
+                    errors.push((index, e));
+                }
+            }
+        }
+        debug_assert_eq!(rows.rows(), good.len());
+        Ok(Decoded { batch: rows.finish()?, rows: good, errors })
+    }
+
+    fn decode_one(&self, payload: Option<&[u8]>, rows: &mut Rows) -> std::result::Result<(), RecordError> {
+        let payload = payload.ok_or_else(|| RecordError::new("empty", "the record has no value"))?;
+        let (plan, mut body) = match &self.source {
+            Sources::Plain(plan) => (plan, payload),
+            Sources::Confluent(plans) => {
+                let id = confluent_schema_id(payload).ok_or_else(|| {
+                    RecordError::new(
+                        "bad_framing",
+                        "the record does not start with the Confluent magic byte 0 and a 4-byte schema id",
+                    )
+                })?;
+                match plans.get(&id) {
+                    Some(Ok(plan)) => (plan, &payload[5..]),
+                    Some(Err(reason)) => {
+                        return Err(RecordError::new("unknown_schema", format!("schema id {id}: {reason}")));
+                    }
+                    None => {
+                        return Err(RecordError::new("unknown_schema", format!("schema id {id} was not resolved")));
+                    }
+                }
+            }
+        };
+        match plan {
+            Plan::Protobuf(message, indexes) => {
+                if matches!(self.source, Sources::Confluent(_)) {
+                    let got = message_indexes(&mut body)?;
+                    if &got != indexes {
+                        return Err(RecordError::new(
+                            "wrong_message",
+                            format!("the record is message {got:?} of its schema; this pipeline reads {indexes:?}"),
+                        ));
+                    }
+                }
+                decode_message(message, body, &mut rows.columns)
+            }
+            Plan::Avro(record) => {
+                decode_record(record, &mut body, Some(&mut rows.columns), "")?;
+                if body.is_empty() {
+                    Ok(())
+                } else {
+                    Err(RecordError::new(
+                        "bad_avro",
+                        format!("{} bytes are left after the record (written with another schema?)", body.len()),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn arrow_schema(table: &Schema) -> Result<ArrowSchemaRef> {
+    iceberg::arrow::schema_to_arrow_schema(table)
+        .map(Arc::new)
+        .map_err(|e| Error::Iceberg { context: "convert table schema to Arrow".into(), source: Box::new(e) })
+}
+
+/// The decoder a pipeline uses, whatever the format.
+#[derive(Debug)]
+pub enum Decoder {
+    Json(JsonDecoder),
+    Binary(BinaryDecoder),
+}
+
+impl Decoder {
+    pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
+        match self {
+            Decoder::Json(d) => d.decode(payloads),
+            Decoder::Binary(d) => d.decode(payloads),
+        }
+    }
+
+    pub fn arrow_schema(&self) -> &ArrowSchemaRef {
+        match self {
+            Decoder::Json(d) => d.arrow_schema(),
+            Decoder::Binary(d) => d.arrow_schema(),
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Schema evolution as the writer applies it: the change a table needs to hold records of a
+//! source schema (from `icefall_schemas::evolve`), committed through the table layer with the
+//! schema id it was planned from as its requirement.
+
+use std::collections::HashMap;
+
+use iceberg::spec::Schema;
+use icefall_schemas::decode::SourceSchema;
+use icefall_schemas::evolve::{
+    EvolveOptions, FIELD_IDS_PROPERTY, evolve, field_ids_from_properties, field_ids_to_property,
+};
+use icefall_table::commit::{Change, PendingCommit};
+use icefall_table::{Catalog, LoadedTable, RetryPolicy};
+
+use crate::config::PipelineConfig;
+use crate::{Error, Result};
+
+fn evolve_options(p: &PipelineConfig, table: &LoadedTable) -> EvolveOptions {
+    let partition_sources = table.metadata.default_partition_spec().fields().iter().map(|f| f.source_id).collect();
+    EvolveOptions {
+        drop_removed_fields: p.drop_removed_fields,
+        keep_columns: p.metadata_columns.mapping().into_keys().collect(),
+        protected_ids: partition_sources,
+    }
+}
+
+/// A schema change to commit.
+pub struct SchemaChange {
+    pub schema: Schema,
+    /// The field-id mapping property.
+    pub properties: HashMap<String, String>,
+    /// What changes, for the log.
+    pub changes: Vec<String>,
+}
+
+/// The schema change `table` needs for `source`, if any. Errors name the field that cannot follow.
+pub fn plan_evolution(table: &LoadedTable, source: &SourceSchema, p: &PipelineConfig) -> Result<Option<SchemaChange>> {
+    let metadata = &table.metadata;
+    let ids = field_ids_from_properties(metadata.properties())?;
+    let evolution = evolve(
+        metadata.current_schema(),
+        metadata.last_column_id(),
+        &ids,
+        &source.fields()?,
+        &evolve_options(p, table),
+    )
+    .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?;
+    if evolution.schema.is_none() && evolution.field_ids == ids {
+        return Ok(None);
+    }
+    let schema = evolution.schema.unwrap_or_else(|| metadata.current_schema().as_ref().clone());
+    let properties = HashMap::from([(FIELD_IDS_PROPERTY.to_string(), field_ids_to_property(&evolution.field_ids))]);
+    Ok(Some(SchemaChange { schema, properties, changes: evolution.changes }))
+}
+
+/// Makes `table` able to hold records of `source`: commits the schema change (and field-id
+/// mapping) it needs, recomputing when another writer changed the schema first.
+pub async fn fit_table(
+    catalog: &Catalog,
+    table: LoadedTable,
+    source: &SourceSchema,
+    p: &PipelineConfig,
+) -> Result<LoadedTable> {
+    let mut table = table;
+    for _ in 0..10 {
+        let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, p)? else {
+            return Ok(table);
+        };
+        let change = Change::EvolveSchema {
+            schema: Box::new(schema),
+            based_on_schema_id: table.metadata.current_schema_id(),
+            properties,
+        };
+        let pending = PendingCommit::new(change, Default::default());
+        match catalog.commit(table.clone(), &pending, |_| Ok(Default::default()), &RetryPolicy::default()).await {
+            Ok(outcome) => {
+                tracing::info!(pipeline = %p.name, table = %outcome.table.name(),
+                    schema_id = outcome.table.metadata.current_schema_id(), changes = ?changes, "table schema evolved");
+                return Ok(outcome.table);
+            }
+            Err(icefall_table::Error::Rejected { reason, .. }) => {
+                tracing::info!(pipeline = %p.name, reason, "the table schema moved; planning the evolution again");
+                table = catalog.load(&table.ident).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Evolution(format!("pipeline {}: the table schema kept changing under us; restart the writer", p.name)))
+}

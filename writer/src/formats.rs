@@ -1,0 +1,190 @@
+//! The source schemas of one pipeline's records: none (JSON, columns declared in config), one
+//! fixed Protobuf/Avro schema, or every schema id seen so far in Confluent-framed records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iceberg::spec::Schema;
+use icefall_schemas::avro::AvroSchema;
+use icefall_schemas::decode::{BinaryDecoder, Decoder, SourceSchema};
+use icefall_schemas::evolve::FieldIds;
+use icefall_schemas::json::{JsonDecoder, JsonOptions};
+use icefall_schemas::proto::{ProtoOptions, ProtoSchema};
+use tokio::sync::watch;
+
+use crate::config::{Config, PipelineConfig, ProtobufConfig, RecordFormat};
+use crate::registry::{LookupError, RegisteredSchema, RegistryClient};
+use crate::{Error, Result};
+
+pub enum SourceSchemas {
+    /// Columns come from the config; no source schema.
+    Json,
+    /// Every record is written with this schema.
+    Fixed(SourceSchema),
+    /// Records name their schema by id.
+    Registry(RegistrySchemas),
+}
+
+pub struct RegistrySchemas {
+    client: Arc<RegistryClient>,
+    /// `Some` for Protobuf records, `None` for Avro.
+    protobuf: Option<ProtobufConfig>,
+    /// Every id seen so far: its schema, or why it cannot be used (its records are dead-lettered).
+    known: BTreeMap<u32, std::result::Result<SourceSchema, String>>,
+}
+
+fn proto_options(config: &ProtobufConfig) -> ProtoOptions {
+    ProtoOptions { timestamp_fields: config.timestamp_fields.clone(), timestamp_unit: config.timestamp_unit }
+}
+
+fn read(path: &std::path::Path, key: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("{key}: cannot read {}: {e}", path.display())))
+}
+
+impl SourceSchemas {
+    /// Reads and compiles fixed schemas; sets up the registry client otherwise.
+    pub fn load(config: &Config, p: &PipelineConfig) -> Result<Self> {
+        let at = format!("pipelines[{}]", p.name);
+        let registry = |protobuf: Option<ProtobufConfig>| -> Result<Self> {
+            let settings = config.schema_registry.as_ref().ok_or_else(|| {
+                Error::Config(format!("{at}: records with schema ids need a [schema_registry] section"))
+            })?;
+            Ok(SourceSchemas::Registry(RegistrySchemas {
+                client: Arc::new(RegistryClient::new(settings)?),
+                protobuf,
+                known: BTreeMap::new(),
+            }))
+        };
+        match p.format {
+            RecordFormat::Json => Ok(SourceSchemas::Json),
+            RecordFormat::Protobuf => {
+                let proto = p.protobuf.clone().unwrap_or_default();
+                let message = proto.message.clone().unwrap_or_default();
+                let schema = if let Some(set) = &proto.descriptor_set {
+                    let key = format!("{at}.protobuf.descriptor_set");
+                    ProtoSchema::from_descriptor_set(&read(set, &key)?, &message, proto_options(&proto))
+                        .map_err(|e| Error::Config(format!("{key}: {e}")))?
+                } else if !proto.proto_files.is_empty() {
+                    ProtoSchema::from_proto_files(
+                        &proto.proto_files,
+                        &proto.include_paths,
+                        &message,
+                        proto_options(&proto),
+                    )
+                    .map_err(|e| Error::Config(format!("{at}.protobuf.proto_files: {e}")))?
+                } else {
+                    return registry(Some(proto));
+                };
+                Ok(SourceSchemas::Fixed(SourceSchema::Protobuf(schema)))
+            }
+            RecordFormat::Avro => match p.avro.as_ref().and_then(|a| a.schema_file.as_ref()) {
+                Some(file) => {
+                    let key = format!("{at}.avro.schema_file");
+                    let text = String::from_utf8(read(file, &key)?)
+                        .map_err(|_| Error::Config(format!("{key}: {} is not UTF-8 text", file.display())))?;
+                    let schema = AvroSchema::parse(&text).map_err(|e| Error::Config(format!("{key}: {e}")))?;
+                    Ok(SourceSchemas::Fixed(SourceSchema::Avro(schema)))
+                }
+                None => registry(None),
+            },
+        }
+    }
+
+    /// The registry's schemas (`None` for JSON or a fixed schema).
+    pub fn registry(&self) -> Option<&RegistrySchemas> {
+        if let SourceSchemas::Registry(r) = self { Some(r) } else { None }
+    }
+
+    /// The schema a new table is created from, and an existing one evolved to, at start-up:
+    /// the fixed schema, or the latest version of `subject` in the registry (`None` when the
+    /// subject has none yet).
+    pub async fn initial(&mut self, subject: &str, shutdown: &watch::Receiver<bool>) -> Result<Option<SourceSchema>> {
+        match self {
+            SourceSchemas::Json => Ok(None),
+            SourceSchemas::Fixed(s) => Ok(Some(s.clone())),
+            SourceSchemas::Registry(r) => {
+                let client = r.client.clone();
+                let found = retry(shutdown, || client.latest(subject)).await?;
+                match found {
+                    Some((id, registered)) => {
+                        let parsed = r.parse(id, registered);
+                        r.known.insert(id, parsed.clone());
+                        Ok(parsed.ok())
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Looks up a schema id not seen before. `None`: unusable (recorded; its records are
+    /// dead-lettered with the reason).
+    pub async fn fetch(&mut self, id: u32, shutdown: &watch::Receiver<bool>) -> Result<Option<SourceSchema>> {
+        let SourceSchemas::Registry(r) = self else { return Ok(None) };
+        let client = r.client.clone();
+        let parsed = match retry(shutdown, || client.schema_by_id(id)).await? {
+            Some(registered) => r.parse(id, registered),
+            None => Err("not found in the schema registry".to_string()),
+        };
+        if let Err(reason) = &parsed {
+            tracing::warn!(schema_id = id, reason, "records with this schema id go to the dead-letter table");
+        }
+        r.known.insert(id, parsed.clone());
+        Ok(parsed.ok())
+    }
+
+    /// A decoder writing into `table` (routing source fields by `ids`).
+    pub fn decoder(&self, table: &Schema, ids: &FieldIds, json: JsonOptions) -> Result<Decoder> {
+        Ok(match self {
+            SourceSchemas::Json => Decoder::Json(JsonDecoder::new(Arc::new(table.clone()), json)?),
+            SourceSchemas::Fixed(s) => Decoder::Binary(BinaryDecoder::plain(table, ids, s)?),
+            SourceSchemas::Registry(r) => Decoder::Binary(BinaryDecoder::confluent(table, ids, &r.known)?),
+        })
+    }
+}
+
+impl RegistrySchemas {
+    pub fn knows(&self, id: u32) -> bool {
+        self.known.contains_key(&id)
+    }
+
+    fn parse(&self, id: u32, registered: RegisteredSchema) -> std::result::Result<SourceSchema, String> {
+        match (registered.schema_type.as_str(), &self.protobuf) {
+            ("PROTOBUF", Some(config)) => ProtoSchema::from_source(
+                &format!("schema-{id}.proto"),
+                &registered.schema,
+                config.message.as_deref(),
+                proto_options(config),
+            )
+            .map(SourceSchema::Protobuf)
+            .map_err(|e| e.to_string()),
+            ("AVRO", None) => AvroSchema::parse(&registered.schema).map(SourceSchema::Avro).map_err(|e| e.to_string()),
+            (other, proto) => Err(format!(
+                "schema id {id} is a {other} schema, but this pipeline reads {}",
+                if proto.is_some() { "Protobuf" } else { "Avro" }
+            )),
+        }
+    }
+}
+
+/// Retries a registry lookup while the registry is unavailable. `Ok(None)`: not found.
+async fn retry<T, F, Fut>(shutdown: &watch::Receiver<bool>, lookup: F) -> Result<Option<T>>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, LookupError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match lookup().await {
+            Ok(found) => return Ok(Some(found)),
+            Err(LookupError::NotFound(_)) => return Ok(None),
+            Err(LookupError::Unavailable(reason)) if !*shutdown.borrow() => {
+                tracing::warn!(reason, retry_in = ?delay, "schema registry unavailable; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(Error::Registry(e.to_string())),
+        }
+    }
+}

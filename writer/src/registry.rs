@@ -1,0 +1,126 @@
+//! A Confluent Schema Registry client: schemas by id (cached: an id's schema never changes)
+//! and a subject's latest version (to create a table before the first record arrives).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+
+use crate::config::SchemaRegistryConfig;
+use crate::{Error, Result};
+
+/// A schema as the registry stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegisteredSchema {
+    /// `AVRO` (the registry's default), `PROTOBUF` or `JSON`.
+    pub schema_type: String,
+    /// The schema text (Avro JSON, `.proto` source).
+    pub schema: String,
+}
+
+/// Why a lookup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// The registry answered: there is no such schema (its records are dead-lettered).
+    #[error("the schema registry has no {0}")]
+    NotFound(String),
+    /// Unreachable, 5xx, timeout: worth retrying.
+    #[error("the schema registry is unavailable: {0}")]
+    Unavailable(String),
+    /// 401/403 or a malformed answer: fix the config or the registry.
+    #[error("the schema registry refused or garbled the request: {0}")]
+    Refused(String),
+}
+
+#[derive(Deserialize)]
+struct SchemaAnswer {
+    schema: String,
+    #[serde(rename = "schemaType", default)]
+    schema_type: Option<String>,
+    #[serde(default)]
+    id: Option<u32>,
+}
+
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    config: SchemaRegistryConfig,
+    cache: Mutex<HashMap<u32, RegisteredSchema>>,
+}
+
+impl RegistryClient {
+    pub fn new(config: &SchemaRegistryConfig) -> Result<Self> {
+        let mut builder = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout);
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| Error::Config(format!("schema_registry.ca_file: cannot read {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::Config(format!("schema_registry.ca_file {}: not a PEM certificate bundle: {e}", path.display()))
+            })?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("schema_registry: cannot set up the HTTP client: {e}")))?;
+        Ok(RegistryClient {
+            http,
+            base: config.url.trim_end_matches('/').to_string(),
+            config: config.clone(),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The schema with this id.
+    pub async fn schema_by_id(&self, id: u32) -> std::result::Result<RegisteredSchema, LookupError> {
+        if let Some(found) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(found);
+        }
+        let answer = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}")).await?;
+        let schema = RegisteredSchema {
+            schema_type: answer.schema_type.unwrap_or_else(|| "AVRO".into()),
+            schema: answer.schema,
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(id, schema.clone());
+        }
+        Ok(schema)
+    }
+
+    /// The latest version registered under `subject` (e.g. `<topic>-value`), with its id.
+    pub async fn latest(&self, subject: &str) -> std::result::Result<(u32, RegisteredSchema), LookupError> {
+        let answer = self.get(&format!("/subjects/{subject}/versions/latest"), &format!("subject {subject}")).await?;
+        let id = answer.id.ok_or_else(|| LookupError::Refused(format!("subject {subject}: the answer has no id")))?;
+        let schema = RegisteredSchema {
+            schema_type: answer.schema_type.unwrap_or_else(|| "AVRO".into()),
+            schema: answer.schema,
+        };
+        Ok((id, schema))
+    }
+
+    async fn get(&self, path: &str, what: &str) -> std::result::Result<SchemaAnswer, LookupError> {
+        let mut request =
+            self.http.get(format!("{}{path}", self.base)).header("Accept", "application/vnd.schemaregistry.v1+json");
+        if let Some(user) = &self.config.username {
+            request = request.basic_auth(user, self.config.password.as_deref());
+        } else if let Some(token) = &self.config.bearer_token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(|e| LookupError::Unavailable(format!("{what}: {e}")))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| LookupError::Unavailable(format!("{what}: {e}")))?;
+        if status.as_u16() == 404 {
+            return Err(LookupError::NotFound(what.to_string()));
+        }
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(LookupError::Unavailable(format!("{what}: HTTP {status}")));
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(LookupError::Refused(format!(
+                "{what}: HTTP {status}: {}",
+                text.chars().take(200).collect::<String>()
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| LookupError::Refused(format!("{what}: unexpected answer: {e}")))
+    }
+}
