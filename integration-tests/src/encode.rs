@@ -6,6 +6,16 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
 /// Compiles `.proto` source text (imports of `google/protobuf/*` allowed).
 pub fn proto_message(source: &str, message: &str) -> MessageDescriptor {
+    let pool: DescriptorPool = compile(source).descriptor_pool();
+    pool.get_message_by_name(message).expect("message exists")
+}
+
+/// The compiled descriptor set of `.proto` source text, as `protoc --include_imports -o` writes it.
+pub fn proto_descriptor_set(source: &str) -> Vec<u8> {
+    compile(source).encode_file_descriptor_set()
+}
+
+fn compile(source: &str) -> protox::Compiler {
     let file = protox::file::File::from_source("test.proto", source).expect("proto parses");
     struct One(protox::file::File);
     impl protox::file::FileResolver for One {
@@ -19,8 +29,7 @@ pub fn proto_message(source: &str, message: &str) -> MessageDescriptor {
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.include_imports(true);
     compiler.open_file("test.proto").expect("proto compiles");
-    let pool: DescriptorPool = compiler.descriptor_pool();
-    pool.get_message_by_name(message).expect("message exists")
+    compiler
 }
 
 /// Encodes a message given as Protobuf JSON.

@@ -15,6 +15,8 @@ struct State {
     subjects: BTreeMap<String, Vec<u32>>,
     /// requests served, for assertions on caching
     requests: u64,
+    /// `Authorization` header value every request must carry, if any.
+    authorization: Option<String>,
 }
 
 pub struct TestRegistry {
@@ -24,9 +26,20 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start() -> TestRegistry {
+        Self::start_with(None)
+    }
+
+    /// A registry that answers 401 unless a request carries basic auth `user:password`.
+    pub fn start_with_basic_auth(user: &str, password: &str) -> TestRegistry {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Self::start_with(Some(format!("Basic {token}")))
+    }
+
+    fn start_with(authorization: Option<String>) -> TestRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind registry");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State { authorization, ..State::default() }));
         let served = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -69,6 +82,7 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         return;
     }
     let mut content_length = 0usize;
+    let mut authorization = None;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).is_err() || line == "\r\n" || line.is_empty() {
@@ -79,12 +93,22 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
         {
             content_length = value.trim().parse().unwrap_or(0);
         }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            authorization = Some(value.trim().to_string());
+        }
     }
     let mut body = vec![0u8; content_length];
     let _ = reader.read_exact(&mut body);
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, answer) = route(method, path, &body, state);
+    let required = state.lock().expect("registry state").authorization.clone();
+    let (status, answer) = if required.is_some() && required != authorization {
+        ("401 Unauthorized", serde_json::json!({ "error_code": 40101, "message": "Unauthorized" }))
+    } else {
+        route(method, path, &body, state)
+    };
     let text = answer.to_string();
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use apache_avro::types::Value as Avro;
 use icefall_integration_tests::broker::Broker;
-use icefall_integration_tests::encode::{avro_encode, confluent, proto_encode, proto_message};
+use icefall_integration_tests::encode::{avro_encode, confluent, proto_descriptor_set, proto_encode, proto_message};
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::registry::TestRegistry;
 use icefall_integration_tests::tables::{self, pyiceberg_rows};
@@ -180,6 +180,9 @@ const ORDER_V1: &str = r#"{"type": "record", "name": "Order", "namespace": "shop
   {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
   {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
   {"name": "attrs", "type": {"type": "map", "values": "long"}},
+  {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]}},
+  {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+  {"name": "ref", "type": {"type": "string", "logicalType": "uuid"}},
   {"name": "gone", "type": "string"}
 ]}"#;
 
@@ -192,6 +195,9 @@ const ORDER_V2: &str = r#"{"type": "record", "name": "Order", "namespace": "shop
   {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
   {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
   {"name": "attrs", "type": {"type": "map", "values": "long"}},
+  {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]}},
+  {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+  {"name": "ref", "type": {"type": "string", "logicalType": "uuid"}},
   {"name": "tags", "type": ["null", {"type": "array", "items": "string"}], "default": null},
   {"name": "address", "type": ["null", {"type": "record", "name": "Address", "fields": [
       {"name": "city", "type": "string"}, {"name": "zip", "type": "int"}]}], "default": null}
@@ -216,6 +222,9 @@ fn order_v1(id: i64) -> Avro {
         ("price".into(), cents(id * 100 + 5)),
         ("at".into(), Avro::TimestampMillis(1_700_000_000_000 + id)),
         ("attrs".into(), Avro::Map([("k".to_string(), Avro::Long(id))].into())),
+        ("status".into(), Avro::Enum((id % 3) as u32, ["NEW", "PAID", "SHIPPED"][(id % 3) as usize].into())),
+        ("day".into(), Avro::Date(19_800 + id as i32)),
+        ("ref".into(), Avro::Uuid(uuid::Uuid::from_u128(id as u128))),
         ("gone".into(), Avro::String(format!("g{id}"))),
     ])
 }
@@ -228,6 +237,9 @@ fn order_v2(id: i64) -> Avro {
         ("price".into(), cents(id * 100 + 5)),
         ("at".into(), Avro::TimestampMillis(1_700_000_000_000 + id)),
         ("attrs".into(), Avro::Map(Default::default())),
+        ("status".into(), Avro::Enum((id % 3) as u32, ["NEW", "PAID", "SHIPPED"][(id % 3) as usize].into())),
+        ("day".into(), Avro::Date(19_800 + id as i32)),
+        ("ref".into(), Avro::Uuid(uuid::Uuid::from_u128(id as u128))),
         ("tags".into(), Avro::Union(1, Box::new(Avro::Array(vec![Avro::String(format!("t{id}"))])))),
         (
             "address".into(),
@@ -284,29 +296,31 @@ async fn avro_with_a_registry_evolves_the_table_while_the_writer_runs() {
     producer.send(0, "k", &confluent(v1, None, &avro_encode(ORDER_V1, order_v1(40))));
     producer.send(0, "unknown-id", &confluent(999, None, &avro_encode(ORDER_V1, order_v1(41)))); // offset 41
     producer.send(0, "unframed", &avro_encode(ORDER_V1, order_v1(42))); // offset 42
+    producer.send(0, "truncated", &confluent(v2, None, &avro_encode(ORDER_V2, order_v2(43))[..6])); // offset 43
     producer.flush();
-    tables::wait_for_offsets(&catalog, &w.table, &w.topic, &BTreeMap::from([(0, 43)]), WAIT).await;
+    tables::wait_for_offsets(&catalog, &w.table, &w.topic, &BTreeMap::from([(0, 44)]), WAIT).await;
 
     let after = pyiceberg_rows(&w.dir, &w.table, "id");
     assert_eq!(after["rows"], 41);
     let names: Vec<&str> =
         after["schema"].as_array().expect("schema").iter().map(|f| f[1].as_str().unwrap_or("")).collect();
-    assert_eq!(
-        names,
-        vec![
-            "full_name",
-            "id",
-            "qty",
-            "price",
-            "at",
-            "attrs",
-            "tags",
-            "address",
-            "gone",
-            "kafka_offset",
-            "kafka_partition"
-        ]
-    );
+    let expected = [
+        "full_name",
+        "id",
+        "qty",
+        "price",
+        "at",
+        "attrs",
+        "status",
+        "day",
+        "ref",
+        "tags",
+        "address",
+        "gone",
+        "kafka_offset",
+        "kafka_partition",
+    ];
+    assert_eq!(names, expected);
     assert_eq!(column(&after, "full_name").0, name_id, "a rename keeps the field id");
     assert_eq!(column(&after, "qty").1, "long");
     assert_eq!(column(&after, "price").1, "decimal(12, 2)");
@@ -317,6 +331,9 @@ async fn avro_with_a_registry_evolves_the_table_while_the_writer_runs() {
     assert_eq!(old["gone"], "g3");
     assert_eq!(old["tags"], Value::Null);
     assert_eq!(old["attrs"], json!([["k", 3]]));
+    assert_eq!(old["status"], "NEW");
+    assert_eq!(old["day"], "2024-03-21");
+    assert_eq!(old["ref"], "00000000-0000-0000-0000-000000000003");
     let new = row(&after, "id", &json!(25));
     assert_eq!(new["full_name"], "n25");
     assert_eq!(new["qty"], 5_000_000_025i64);
@@ -325,12 +342,14 @@ async fn avro_with_a_registry_evolves_the_table_while_the_writer_runs() {
     assert_eq!(new["tags"], json!(["t25"]));
     assert_eq!(new["address"], json!({"city": "Oslo", "zip": 25}));
     assert_eq!(new["gone"], Value::Null, "a field removed at the source keeps its column, null");
+    assert_eq!(new["status"], "PAID");
     let late_v1 = row(&after, "id", &json!(40));
     assert_eq!((late_v1["full_name"].as_str(), late_v1["gone"].as_str()), (Some("n40"), Some("g40")));
     let reasons = dead_letter_reasons(&w.dir, &w.table).await;
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(reasons[0].starts_with("unknown_schema: schema id 999"), "{reasons:?}");
     assert!(reasons[1].starts_with("bad_framing"), "{reasons:?}");
+    assert!(reasons[2].starts_with("bad_avro"), "{reasons:?}");
 
     // An incompatible change stops the pipeline before any record of the new shape lands.
     let v3 = registry.register(&subject, "AVRO", ORDER_V3);
@@ -345,7 +364,7 @@ async fn avro_with_a_registry_evolves_the_table_while_the_writer_runs() {
     let log = std::fs::read_to_string(&writer.log).expect("log");
     assert!(log.contains("field qty"), "the error names the field; log: {}", writer.log.display());
     let offsets = tables::offsets(&catalog, &w.table).await;
-    assert_eq!(offsets[&w.topic][&0], 43, "the v3 record is neither committed nor skipped");
+    assert_eq!(offsets[&w.topic][&0], 44, "the v3 record is neither committed nor skipped");
     assert_eq!(pyiceberg_rows(&w.dir, &w.table, "id")["rows"], 41);
 }
 
@@ -367,7 +386,7 @@ message User {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protobuf_with_a_registry_follows_renames_by_field_number() {
     let w = world("protoreg");
-    let registry = TestRegistry::start();
+    let registry = TestRegistry::start_with_basic_auth("icefall", "s3cret");
     let subject = format!("{}-value", w.topic);
     let v1 = registry.register(&subject, "PROTOBUF", USER_V1);
     let config = format_pipeline(
@@ -376,7 +395,7 @@ async fn protobuf_with_a_registry_follows_renames_by_field_number() {
         &w.topic,
         &w.table,
         "format = \"protobuf\"\n\n[pipelines.protobuf]\nmessage = \"people.User\"",
-        &format!("[schema_registry]\nurl = \"{}\"", registry.url),
+        &format!("[schema_registry]\nurl = \"{}\"\nusername = \"icefall\"\npassword = \"s3cret\"", registry.url),
     );
     let (m1, m2) = (proto_message(USER_V1, "people.User"), proto_message(USER_V2, "people.User"));
     let producer = TestProducer::new(&w.broker.bootstrap(), &w.topic);
@@ -419,4 +438,63 @@ async fn protobuf_with_a_registry_follows_renames_by_field_number() {
     assert_eq!(new["address"], json!({"city": "Bergen"}));
     assert_eq!(new["roles"], json!(["admin"]));
     assert_eq!(new["gone"], Value::Null);
+}
+
+const SENSOR_V1: &str = r#"syntax = "proto3"; package iot;
+message Reading { string sensor = 1; float value = 2; int64 at_ms = 3; }"#;
+
+/// v2 after a deploy: `value` renamed and widened to double, `unit` added.
+const SENSOR_V2: &str = r#"syntax = "proto3"; package iot;
+message Reading { string sensor = 1; double reading = 2; int64 at_ms = 3; string unit = 4; }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_descriptor_set_after_a_restart_evolves_the_table() {
+    let w = world("desc");
+    let desc = w.dir.join("readings.desc");
+    std::fs::write(&desc, proto_descriptor_set(SENSOR_V1)).expect("descriptor set");
+    let config = format_pipeline(
+        &w.dir,
+        &w.broker.bootstrap(),
+        &w.topic,
+        &w.table,
+        "format = \"protobuf\"\n\n[pipelines.protobuf]\ndescriptor_set = \"readings.desc\"\nmessage = \"iot.Reading\"\ntimestamp_fields = [\"at_ms\"]",
+        "",
+    );
+    let producer = TestProducer::new(&w.broker.bootstrap(), &w.topic);
+    let m1 = proto_message(SENSOR_V1, "iot.Reading");
+    for i in 0..5 {
+        producer.send(
+            0,
+            "k",
+            &proto_encode(&m1, &json!({"sensor": format!("s{i}"), "value": 1.5, "atMs": "1700000000000"})),
+        );
+    }
+    producer.flush();
+    let catalog = tables::catalog(&w.dir).await;
+    let writer = WriterProcess::start(&config, "writer-v1");
+    tables::wait_for_offsets(&catalog, &w.table, &w.topic, &BTreeMap::from([(0, 5)]), WAIT).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+    let value_id = column(&pyiceberg_rows(&w.dir, &w.table, "sensor"), "value").0;
+
+    // Deploy v2: new descriptor, restart.
+    std::fs::write(&desc, proto_descriptor_set(SENSOR_V2)).expect("descriptor set");
+    let m2 = proto_message(SENSOR_V2, "iot.Reading");
+    for i in 5..10 {
+        let reading = json!({"sensor": format!("s{i}"), "reading": 0.1, "atMs": "1700000000000", "unit": "C"});
+        producer.send(0, "k", &proto_encode(&m2, &reading));
+    }
+    producer.flush();
+    let writer = WriterProcess::start(&config, "writer-v2");
+    tables::wait_for_offsets(&catalog, &w.table, &w.topic, &BTreeMap::from([(0, 10)]), WAIT).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+
+    let report = pyiceberg_rows(&w.dir, &w.table, "sensor");
+    assert_eq!(report["rows"], 10);
+    assert_eq!(column(&report, "reading"), (value_id, "double".to_string()));
+    assert_eq!(column(&report, "at_ms").1, "timestamptz");
+    let old = row(&report, "sensor", &json!("s1"));
+    assert_eq!((old["reading"].as_f64(), &old["unit"]), (Some(1.5), &Value::Null));
+    let new = row(&report, "sensor", &json!("s7"));
+    assert_eq!((new["reading"].as_f64(), new["unit"].as_str()), (Some(0.1), Some("C")));
+    assert_eq!(new["at_ms"], "2023-11-14 22:13:20+00:00");
 }

@@ -83,6 +83,10 @@ pub struct EvolveOptions {
     pub keep_columns: Vec<String>,
     /// Columns that may not be dropped or changed incompatibly (partition sources).
     pub protected_ids: HashSet<i32>,
+    /// The source schema is older than one the table already follows (an old producer still
+    /// running): map its fields, widen or relax what its values need, but do not rename,
+    /// reorder, add or drop columns after it — that would undo the newer schema's changes.
+    pub older_source: bool,
 }
 
 /// A new table schema for a source schema: ids assigned depth-first from 1, required-ness as
@@ -90,7 +94,14 @@ pub struct EvolveOptions {
 /// from it may renumber the fields (Iceberg assigns fresh ids): record the mapping with
 /// [`evolve`] against the created table, which matches an unmapped table by name.
 pub fn create_schema(source: &[SourceField], extra: &[NestedFieldRef]) -> Result<(Schema, FieldIds)> {
-    let mut ctx = Ctx { ids: &FieldIds::new(), new_ids: FieldIds::new(), next_id: 0, creating: true, changes: vec![] };
+    let mut ctx = Ctx {
+        ids: &FieldIds::new(),
+        new_ids: FieldIds::new(),
+        next_id: 0,
+        creating: true,
+        follow: true,
+        changes: vec![],
+    };
     let mut fields: Vec<NestedFieldRef> =
         source.iter().map(|f| ctx.fresh(f, "")).collect::<Vec<_>>().into_iter().map(Into::into).collect();
     for field in extra {
@@ -120,6 +131,7 @@ pub fn evolve(
         new_ids: FieldIds::new(),
         next_id: last_column_id.max(table.highest_field_id()),
         creating: false,
+        follow: !options.older_source,
         changes: vec![],
     };
     let fields = ctx.merge_struct(table.as_struct().fields(), source, "", "", Some(options))?;
@@ -150,6 +162,8 @@ struct Ctx<'a> {
     new_ids: FieldIds,
     next_id: i32,
     creating: bool,
+    /// Apply renames, reorders, additions and drops (false for an older source schema).
+    follow: bool,
     changes: Vec<String>,
 }
 
@@ -243,12 +257,21 @@ impl Ctx<'_> {
                     self.new_ids.insert(path.clone(), existing.id);
                     self.merge_field(existing, field, &path, &shown)?
                 }
+                None if !self.follow => continue, // no column: its values are skipped
                 None => {
                     let fresh = self.fresh(field, prefix);
                     self.changes.push(format!("add column {shown} ({})", fresh.field_type));
                     fresh
                 }
             };
+            // Earlier names map to the same column, so records of an older schema that still
+            // uses them (an old producer) find it even if the table never saw that schema.
+            for alias in &field.aliases {
+                let alias_path = join(prefix, alias);
+                if !self.ids.contains_key(&alias_path) {
+                    self.new_ids.entry(alias_path).or_insert(merged.id);
+                }
+            }
             out.push(NestedFieldRef::new(merged));
         }
         let keep = |f: &NestedFieldRef| top.is_some_and(|o| o.keep_columns.contains(&f.name));
@@ -257,7 +280,7 @@ impl Ctx<'_> {
             let protected = top.is_some_and(|o| o.protected_ids.contains(&field.id));
             if keep(field) {
                 out.push(field.clone());
-            } else if top.is_some_and(|o| o.drop_removed_fields) && !protected {
+            } else if self.follow && top.is_some_and(|o| o.drop_removed_fields) && !protected {
                 self.changes.push(format!("drop column {shown} (removed from the source)"));
             } else if field.required {
                 self.changes.push(format!("make {shown} optional (removed from the source)"));
@@ -267,6 +290,9 @@ impl Ctx<'_> {
             } else {
                 out.push(field.clone());
             }
+        }
+        if !self.follow {
+            out.sort_by_key(|f| table_fields.iter().position(|t| t.id == f.id));
         }
         let before: Vec<i32> = table_fields.iter().map(|f| f.id).filter(|id| out.iter().any(|f| f.id == *id)).collect();
         let after: Vec<i32> = out.iter().map(|f| f.id).filter(|id| before.contains(id)).collect();
@@ -285,7 +311,7 @@ impl Ctx<'_> {
         shown: &str,
     ) -> Result<NestedField> {
         let mut merged = existing.clone();
-        if existing.name != field.name {
+        if existing.name != field.name && self.follow {
             self.changes.push(format!("rename {} → {}", existing.name, field.name));
             merged.name = field.name.clone();
         }

@@ -15,6 +15,7 @@ pub mod decode;
 mod error;
 pub mod evolve;
 pub mod json;
+pub mod json_schema;
 pub mod metadata;
 pub mod proto;
 mod value;

@@ -181,8 +181,9 @@ pub struct PipelineConfig {
     /// Protobuf and Avro tables take their columns from the source schema.
     #[serde(default)]
     pub schema: Vec<FieldDecl>,
-    /// Instead of `schema`: a file holding `[[fields]]` declarations (TOML) or an Iceberg
-    /// schema (JSON). Relative paths are resolved from the config file's folder.
+    /// Instead of `schema`: a file holding `[[fields]]` declarations (TOML), an Iceberg schema
+    /// (JSON), or a JSON Schema document (JSON with `properties`). Relative paths are resolved
+    /// from the config file's folder.
     #[serde(default)]
     pub schema_file: Option<PathBuf>,
     /// Hidden partitioning of a new table, e.g. `["day(ts)", "bucket(16, user_id)"]`.
@@ -446,7 +447,13 @@ impl PipelineConfig {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::Config(format!("{at}.schema_file: cannot read {}: {e}", path.display())))?;
             if path.extension().is_some_and(|e| e == "json") {
-                let schema = serde_json::from_str::<Schema>(&text).map_err(|e| {
+                let document: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| Error::Config(format!("{at}.schema_file {}: not JSON: {e}", path.display())))?;
+                if document.get("properties").is_some() {
+                    return icefall_schemas::json_schema::decls_from_json_schema(&document)
+                        .map_err(|e| Error::Config(format!("{at}.schema_file {} (JSON Schema): {e}", path.display())));
+                }
+                let schema = serde_json::from_value::<Schema>(document).map_err(|e| {
                     Error::Config(format!("{at}.schema_file {}: not an Iceberg schema: {e}", path.display()))
                 })?;
                 return Ok(schema

@@ -15,12 +15,17 @@ use icefall_table::{Catalog, LoadedTable, RetryPolicy};
 use crate::config::PipelineConfig;
 use crate::{Error, Result};
 
-fn evolve_options(p: &PipelineConfig, table: &LoadedTable) -> EvolveOptions {
+/// Table property: the newest registry schema id the table's shape follows. Records of older
+/// ids (an old producer) are mapped into the table without undoing newer changes.
+pub const SOURCE_SCHEMA_ID_PROPERTY: &str = "icefall.source-schema-id";
+
+fn evolve_options(p: &PipelineConfig, table: &LoadedTable, older_source: bool) -> EvolveOptions {
     let partition_sources = table.metadata.default_partition_spec().fields().iter().map(|f| f.source_id).collect();
     EvolveOptions {
         drop_removed_fields: p.drop_removed_fields,
         keep_columns: p.metadata_columns.mapping().into_keys().collect(),
         protected_ids: partition_sources,
+        older_source,
     }
 }
 
@@ -34,22 +39,34 @@ pub struct SchemaChange {
 }
 
 /// The schema change `table` needs for `source`, if any. Errors name the field that cannot follow.
-pub fn plan_evolution(table: &LoadedTable, source: &SourceSchema, p: &PipelineConfig) -> Result<Option<SchemaChange>> {
+/// `schema_id` is the source's registry id (`None` for a fixed schema, which is always followed).
+pub fn plan_evolution(
+    table: &LoadedTable,
+    source: &SourceSchema,
+    schema_id: Option<u32>,
+    p: &PipelineConfig,
+) -> Result<Option<SchemaChange>> {
     let metadata = &table.metadata;
     let ids = field_ids_from_properties(metadata.properties())?;
+    let followed: Option<u32> = metadata.properties().get(SOURCE_SCHEMA_ID_PROPERTY).and_then(|v| v.parse().ok());
+    let older = matches!((schema_id, followed), (Some(id), Some(newest)) if id < newest);
+    let follows_new_id = !older && schema_id.is_some() && schema_id != followed;
     let evolution = evolve(
         metadata.current_schema(),
         metadata.last_column_id(),
         &ids,
         &source.fields()?,
-        &evolve_options(p, table),
+        &evolve_options(p, table, older),
     )
     .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?;
-    if evolution.schema.is_none() && evolution.field_ids == ids {
+    if evolution.schema.is_none() && evolution.field_ids == ids && !follows_new_id {
         return Ok(None);
     }
     let schema = evolution.schema.unwrap_or_else(|| metadata.current_schema().as_ref().clone());
-    let properties = HashMap::from([(FIELD_IDS_PROPERTY.to_string(), field_ids_to_property(&evolution.field_ids))]);
+    let mut properties = HashMap::from([(FIELD_IDS_PROPERTY.to_string(), field_ids_to_property(&evolution.field_ids))]);
+    if let (false, Some(id)) = (older, schema_id) {
+        properties.insert(SOURCE_SCHEMA_ID_PROPERTY.to_string(), id.to_string());
+    }
     Ok(Some(SchemaChange { schema, properties, changes: evolution.changes }))
 }
 
@@ -59,11 +76,12 @@ pub async fn fit_table(
     catalog: &Catalog,
     table: LoadedTable,
     source: &SourceSchema,
+    schema_id: Option<u32>,
     p: &PipelineConfig,
 ) -> Result<LoadedTable> {
     let mut table = table;
     for _ in 0..10 {
-        let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, p)? else {
+        let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, schema_id, p)? else {
             return Ok(table);
         };
         let change = Change::EvolveSchema {

@@ -99,10 +99,15 @@ impl SourceSchemas {
     /// The schema a new table is created from, and an existing one evolved to, at start-up:
     /// the fixed schema, or the latest version of `subject` in the registry (`None` when the
     /// subject has none yet).
-    pub async fn initial(&mut self, subject: &str, shutdown: &watch::Receiver<bool>) -> Result<Option<SourceSchema>> {
+    /// Returns the schema with its registry id (`None` for a fixed schema).
+    pub async fn initial(
+        &mut self,
+        subject: &str,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<Option<(Option<u32>, SourceSchema)>> {
         match self {
             SourceSchemas::Json => Ok(None),
-            SourceSchemas::Fixed(s) => Ok(Some(s.clone())),
+            SourceSchemas::Fixed(s) => Ok(Some((None, s.clone()))),
             SourceSchemas::Registry(r) => {
                 let client = r.client.clone();
                 let found = retry(shutdown, || client.latest(subject)).await?;
@@ -110,7 +115,7 @@ impl SourceSchemas {
                     Some((id, registered)) => {
                         let parsed = r.parse(id, registered);
                         r.known.insert(id, parsed.clone());
-                        Ok(parsed.ok())
+                        Ok(parsed.ok().map(|s| (Some(id), s)))
                     }
                     None => Ok(None),
                 }

@@ -102,7 +102,9 @@ impl Pipeline {
         let subject = format!("{}-value", p.topics[0]);
         let initial = sources.initial(&subject, &shutdown).await?;
         let mut table = match &initial {
-            Some(source) => load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, &shutdown).await?,
+            Some((_, source)) => {
+                load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, &shutdown).await?
+            }
             None if sources.registry().is_some() => catalog.load(&ident).await.map_err(|e| {
                 Error::Config(format!(
                     "pipelines[{}]: table {} cannot be loaded ({e}) and subject {subject} has no schema in the \
@@ -112,8 +114,8 @@ impl Pipeline {
             })?,
             None => load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?,
         };
-        if let Some(source) = &initial {
-            table = fit_table(&catalog, table, source, p).await?;
+        if let Some((schema_id, source)) = &initial {
+            table = fit_table(&catalog, table, source, *schema_id, p).await?;
         }
         let dlq_ident = parse_ident(&p.dead_letter_table())?;
         let dlq = load_or_create(&catalog, &dlq_ident, &dead_letter::layout(), &shutdown).await?;
@@ -281,7 +283,7 @@ impl Pipeline {
         let source = self.sources.fetch(id, &self.shutdown).await?;
         if let Some(source) = source {
             let current = self.catalog.load(&self.table.ident).await?;
-            let plan = match plan_evolution(&current, &source, &self.config) {
+            let plan = match plan_evolution(&current, &source, Some(id), &self.config) {
                 Ok(plan) => plan,
                 Err(e) => {
                     // Keep what came before; the record of the new shape and all after it stay
@@ -296,7 +298,7 @@ impl Pipeline {
                 if self.awaiting_epoch.is_some() {
                     return Ok(());
                 }
-                self.table = fit_table(&self.catalog, current, &source, &self.config).await?;
+                self.table = fit_table(&self.catalog, current, &source, Some(id), &self.config).await?;
             } else {
                 self.table = current;
             }

@@ -124,3 +124,42 @@ impl RegistryClient {
         serde_json::from_slice(&body).map_err(|e| LookupError::Refused(format!("{what}: unexpected answer: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(ca_file: Option<std::path::PathBuf>) -> SchemaRegistryConfig {
+        SchemaRegistryConfig {
+            url: "https://registry.internal:8081/".into(),
+            username: None,
+            password: None,
+            bearer_token: None,
+            ca_file,
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_bad_ca_file_fails_start_up_naming_the_key() {
+        let missing = RegistryClient::new(&settings(Some("/nonexistent/ca.pem".into()))).err().expect("refused");
+        assert!(missing.to_string().contains("schema_registry.ca_file"), "{missing}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let garbage = dir.path().join("ca.pem");
+        std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+            .expect("write");
+        let invalid = RegistryClient::new(&settings(Some(garbage))).err().expect("refused");
+        assert!(invalid.to_string().contains("schema_registry.ca_file"), "{invalid}");
+        let client = RegistryClient::new(&settings(None)).expect("no CA file is fine");
+        assert_eq!(client.base, "https://registry.internal:8081");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_registry_is_retryable_not_a_dead_letter() {
+        let mut config = settings(None);
+        config.url = "http://127.0.0.1:1".into();
+        let client = RegistryClient::new(&config).expect("client");
+        let err = client.schema_by_id(1).await.expect_err("unreachable");
+        assert!(matches!(err, LookupError::Unavailable(_)), "{err}");
+    }
+}

@@ -141,3 +141,22 @@ fn unions_of_several_types_are_refused_at_start_up() {
             .expect_err("refused");
     assert!(err.to_string().contains("field v"), "{err}");
 }
+
+#[test]
+fn a_table_created_from_the_renamed_schema_still_places_old_records() {
+    let old = AvroSchema::parse(r#"{"type": "record", "name": "R", "fields": [{"name": "name", "type": "string"}]}"#)
+        .expect("old");
+    let new = AvroSchema::parse(
+        r#"{"type": "record", "name": "R", "fields": [{"name": "full_name", "aliases": ["name"], "type": "string"}]}"#,
+    )
+    .expect("new");
+    let (table, _) = create_schema(&new.fields().expect("new"), &[]).expect("table");
+    let recorded =
+        evolve(&table, 1, &Default::default(), &new.fields().expect("new"), &EvolveOptions::default()).expect("ok");
+    let older = EvolveOptions { older_source: true, ..Default::default() };
+    let for_old = evolve(&table, 1, &recorded.field_ids, &old.fields().expect("old"), &older).expect("ok");
+    assert!(for_old.schema.is_none(), "no new column for the old name: {:?}", for_old.changes);
+    let decoder = BinaryDecoder::plain(&table, &for_old.field_ids, &SourceSchema::Avro(old.clone())).expect("decoder");
+    let bytes = datum(&old, vec![("name", Value::String("x".into()))]);
+    assert_eq!(row(&decoder.decode([Some(bytes.as_slice())]).expect("rows").batch, 0), vec!["full_name=x"]);
+}

@@ -61,3 +61,78 @@ fn environment_variables_fill_secrets() {
     assert_eq!(config.kafka.properties.get("sasl.password"), Some(&path));
     assert_eq!(interpolate_env("a $${literal} b").ok().as_deref(), Some("a ${literal} b"));
 }
+
+const BINARY: &str = r#"
+[kafka]
+brokers = "127.0.0.1:9092"
+
+[[pipelines]]
+name = "events"
+topics = ["events"]
+table = "analytics.events"
+FORMAT
+"#;
+
+fn binary(format: &str) -> String {
+    BINARY.replace("FORMAT", format)
+}
+
+#[test]
+fn binary_formats_fail_fast_naming_the_missing_piece() {
+    expect_error(&binary("format = \"protobuf\""), "needs a [pipelines.protobuf] section");
+    expect_error(
+        &binary("format = \"protobuf\"\n[pipelines.protobuf]\nproto_files = [\"a.proto\"]"),
+        "pipelines[events].protobuf.message",
+    );
+    expect_error(&binary("format = \"avro\""), "need [schema_registry]");
+    expect_error(
+        &binary(
+            "format = \"avro\"\nschema = [{ name = \"id\", type = \"long\" }]\n[pipelines.avro]\nschema_file = \"x.avsc\"",
+        ),
+        "takes its columns from the source schema",
+    );
+    expect_error(
+        &binary("format = \"avro\"\n[pipelines.avro]\nschema_file = \"/nonexistent/x.avsc\""),
+        "pipelines[events].avro.schema_file",
+    );
+    expect_error(
+        &binary(
+            "format = \"protobuf\"\n[pipelines.protobuf]\nmessage = \"a.B\"\nproto_files = [\"/nonexistent/a.proto\"]",
+        ),
+        "pipelines[events].protobuf.proto_files",
+    );
+}
+
+#[test]
+fn fixed_schemas_load_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("event.proto"),
+        "syntax = \"proto3\"; package acme; message Event { int64 id = 1; }",
+    )
+    .expect("proto");
+    std::fs::write(
+        dir.path().join("order.avsc"),
+        r#"{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]}"#,
+    )
+    .expect("avsc");
+    std::fs::write(
+        dir.path().join("event.schema.json"),
+        r#"{"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"}}}"#,
+    )
+    .expect("json schema");
+    let text = format!(
+        "{}\n{}\n{}",
+        binary(
+            "format = \"protobuf\"\n[pipelines.protobuf]\nproto_files = [\"event.proto\"]\nmessage = \"acme.Event\""
+        ),
+        "[[pipelines]]\nname = \"orders\"\ntopics = [\"orders\"]\ntable = \"analytics.orders\"\nformat = \"avro\"\n[pipelines.avro]\nschema_file = \"order.avsc\"",
+        "[[pipelines]]\nname = \"json\"\ntopics = [\"j\"]\ntable = \"analytics.j\"\nschema_file = \"event.schema.json\"",
+    );
+    let path = dir.path().join("writer.toml");
+    std::fs::write(&path, text).expect("config");
+    let config = Config::load(&path).expect("valid");
+    let json = config.pipelines[2].declared_schema().expect("JSON Schema columns");
+    assert_eq!(json.field_by_name("at").map(|f| f.field_type.to_string()), Some("timestamptz".into()));
+    assert!(json.field_by_name("id").is_some_and(|f| f.required));
+}
