@@ -1,0 +1,147 @@
+//! Decode throughput per format: the same events as JSON (declared schema, the baseline),
+//! Protobuf and Avro, decoded into Arrow batches of 4096 rows. Reports rows/s and the ratio to
+//! JSON measured in the same run.
+//!
+//! `cargo bench -p icefall-schemas --bench decode` (release; numbers in docs/benchmarks.md).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apache_avro::types::Value as Avro;
+use icefall_schemas::avro::AvroSchema;
+use icefall_schemas::declare::{FieldDecl, schema_from_decls};
+use icefall_schemas::decode::{BinaryDecoder, SourceSchema};
+use icefall_schemas::evolve::{EvolveOptions, evolve};
+use icefall_schemas::json::{JsonDecoder, JsonOptions};
+use icefall_schemas::proto::{ProtoOptions, ProtoSchema};
+use prost::Message;
+
+const ROWS: usize = 200_000;
+const BATCH: usize = 4096;
+
+const PROTO: &str = r#"syntax = "proto3"; package bench;
+message Geo { double lat = 1; double lon = 2; }
+message Event { int64 id = 1; int64 ts = 2; string user = 3; double amount = 4; repeated string tags = 5; Geo geo = 6; }"#;
+
+const AVSC: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"},
+  {"name": "ts", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+  {"name": "user", "type": "string"},
+  {"name": "amount", "type": "double"},
+  {"name": "tags", "type": {"type": "array", "items": "string"}},
+  {"name": "geo", "type": {"type": "record", "name": "Geo", "fields": [
+     {"name": "lat", "type": "double"}, {"name": "lon", "type": "double"}]}}
+]}"#;
+
+fn decl(name: &str, ty: &str) -> FieldDecl {
+    FieldDecl { name: name.into(), type_name: ty.into(), required: false, doc: None }
+}
+
+fn time<F: FnMut() -> usize>(name: &str, mut run: F) -> f64 {
+    run(); // warm up
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let rows = run();
+        assert_eq!(rows, ROWS, "{name} decoded every row");
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    let rate = ROWS as f64 / best;
+    println!("{name:>10}: {:>10.0} rows/s  ({best:.3} s for {ROWS} rows)", rate);
+    rate
+}
+
+fn main() {
+    // The table: the same columns for every format (timestamps as timestamptz).
+    let table = Arc::new(
+        schema_from_decls(&[
+            decl("id", "long"),
+            decl("ts", "timestamptz"),
+            decl("user", "string"),
+            decl("amount", "double"),
+            decl("tags", "list<string>"),
+            decl("geo", "struct<lat: double, lon: double>"),
+        ])
+        .expect("schema"),
+    );
+    let ts = |i: usize| 1_700_000_000_000_000i64 + i as i64 * 1000;
+
+    let json: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| {
+            serde_json::json!({"id": i, "ts": chrono::DateTime::from_timestamp_micros(ts(i)).expect("ts").to_rfc3339(),
+                "user": format!("user-{}", i % 1000), "amount": i as f64 * 0.25, "tags": ["a", "b"],
+                "geo": {"lat": 59.9, "lon": 10.7}})
+            .to_string()
+            .into_bytes()
+        })
+        .collect();
+
+    let options =
+        ProtoOptions { timestamp_fields: vec!["ts".into()], timestamp_unit: icefall_schemas::json::EpochUnit::Micros };
+    let proto = ProtoSchema::from_source("bench.proto", PROTO, Some("bench.Event"), options).expect("proto");
+    let pool = {
+        let file = protox::file::File::from_source("bench.proto", PROTO).expect("parse");
+        let mut resolver = protox::file::ChainFileResolver::new();
+        struct One(protox::file::File);
+        impl protox::file::FileResolver for One {
+            fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+                if name == self.0.name() { Ok(self.0.clone()) } else { Err(protox::Error::file_not_found(name)) }
+            }
+        }
+        resolver.add(One(file));
+        let mut compiler = protox::Compiler::with_file_resolver(resolver);
+        compiler.open_file("bench.proto").expect("compile");
+        compiler.descriptor_pool()
+    };
+    let message = pool.get_message_by_name("bench.Event").expect("message");
+    let protos: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| {
+            let event = serde_json::json!({"id": i.to_string(), "ts": ts(i).to_string(), "user": format!("user-{}", i % 1000),
+                "amount": i as f64 * 0.25, "tags": ["a", "b"], "geo": {"lat": 59.9, "lon": 10.7}});
+            prost_reflect::DynamicMessage::deserialize(message.clone(), event).expect("message").encode_to_vec()
+        })
+        .collect();
+
+    let avro_schema = apache_avro::Schema::parse_str(AVSC).expect("avsc");
+    let avros: Vec<Vec<u8>> = (0..ROWS)
+        .map(|i| {
+            let value = Avro::Record(vec![
+                ("id".into(), Avro::Long(i as i64)),
+                ("ts".into(), Avro::TimestampMicros(ts(i))),
+                ("user".into(), Avro::String(format!("user-{}", i % 1000))),
+                ("amount".into(), Avro::Double(i as f64 * 0.25)),
+                ("tags".into(), Avro::Array(vec![Avro::String("a".into()), Avro::String("b".into())])),
+                (
+                    "geo".into(),
+                    Avro::Record(vec![("lat".into(), Avro::Double(59.9)), ("lon".into(), Avro::Double(10.7))]),
+                ),
+            ]);
+            apache_avro::to_avro_datum(&avro_schema, value).expect("datum")
+        })
+        .collect();
+
+    let json_decoder = JsonDecoder::new(table.clone(), JsonOptions::default()).expect("json decoder");
+    let binary = |source: &SourceSchema| {
+        let ids = evolve(&table, 20, &Default::default(), &source.fields().expect("fields"), &EvolveOptions::default())
+            .expect("fits")
+            .field_ids;
+        BinaryDecoder::plain(&table, &ids, source).expect("decoder")
+    };
+    let proto_decoder = binary(&SourceSchema::Protobuf(proto));
+    let avro_decoder = binary(&SourceSchema::Avro(AvroSchema::parse(AVSC).expect("avro")));
+
+    println!("decode {ROWS} events (id, ts, user, amount, tags[2], geo{{lat, lon}}) in batches of {BATCH}:");
+    let run = |payloads: &[Vec<u8>], decode: &dyn Fn(&[Vec<u8>]) -> usize| -> usize {
+        payloads.chunks(BATCH).map(decode).sum()
+    };
+    let json_rate = time("json", || {
+        run(&json, &|c| json_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
+    });
+    let proto_rate = time("protobuf", || {
+        run(&protos, &|c| proto_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
+    });
+    let avro_rate = time("avro", || {
+        run(&avros, &|c| avro_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
+    });
+    println!("ratio to JSON (same run): protobuf {:.2}x, avro {:.2}x", proto_rate / json_rate, avro_rate / json_rate);
+}
