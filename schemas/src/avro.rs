@@ -191,10 +191,13 @@ impl AvroSchema {
             Avro::TimeMillis => Node::Millis32,
             Avro::TimeMicros | Avro::TimestampMicros | Avro::LocalTimestampMicros => Node::Long,
             Avro::TimestampMillis | Avro::LocalTimestampMillis => Node::Millis64,
-            Avro::Decimal(d) => match self.resolve(&d.inner)? {
-                Avro::Fixed(f) => Node::Decimal(Some(f.size)),
-                _ => Node::Decimal(None),
-            },
+            Avro::Decimal(d) => {
+                let max = 10i128.checked_pow(d.precision.min(38) as u32).unwrap_or(i128::MAX);
+                match self.resolve(&d.inner)? {
+                    Avro::Fixed(f) => Node::Decimal(Some(f.size), max),
+                    _ => Node::Decimal(None, max),
+                }
+            }
             Avro::Record(r) => {
                 let children = match column {
                     Some(Type::Struct(s)) => Some(s.fields()),
@@ -270,8 +273,9 @@ enum Node {
     Millis32,
     /// `timestamp-millis` (long millis → micros).
     Millis64,
-    /// Big-endian two's-complement unscaled value, in `fixed(n)` or `bytes`.
-    Decimal(Option<usize>),
+    /// Big-endian two's-complement unscaled value, in `fixed(n)` or `bytes`; its magnitude must
+    /// stay below the second value (10^precision).
+    Decimal(Option<usize>, i128),
     Record(Box<RecordPlan>),
     Array(Box<Node>),
     Map(Box<Node>),
@@ -421,7 +425,7 @@ fn read(
                 c.push_bytes(symbol.as_bytes());
             }
         }
-        Node::Decimal(fixed) => {
+        Node::Decimal(fixed, max) => {
             let bytes = match fixed {
                 Some(n) => read_exact(input, *n)?,
                 None => read_len(input)?,
@@ -432,8 +436,15 @@ fn read(
             let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
             let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
             buf[16 - bytes.len()..].copy_from_slice(bytes);
+            let value = i128::from_be_bytes(buf);
+            if value.checked_abs().is_none_or(|v| v >= *max) {
+                return Err(RecordError::new(
+                    "out_of_range",
+                    format!("{path}: decimal has more digits than its precision"),
+                ));
+            }
             if let Some(c) = column {
-                c.push_i128(i128::from_be_bytes(buf));
+                c.push_i128(value);
             }
         }
         Node::Record(plan) => match column {

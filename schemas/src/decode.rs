@@ -11,7 +11,7 @@ use crate::avro::{AvroSchema, RecordPlan, decode_record};
 use crate::columns::Rows;
 use crate::evolve::{FieldIds, SourceField};
 use crate::json::{Decoded, JsonDecoder};
-use crate::proto::{MessagePlan, ProtoSchema, decode_message};
+use crate::proto::{MessagePlan, ProtoSchema, Scratch, decode_message};
 use crate::{Error, RecordError, Result};
 
 /// A parsed source schema of a binary format.
@@ -127,14 +127,16 @@ impl BinaryDecoder {
         let mut rows = Rows::new(self.arrow_schema.clone())?;
         let mut good = Vec::new();
         let mut errors = Vec::new();
+        let mut scratch = Scratch::default();
         for (index, payload) in payloads.into_iter().enumerate() {
-            match self.decode_one(payload, &mut rows) {
+            match self.decode_one(payload, &mut rows, &mut scratch) {
                 Ok(()) => {
                     rows.commit_row();
                     good.push(index);
                 }
                 Err(e) => {
                     rows.rollback_row();
+                    scratch.clear();
                     errors.push((index, e));
                 }
             }
@@ -143,7 +145,12 @@ impl BinaryDecoder {
         Ok(Decoded { batch: rows.finish()?, rows: good, errors })
     }
 
-    fn decode_one(&self, payload: Option<&[u8]>, rows: &mut Rows) -> std::result::Result<(), RecordError> {
+    fn decode_one<'a>(
+        &self,
+        payload: Option<&'a [u8]>,
+        rows: &mut Rows,
+        scratch: &mut Scratch<'a>,
+    ) -> std::result::Result<(), RecordError> {
         let payload = payload.ok_or_else(|| RecordError::new("empty", "the record has no value"))?;
         let (plan, mut body) = match &self.source {
             Sources::Plain(plan) => (plan, payload),
@@ -176,7 +183,7 @@ impl BinaryDecoder {
                         ));
                     }
                 }
-                decode_message(message, body, &mut rows.columns)
+                decode_message(message, body, &mut rows.columns, scratch)
             }
             Plan::Avro(record) => {
                 decode_record(record, &mut body, Some(&mut rows.columns), "")?;
@@ -221,3 +228,6 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

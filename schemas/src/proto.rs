@@ -28,6 +28,9 @@ const MAX_DEPTH: usize = 32;
 
 const TIMESTAMP: &str = "google.protobuf.Timestamp";
 
+/// Field numbers below this are looked up in a table rather than a hash map.
+const SMALL_NUMBERS: usize = 256;
+
 /// Protobuf settings beyond the message itself.
 #[derive(Debug, Clone, Default)]
 pub struct ProtoOptions {
@@ -254,7 +257,17 @@ impl ProtoSchema {
             fields.push(FieldPlan { name: name_path, column, shape, presence: field.supports_presence() });
         }
         let unfed = (0..columns.len()).filter(|c| !fed[*c]).collect();
-        Ok(MessagePlan { fields, by_number, unfed })
+        let mut by_small_number = Vec::new();
+        for (number, index) in &by_number {
+            let n = *number as usize;
+            if n < SMALL_NUMBERS {
+                if by_small_number.len() <= n {
+                    by_small_number.resize(n + 1, None);
+                }
+                by_small_number[n] = Some(*index);
+            }
+        }
+        Ok(MessagePlan { fields, by_small_number, by_number, unfed })
     }
 
     fn conv(
@@ -329,6 +342,8 @@ impl protox::file::FileResolver for SingleFile {
 #[derive(Debug)]
 pub(crate) struct MessagePlan {
     fields: Vec<FieldPlan>,
+    /// Field index by field number, for small numbers (the common case): no hashing.
+    by_small_number: Vec<Option<usize>>,
     by_number: HashMap<u32, usize>,
     /// Columns no field of this message feeds (null).
     unfed: Vec<usize>,
@@ -382,12 +397,30 @@ enum Wire<'a> {
     Len(&'a [u8]),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 enum Slot<'a> {
     #[default]
     Absent,
     One(Wire<'a>),
-    Many(Vec<Wire<'a>>),
+    /// Occurrences of a repeated or map field are in [`Scratch::repeats`].
+    Many,
+}
+
+/// Per-batch working memory of the decoder, used as a stack by nested messages, so that
+/// decoding allocates nothing per record once it has warmed up.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch<'a> {
+    slots: Vec<Slot<'a>>,
+    /// (field index, value) of repeated and map fields, in wire order.
+    repeats: Vec<(usize, Wire<'a>)>,
+}
+
+impl Scratch<'_> {
+    /// Forgets a failed record's state.
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+        self.repeats.clear();
+    }
 }
 
 fn bad(message: impl Into<String>) -> RecordError {
@@ -433,78 +466,100 @@ fn read_wire<'a>(input: &mut &'a [u8], wire_type: u64) -> std::result::Result<Wi
 }
 
 /// Decodes one message into `columns` (the children of its struct, or the table's columns):
-/// exactly one value is pushed into each column.
-pub(crate) fn decode_message(
+/// exactly one value is pushed into each column. Pass 1 finds each field's value(s) on the
+/// wire (last one wins for singular fields, as the spec says); pass 2 pushes them in column
+/// order, so a field's position on the wire does not matter.
+pub(crate) fn decode_message<'a>(
     plan: &MessagePlan,
-    bytes: &[u8],
+    bytes: &'a [u8],
     columns: &mut [Column],
+    scratch: &mut Scratch<'a>,
 ) -> std::result::Result<(), RecordError> {
-    let mut slots: Vec<Slot<'_>> = vec![Slot::Absent; plan.fields.len()];
+    let base = scratch.slots.len();
+    let repeats_base = scratch.repeats.len();
+    scratch.slots.resize(base + plan.fields.len(), Slot::Absent);
     let mut input = bytes;
     while !input.is_empty() {
         let tag = read_varint(&mut input)?;
         let wire = read_wire(&mut input, tag & 7)?;
-        let Ok(number) = u32::try_from(tag >> 3) else { continue };
-        if let Some(&i) = plan.by_number.get(&number) {
-            match (&plan.fields[i].shape, &mut slots[i]) {
-                (Shape::Single(_), slot) => *slot = Slot::One(wire), // last one wins
-                (_, Slot::Many(values)) => values.push(wire),
-                (_, slot) => *slot = Slot::Many(vec![wire]),
+        let number = tag >> 3;
+        let index = match plan.by_small_number.get(number as usize) {
+            Some(found) => *found,
+            None if number as usize >= SMALL_NUMBERS => {
+                u32::try_from(number).ok().and_then(|n| plan.by_number.get(&n).copied())
+            }
+            None => None,
+        };
+        if let Some(i) = index {
+            if let Shape::Single(_) = plan.fields[i].shape {
+                scratch.slots[base + i] = Slot::One(wire);
+            } else {
+                scratch.slots[base + i] = Slot::Many;
+                scratch.repeats.push((i, wire));
             }
         }
     }
-    for (field, slot) in plan.fields.iter().zip(slots) {
+    let repeats_end = scratch.repeats.len();
+    for (i, field) in plan.fields.iter().enumerate() {
+        let slot = scratch.slots[base + i];
         let column = &mut columns[field.column];
-        match (&field.shape, slot) {
-            (Shape::Single(conv), Slot::One(wire)) => push(conv, wire, column, &field.name)?,
-            (Shape::Single(conv), _) => {
-                if field.presence || matches!(conv, Conv::Message(_) | Conv::Timestamp) {
-                    column.push_null();
-                } else {
-                    push_default(conv, column);
-                }
-            }
-            (Shape::List(conv), slot) => {
-                let values = if let Slot::Many(v) = slot { v } else { Vec::new() };
+        match &field.shape {
+            Shape::Single(conv) => match slot {
+                Slot::One(wire) => push(conv, wire, column, &field.name, scratch)?,
+                _ if field.presence || matches!(conv, Conv::Message(_) | Conv::Timestamp) => column.push_null(),
+                _ => push_default(conv, column),
+            },
+            Shape::List(conv) => {
                 let element = column.list_element().ok_or_else(|| internal(&field.name))?;
-                for wire in values {
-                    match wire {
-                        Wire::Len(mut packed) if conv.packable() => {
-                            let wire_type = conv.packed_wire_type();
-                            while !packed.is_empty() {
-                                push(conv, read_wire(&mut packed, wire_type)?, element, &field.name)?;
-                            }
+                if let Slot::Many = slot {
+                    for k in repeats_base..repeats_end {
+                        let (owner, wire) = scratch.repeats[k];
+                        if owner != i {
+                            continue;
                         }
-                        wire => push(conv, wire, element, &field.name)?,
+                        match wire {
+                            Wire::Len(mut packed) if conv.packable() => {
+                                let wire_type = conv.packed_wire_type();
+                                while !packed.is_empty() {
+                                    push(conv, read_wire(&mut packed, wire_type)?, element, &field.name, scratch)?;
+                                }
+                            }
+                            wire => push(conv, wire, element, &field.name, scratch)?,
+                        }
                     }
                 }
                 column.end_nested();
             }
-            (Shape::Map(key_conv, value_conv), slot) => {
-                let entries = if let Slot::Many(v) = slot { v } else { Vec::new() };
+            Shape::Map(key_conv, value_conv) => {
                 let (keys, values) = column.map_entries().ok_or_else(|| internal(&field.name))?;
-                for wire in entries {
-                    let Wire::Len(mut entry) = wire else {
-                        return Err(bad(format!("map field {}: an entry is not length-delimited", field.name)));
-                    };
-                    let (mut key, mut value) = (None, None);
-                    while !entry.is_empty() {
-                        let tag = read_varint(&mut entry)?;
-                        let w = read_wire(&mut entry, tag & 7)?;
-                        match tag >> 3 {
-                            1 => key = Some(w),
-                            2 => value = Some(w),
-                            _ => {}
+                if let Slot::Many = slot {
+                    for k in repeats_base..repeats_end {
+                        let (owner, wire) = scratch.repeats[k];
+                        if owner != i {
+                            continue;
                         }
-                    }
-                    match key {
-                        Some(w) => push(key_conv, w, keys, &field.name)?,
-                        None => push_default(key_conv, keys),
-                    }
-                    match value {
-                        Some(w) => push(value_conv, w, values, &field.name)?,
-                        None if matches!(value_conv, Conv::Message(_) | Conv::Timestamp) => values.push_null(),
-                        None => push_default(value_conv, values),
+                        let Wire::Len(mut entry) = wire else {
+                            return Err(bad(format!("map field {}: an entry is not length-delimited", field.name)));
+                        };
+                        let (mut key, mut value) = (None, None);
+                        while !entry.is_empty() {
+                            let tag = read_varint(&mut entry)?;
+                            let w = read_wire(&mut entry, tag & 7)?;
+                            match tag >> 3 {
+                                1 => key = Some(w),
+                                2 => value = Some(w),
+                                _ => {}
+                            }
+                        }
+                        match key {
+                            Some(w) => push(key_conv, w, keys, &field.name, scratch)?,
+                            None => push_default(key_conv, keys),
+                        }
+                        match value {
+                            Some(w) => push(value_conv, w, values, &field.name, scratch)?,
+                            None if matches!(value_conv, Conv::Message(_) | Conv::Timestamp) => values.push_null(),
+                            None => push_default(value_conv, values),
+                        }
                     }
                 }
                 column.end_nested();
@@ -514,6 +569,8 @@ pub(crate) fn decode_message(
     for c in &plan.unfed {
         columns[*c].push_null();
     }
+    scratch.slots.truncate(base);
+    scratch.repeats.truncate(repeats_base);
     Ok(())
 }
 
@@ -549,7 +606,13 @@ fn push_default(conv: &Conv, column: &mut Column) {
     }
 }
 
-fn push(conv: &Conv, wire: Wire<'_>, column: &mut Column, field: &str) -> std::result::Result<(), RecordError> {
+fn push<'a>(
+    conv: &Conv,
+    wire: Wire<'a>,
+    column: &mut Column,
+    field: &str,
+    scratch: &mut Scratch<'a>,
+) -> std::result::Result<(), RecordError> {
     let wrong = || bad(format!("field {field}: wire type does not match the field's type"));
     let int = |w: Wire<'_>| match w {
         Wire::Varint(v) | Wire::Fixed64(v) => Ok(v),
@@ -636,7 +699,7 @@ fn push(conv: &Conv, wire: Wire<'_>, column: &mut Column, field: &str) -> std::r
         Conv::Message(plan) => {
             let Wire::Len(bytes) = wire else { return Err(wrong()) };
             let children = column.struct_fields().ok_or_else(|| internal(field))?;
-            decode_message(plan, bytes, children)?;
+            decode_message(plan, bytes, children, scratch)?;
             column.end_struct();
         }
     }
