@@ -168,7 +168,7 @@ impl AvroSchema {
                 fed[i] = true;
             }
             let node = self.node(&f.schema, target.map(|t| t.1), &key_path, &name_path, ids)?;
-            fields.push((node, target.map(|t| t.0)));
+            fields.push((node, target.map(|t| t.0), f.name.clone()));
         }
         let unfed = (0..fed.len()).filter(|c| !fed[*c]).collect();
         Ok(RecordPlan { fields, unfed })
@@ -251,8 +251,8 @@ fn collect_names(schema: &Avro, names: &mut HashMap<Name, Avro>) {
 /// How one record's fields reach its columns.
 #[derive(Debug)]
 pub(crate) struct RecordPlan {
-    /// In the writer schema's order: how to read the value, and its column (if any).
-    fields: Vec<(Node, Option<usize>)>,
+    /// In the writer schema's order: how to read the value, its column (if any), its name.
+    fields: Vec<(Node, Option<usize>, String)>,
     unfed: Vec<usize>,
 }
 
@@ -316,19 +316,18 @@ fn read_len<'a>(input: &mut &'a [u8]) -> std::result::Result<&'a [u8], RecordErr
     read_exact(input, n)
 }
 
-/// Decodes one record into `columns` (one value pushed into each). `path` names fields in errors.
+/// Decodes one record into `columns` (one value pushed into each). Errors name the field path.
 pub(crate) fn decode_record(
     plan: &RecordPlan,
     input: &mut &[u8],
     mut columns: Option<&mut [Column]>,
-    path: &str,
 ) -> std::result::Result<(), RecordError> {
-    for (node, target) in &plan.fields {
+    for (node, target, name) in &plan.fields {
         let column = match (&mut columns, target) {
             (Some(cols), Some(i)) => Some(&mut cols[*i]),
             _ => None,
         };
-        read(node, input, column, path)?;
+        read(node, input, column).map_err(|e| e.within(name))?;
     }
     if let Some(cols) = columns {
         for c in &plan.unfed {
@@ -338,12 +337,7 @@ pub(crate) fn decode_record(
     Ok(())
 }
 
-fn read(
-    node: &Node,
-    input: &mut &[u8],
-    column: Option<&mut Column>,
-    path: &str,
-) -> std::result::Result<(), RecordError> {
+fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::result::Result<(), RecordError> {
     match node {
         Node::Null => {
             if let Some(c) = column {
@@ -358,7 +352,7 @@ fn read(
         }
         Node::Int => {
             let v = read_long(input)?;
-            let v = i32::try_from(v).map_err(|_| bad(format!("{path}: int {v} out of range")))?;
+            let v = i32::try_from(v).map_err(|_| bad(format!("int {v} out of range")))?;
             if let Some(c) = column {
                 c.push_i32(v);
             }
@@ -371,7 +365,7 @@ fn read(
         }
         Node::Millis32 | Node::Millis64 => {
             let v = read_long(input)?;
-            let us = v.checked_mul(1000).ok_or_else(|| RecordError::new("out_of_range", format!("{path}: {v} ms")))?;
+            let us = v.checked_mul(1000).ok_or_else(|| RecordError::new("out_of_range", format!("{v} ms")))?;
             if let Some(c) = column {
                 c.push_i64(us);
             }
@@ -396,15 +390,15 @@ fn read(
         }
         Node::String => {
             let v = read_len(input)?;
-            std::str::from_utf8(v).map_err(|_| bad(format!("{path}: the string is not valid UTF-8")))?;
+            std::str::from_utf8(v).map_err(|_| bad(format!("the string is not valid UTF-8")))?;
             if let Some(c) = column {
                 c.push_bytes(v);
             }
         }
         Node::Uuid => {
             let v = read_len(input)?;
-            let text = std::str::from_utf8(v).map_err(|_| bad(format!("{path}: the uuid is not text")))?;
-            let uuid = uuid::Uuid::parse_str(text).map_err(|e| bad(format!("{path}: not a uuid: {e}")))?;
+            let text = std::str::from_utf8(v).map_err(|_| bad(format!("the uuid is not text")))?;
+            let uuid = uuid::Uuid::parse_str(text).map_err(|e| bad(format!("not a uuid: {e}")))?;
             if let Some(c) = column {
                 c.push_bytes(uuid.as_bytes());
             }
@@ -420,7 +414,7 @@ fn read(
             let symbol = usize::try_from(i)
                 .ok()
                 .and_then(|i| symbols.get(i))
-                .ok_or_else(|| bad(format!("{path}: enum index {i} is not in the schema")))?;
+                .ok_or_else(|| bad(format!("enum index {i} is not in the schema")))?;
             if let Some(c) = column {
                 c.push_bytes(symbol.as_bytes());
             }
@@ -431,17 +425,14 @@ fn read(
                 None => read_len(input)?,
             };
             if bytes.len() > 16 {
-                return Err(RecordError::new("out_of_range", format!("{path}: decimal wider than 16 bytes")));
+                return Err(RecordError::new("out_of_range", format!("decimal wider than 16 bytes")));
             }
             let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
             let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
             buf[16 - bytes.len()..].copy_from_slice(bytes);
             let value = i128::from_be_bytes(buf);
             if value.checked_abs().is_none_or(|v| v >= *max) {
-                return Err(RecordError::new(
-                    "out_of_range",
-                    format!("{path}: decimal has more digits than its precision"),
-                ));
+                return Err(RecordError::new("out_of_range", format!("decimal has more digits than its precision")));
             }
             if let Some(c) = column {
                 c.push_i128(value);
@@ -449,11 +440,11 @@ fn read(
         }
         Node::Record(plan) => match column {
             Some(c) => {
-                let children = c.struct_fields().ok_or_else(|| bad(format!("{path}: the column is not a struct")))?;
-                decode_record(plan, input, Some(children), path)?;
+                let children = c.struct_fields().ok_or_else(|| bad(format!("the column is not a struct")))?;
+                decode_record(plan, input, Some(children))?;
                 c.end_struct();
             }
-            None => decode_record(plan, input, None, path)?,
+            None => decode_record(plan, input, None)?,
         },
         Node::Array(item) => {
             let mut column = column;
@@ -464,7 +455,7 @@ fn read(
                 }
                 for _ in 0..count {
                     let element = column.as_deref_mut().and_then(Column::list_element);
-                    read(item, input, element, path)?;
+                    read(item, input, element)?;
                 }
             }
             if let Some(c) = column {
@@ -480,13 +471,13 @@ fn read(
                 }
                 for _ in 0..count {
                     let key = read_len(input)?;
-                    std::str::from_utf8(key).map_err(|_| bad(format!("{path}: a map key is not valid UTF-8")))?;
+                    std::str::from_utf8(key).map_err(|_| bad(format!("a map key is not valid UTF-8")))?;
                     match column.as_deref_mut().and_then(Column::map_entries) {
                         Some((keys, values)) => {
                             keys.push_bytes(key);
-                            read(value, input, Some(values), path)?;
+                            read(value, input, Some(values))?;
                         }
-                        None => read(value, input, None, path)?,
+                        None => read(value, input, None)?,
                     }
                 }
             }
@@ -499,8 +490,8 @@ fn read(
             let branch = usize::try_from(i)
                 .ok()
                 .and_then(|i| branches.get(i))
-                .ok_or_else(|| bad(format!("{path}: union branch {i} is not in the schema")))?;
-            read(branch, input, column, path)?;
+                .ok_or_else(|| bad(format!("union branch {i} is not in the schema")))?;
+            read(branch, input, column)?;
         }
     }
     Ok(())

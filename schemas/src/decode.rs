@@ -186,7 +186,7 @@ impl BinaryDecoder {
                 decode_message(message, body, &mut rows.columns, scratch)
             }
             Plan::Avro(record) => {
-                decode_record(record, &mut body, Some(&mut rows.columns), "")?;
+                decode_record(record, &mut body, Some(&mut rows.columns))?;
                 if body.is_empty() {
                     Ok(())
                 } else {

@@ -31,4 +31,13 @@ impl RecordError {
     pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Self {
         RecordError { kind, message: message.into() }
     }
+
+    /// The same error, located inside `field` (built outward: `field a.b.c: …`).
+    pub(crate) fn within(mut self, field: &str) -> Self {
+        self.message = match self.message.strip_prefix("field ") {
+            Some(rest) => format!("field {field}.{rest}"),
+            None => format!("field {field}: {}", self.message),
+        };
+        self
+    }
 }

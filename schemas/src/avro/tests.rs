@@ -82,6 +82,7 @@ fn decodes_logical_and_nested_types() {
     let decoded = decoder.decode([Some(a.as_slice()), Some(&a[..10]), Some(b.as_slice())]).expect("batch");
     assert_eq!(decoded.rows, vec![0, 2]);
     assert_eq!(decoded.errors[0].1.kind, "bad_avro");
+    assert!(decoded.errors[0].1.message.starts_with("field "), "names the field: {}", decoded.errors[0].1);
     assert_eq!(
         row(&decoded.batch, 0),
         vec![
