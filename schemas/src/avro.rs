@@ -390,14 +390,14 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
         }
         Node::String => {
             let v = read_len(input)?;
-            std::str::from_utf8(v).map_err(|_| bad(format!("the string is not valid UTF-8")))?;
+            std::str::from_utf8(v).map_err(|_| bad("the string is not valid UTF-8"))?;
             if let Some(c) = column {
                 c.push_bytes(v);
             }
         }
         Node::Uuid => {
             let v = read_len(input)?;
-            let text = std::str::from_utf8(v).map_err(|_| bad(format!("the uuid is not text")))?;
+            let text = std::str::from_utf8(v).map_err(|_| bad("the uuid is not text"))?;
             let uuid = uuid::Uuid::parse_str(text).map_err(|e| bad(format!("not a uuid: {e}")))?;
             if let Some(c) = column {
                 c.push_bytes(uuid.as_bytes());
@@ -425,14 +425,14 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
                 None => read_len(input)?,
             };
             if bytes.len() > 16 {
-                return Err(RecordError::new("out_of_range", format!("decimal wider than 16 bytes")));
+                return Err(RecordError::new("out_of_range", "decimal wider than 16 bytes"));
             }
             let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
             let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
             buf[16 - bytes.len()..].copy_from_slice(bytes);
             let value = i128::from_be_bytes(buf);
             if value.checked_abs().is_none_or(|v| v >= *max) {
-                return Err(RecordError::new("out_of_range", format!("decimal has more digits than its precision")));
+                return Err(RecordError::new("out_of_range", "decimal has more digits than its precision"));
             }
             if let Some(c) = column {
                 c.push_i128(value);
@@ -440,7 +440,7 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
         }
         Node::Record(plan) => match column {
             Some(c) => {
-                let children = c.struct_fields().ok_or_else(|| bad(format!("the column is not a struct")))?;
+                let children = c.struct_fields().ok_or_else(|| bad("the column is not a struct"))?;
                 decode_record(plan, input, Some(children))?;
                 c.end_struct();
             }
@@ -471,7 +471,7 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
                 }
                 for _ in 0..count {
                     let key = read_len(input)?;
-                    std::str::from_utf8(key).map_err(|_| bad(format!("a map key is not valid UTF-8")))?;
+                    std::str::from_utf8(key).map_err(|_| bad("a map key is not valid UTF-8"))?;
                     match column.as_deref_mut().and_then(Column::map_entries) {
                         Some((keys, values)) => {
                             keys.push_bytes(key);
