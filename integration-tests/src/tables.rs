@@ -204,3 +204,17 @@ pub fn files_on_disk(dir: &Path, table: &str) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `icefall.writers` of every snapshot that has it, oldest first: the writer pool's size at
+/// each checkpoint.
+pub async fn writer_counts(catalog: &Catalog, table: &str) -> Vec<usize> {
+    let Ok(loaded) = catalog.load(&parse_ident(table).expect("ident")).await else {
+        return Vec::new();
+    };
+    let mut snapshots: Vec<_> = loaded.metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| s.sequence_number());
+    snapshots
+        .iter()
+        .filter_map(|s| s.summary().additional_properties.get("icefall.writers").and_then(|w| w.parse().ok()))
+        .collect()
+}

@@ -40,6 +40,8 @@ pub struct Checkpoint {
     pub dead_letters: Vec<DeadLetter>,
     pub ranges: BTreeMap<TopicPartition, OffsetRange>,
     pub rows: u64,
+    /// Writers that wrote this checkpoint's files (summary `icefall.writers`).
+    pub writers: usize,
 }
 
 impl Checkpoint {
@@ -64,6 +66,9 @@ pub struct Committer {
     pub policy: RetryPolicy,
 }
 
+/// Snapshot summary key: how many writers the pool ran when the checkpoint closed.
+pub const WRITERS: &str = "icefall.writers";
+
 impl Committer {
     /// The commit of a checkpoint's data; prepared once so every retry carries the same commit id.
     pub fn prepare(&self, checkpoint: &Checkpoint) -> PendingCommit {
@@ -75,6 +80,7 @@ impl Committer {
             (offsets::WRITER_ID.to_string(), self.writer_id.clone()),
             (offsets::WRITER_INSTANCE.to_string(), self.instance.clone()),
             (offsets::CHECKPOINT.to_string(), checkpoint.number.to_string()),
+            (WRITERS.to_string(), checkpoint.writers.to_string()),
         ])
     }
 

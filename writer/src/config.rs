@@ -203,9 +203,16 @@ pub struct PipelineConfig {
     /// `write.target-file-size-bytes`, else 512 MiB.
     #[serde(default)]
     pub target_file_size_bytes: Option<u64>,
-    /// Parallel writers (decode + encode). Default: the number of cores.
+    /// A fixed number of parallel writers (decode + encode). Unset: the pool adapts between
+    /// `min_writers` and `max_writers` to the throughput.
     #[serde(default)]
     pub writers: Option<usize>,
+    /// Fewest writers when load is low (fewer, larger files). Default 1.
+    #[serde(default)]
+    pub min_writers: Option<usize>,
+    /// Most writers when load is high. Default: the number of cores.
+    #[serde(default)]
+    pub max_writers: Option<usize>,
     /// Unit of timestamps given as numbers in JSON.
     #[serde(default)]
     pub epoch_unit: EpochUnit,
@@ -355,10 +362,22 @@ impl Config {
                     p.checkpoint_interval
                 )));
             }
-            if let Some(w) = p.writers
-                && !(1..=256).contains(&w)
+            for (key, value) in [("writers", p.writers), ("min_writers", p.min_writers), ("max_writers", p.max_writers)]
             {
-                return Err(Error::Config(format!("{at}.writers = {w}: use 1 to 256")));
+                if let Some(w) = value
+                    && !(1..=256).contains(&w)
+                {
+                    return Err(Error::Config(format!("{at}.{key} = {w}: use 1 to 256")));
+                }
+            }
+            if p.writers.is_some() && (p.min_writers.is_some() || p.max_writers.is_some()) {
+                return Err(Error::Config(format!(
+                    "{at}: set either writers (a fixed pool) or min_writers/max_writers (an adaptive one)"
+                )));
+            }
+            let (min, max) = p.writer_bounds();
+            if min > max {
+                return Err(Error::Config(format!("{at}: min_writers = {min} is above max_writers = {max}")));
             }
             if p.target_file_size_bytes == Some(0) {
                 return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));
@@ -533,8 +552,16 @@ impl PipelineConfig {
         self.dead_letter_table.clone().unwrap_or_else(|| format!("{}_dlq", self.table))
     }
 
-    pub fn writer_count(&self) -> usize {
-        self.writers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    /// Fewest and most writers of the pool (equal for a fixed pool).
+    pub fn writer_bounds(&self) -> (usize, usize) {
+        match self.writers {
+            Some(fixed) => (fixed, fixed),
+            None => {
+                let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+                let min = self.min_writers.unwrap_or(1);
+                (min, self.max_writers.unwrap_or(cores.max(min)))
+            }
+        }
     }
 }
 

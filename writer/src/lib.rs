@@ -14,6 +14,7 @@ pub mod formats;
 pub mod pipeline;
 pub mod pool;
 pub mod registry;
+pub mod scaling;
 pub mod source;
 pub mod validate;
 

@@ -23,9 +23,13 @@ use crate::config::{Config, PipelineConfig};
 use crate::evolution::{fit_table, plan_evolution};
 use crate::formats::SourceSchemas;
 use crate::pool::{WriteSetup, WriterPool, delete_files};
+use crate::scaling::{Decision, Scaler};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
 use crate::{Error, Result, dead_letter};
 use icefall_table::files::TableFiles;
+
+/// How often the writer pool's load is measured and its size reconsidered.
+const SCALING_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the final checkpoint may keep retrying after a shutdown request.
 const SHUTDOWN_COMMIT_GRACE: Duration = Duration::from_secs(30);
@@ -58,6 +62,9 @@ pub struct Pipeline {
     file_io: iceberg::io::FileIO,
     source: KafkaSource,
     pool: WriterPool,
+    scaler: Scaler,
+    /// A writer to retire at the next checkpoint boundary, and why.
+    pending_shrink: Option<String>,
     committer: Committer,
     partitions: HashMap<TopicPartition, PartitionState>,
     /// Waiting for the source to answer `Reseek { epoch }`; records before it are stale.
@@ -124,7 +131,8 @@ impl Pipeline {
             warn_on_schema_drift(p, table.metadata.current_schema());
         }
         let setup = write_setup(p, &sources, &table, catalog.file_io())?;
-        let pool = WriterPool::start(p.writer_count(), setup, instance, 1);
+        let (min_writers, max_writers) = p.writer_bounds();
+        let pool = WriterPool::start(min_writers, setup, instance, 1);
         let committer = Committer {
             catalog: catalog.clone(),
             table: ident.clone(),
@@ -157,7 +165,7 @@ impl Pipeline {
             },
             loader,
         )?;
-        tracing::info!(pipeline = %p.name, table = %table.name(), topics = ?p.topics, writers = p.writer_count(),
+        tracing::info!(pipeline = %p.name, table = %table.name(), topics = ?p.topics, min_writers, max_writers,
             checkpoint_interval = ?p.checkpoint_interval, "pipeline started");
         Ok(Pipeline {
             name: p.name.clone(),
@@ -169,6 +177,8 @@ impl Pipeline {
             file_io: catalog.file_io().clone(),
             source,
             pool,
+            scaler: Scaler::new(min_writers, max_writers),
+            pending_shrink: None,
             committer,
             partitions: HashMap::new(),
             awaiting_epoch: None,
@@ -183,12 +193,19 @@ impl Pipeline {
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.shutdown.clone();
+        let mut scaling = tokio::time::interval_at(tokio::time::Instant::now() + SCALING_INTERVAL, SCALING_INTERVAL);
+        scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut measured_since = Instant::now();
         let result = loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break Ok(()),
                 _ = ticker.tick() => {
                     if let Err(e) = self.checkpoint().await { break Err(e); }
+                }
+                _ = scaling.tick() => {
+                    self.rescale(measured_since.elapsed());
+                    measured_since = Instant::now();
                 }
                 event = self.source.events.recv() => match event {
                     Some(event) => if let Err(e) = self.handle(event).await { break Err(e); },
@@ -309,6 +326,31 @@ impl Pipeline {
         self.pool.reconfigure(setup).await
     }
 
+    /// Measures the last interval's load; grows the pool now or schedules a shrink.
+    fn rescale(&mut self, elapsed: Duration) {
+        if self.awaiting_epoch.is_some() {
+            return;
+        }
+        let load = self.pool.take_load(elapsed);
+        match self.scaler.observe(load) {
+            Decision::Keep => {}
+            Decision::Grow(reason) => {
+                self.pool.grow();
+                self.pending_shrink = None;
+                tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool grown");
+            }
+            Decision::Shrink(reason) => self.pending_shrink = Some(reason),
+        }
+    }
+
+    /// Retires a writer if one is due; only when no writer holds open files.
+    async fn apply_pending_shrink(&mut self) {
+        if let Some(reason) = self.pending_shrink.take() {
+            self.pool.shrink().await;
+            tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool shrunk");
+        }
+    }
+
     fn in_flight(&self) -> bool {
         self.partitions.values().any(|s| s.range().is_some())
     }
@@ -334,6 +376,10 @@ impl Pipeline {
         let ranges: BTreeMap<TopicPartition, OffsetRange> =
             self.partitions.iter().filter_map(|(tp, s)| s.range().map(|r| (tp.clone(), r))).collect();
         if ranges.is_empty() || self.awaiting_epoch.is_some() {
+            // Nothing was handed to the writers since their files were last closed.
+            if ranges.is_empty() {
+                self.apply_pending_shrink().await;
+            }
             return Ok(());
         }
         let started = Instant::now();
@@ -346,12 +392,15 @@ impl Pipeline {
             }
             Err(e) => return Err(e),
         };
+        let writers = self.pool.writer_count();
+        self.apply_pending_shrink().await;
         let checkpoint = Checkpoint {
             number: self.checkpoint,
             data_files: written.data_files,
             dead_letters: written.dead_letters,
             ranges,
             rows: written.rows,
+            writers,
         };
         if !self.commit_with_retries(&checkpoint).await? {
             delete_files(&self.file_io, &checkpoint.data_files).await;

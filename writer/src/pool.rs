@@ -1,8 +1,12 @@
-//! The writer pool: N writers, each decoding record batches and writing data files. The
+//! The writer pool: writers, each decoding record batches and writing data files. The
 //! splitter (the pipeline) hands batches round-robin; each writer keeps its files open until
-//! the checkpoint asks it to close them.
+//! the checkpoint asks it to close them. The pool grows and shrinks as [`crate::scaling`]
+//! decides, and measures what that decision needs (time writers worked, time the splitter
+//! waited for one).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use iceberg::spec::DataFile;
 use icefall_schemas::decode::Decoder;
@@ -45,29 +49,85 @@ enum Command {
 pub struct WriterPool {
     senders: Vec<mpsc::Sender<Command>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Nanoseconds each writer spent working since the last `take_load`.
+    busy: Vec<Arc<AtomicU64>>,
+    /// Time the splitter waited for a writer to accept a batch since the last `take_load`.
+    waited: Duration,
     next: usize,
+    /// What a writer added now starts with.
+    setup: WriteSetup,
+    instance: String,
+    checkpoint: u64,
+    /// Writer numbers are never reused within a process, so file names stay unique.
+    next_index: usize,
 }
 
 impl WriterPool {
     /// Starts `count` writers. `instance` makes file names unique per process start.
     pub fn start(count: usize, setup: WriteSetup, instance: &str, first_checkpoint: u64) -> Self {
-        let mut senders = Vec::with_capacity(count);
-        let mut tasks = Vec::with_capacity(count);
-        for index in 0..count {
-            let (tx, rx) = mpsc::channel(4);
-            let writer = Writer {
-                index,
-                setup: setup.clone(),
-                instance: instance.to_string(),
-                checkpoint: first_checkpoint,
-                open: None,
-                dead_letters: Vec::new(),
-                failed: None,
-            };
-            senders.push(tx);
-            tasks.push(tokio::spawn(writer.run(rx)));
+        let mut pool = WriterPool {
+            senders: Vec::new(),
+            tasks: Vec::new(),
+            busy: Vec::new(),
+            waited: Duration::ZERO,
+            next: 0,
+            setup,
+            instance: instance.to_string(),
+            checkpoint: first_checkpoint,
+            next_index: 0,
+        };
+        for _ in 0..count.max(1) {
+            pool.grow();
         }
-        WriterPool { senders, tasks, next: 0 }
+        pool
+    }
+
+    /// Writers running now.
+    pub fn writer_count(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Adds a writer; it takes batches from the next dispatch on.
+    pub fn grow(&mut self) {
+        let (tx, rx) = mpsc::channel(4);
+        let busy = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            index: self.next_index,
+            setup: self.setup.clone(),
+            checkpoint: self.checkpoint,
+            instance: self.instance.clone(),
+            open: None,
+            dead_letters: Vec::new(),
+            failed: None,
+            busy: busy.clone(),
+        };
+        self.next_index += 1;
+        self.senders.push(tx);
+        self.busy.push(busy);
+        self.tasks.push(tokio::spawn(writer.run(rx)));
+    }
+
+    /// Retires the newest writer. Call right after `close_all`, when no writer holds files.
+    pub async fn shrink(&mut self) {
+        if self.senders.len() <= 1 {
+            return;
+        }
+        self.senders.pop();
+        self.busy.pop();
+        if let Some(task) = self.tasks.pop() {
+            let _ = task.await;
+        }
+    }
+
+    /// How loaded the pool was over the last `elapsed`; resets the counters.
+    pub fn take_load(&mut self, elapsed: Duration) -> crate::scaling::Load {
+        let busy_ns: u64 = self.busy.iter().map(|b| b.swap(0, Ordering::Relaxed)).sum();
+        crate::scaling::Load {
+            writers: self.senders.len(),
+            elapsed,
+            busy: Duration::from_nanos(busy_ns),
+            waited: std::mem::take(&mut self.waited),
+        }
     }
 
     /// Hands a batch to the next writer; waits when that writer is busy (backpressure).
@@ -77,12 +137,16 @@ impl WriterPool {
         }
         let i = self.next % self.senders.len();
         self.next = self.next.wrapping_add(1);
-        self.senders[i].send(Command::Write(records)).await.map_err(|_| Error::Internal("a writer task stopped".into()))
+        let started = Instant::now();
+        let sent = self.senders[i].send(Command::Write(records)).await;
+        self.waited += started.elapsed();
+        sent.map_err(|_| Error::Internal("a writer task stopped".into()))
     }
 
     /// Every writer uses `setup` for the records dispatched after this call. Files open now
     /// keep the schema they were opened with: after a schema change, close them first.
     pub async fn reconfigure(&mut self, setup: WriteSetup) -> Result<()> {
+        self.setup = setup.clone();
         for sender in &self.senders {
             sender
                 .send(Command::Reconfigure(Box::new(setup.clone())))
@@ -94,6 +158,7 @@ impl WriterPool {
 
     /// Closes every writer's files (after all batches handed to it) and gathers them.
     pub async fn close_all(&mut self, next_checkpoint: u64) -> Result<WrittenFiles> {
+        self.checkpoint = next_checkpoint;
         let mut replies = Vec::with_capacity(self.senders.len());
         for sender in &self.senders {
             let (reply, rx) = oneshot::channel();
@@ -139,11 +204,14 @@ struct Writer {
     dead_letters: Vec<DeadLetter>,
     /// A write failed: the rest of this checkpoint is void and `Close` reports it.
     failed: Option<Error>,
+    /// Nanoseconds spent working, read and reset by the pool's load measurement.
+    busy: Arc<AtomicU64>,
 }
 
 impl Writer {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(command) = rx.recv().await {
+            let started = Instant::now();
             match command {
                 Command::Write(records) => {
                     if self.failed.is_none()
@@ -160,6 +228,7 @@ impl Writer {
                     let _ = reply.send(result);
                 }
             }
+            self.busy.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
     }
 

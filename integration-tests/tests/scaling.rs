@@ -1,0 +1,58 @@
+//! The adaptive writer pool against a real broker: a step load (low → high → low) makes the
+//! pool grow and shrink again, and every record lands exactly once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
+use icefall_integration_tests::tables::{self, assert_exactly_once, assert_offsets_exactly_once};
+use icefall_integration_tests::writer::WriterProcess;
+
+/// Sends `rounds` × 10 records, one round every 200 ms (a trickle).
+fn trickle(producer: &TestProducer, next: &mut i64, rounds: usize, landed: &mut BTreeMap<i32, i64>) {
+    for _ in 0..rounds {
+        producer.send_events(*next, *next + 10, PARTITIONS, landed);
+        *next += 10;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_pool_follows_a_step_load_and_every_record_lands_once() {
+    let s = Scenario::new("step", "1s");
+    let config = std::fs::read_to_string(&s.writer_config).expect("config");
+    assert!(config.contains("writers = 2"));
+    std::fs::write(&s.writer_config, config.replace("writers = 2", "min_writers = 1\nmax_writers = 3"))
+        .expect("config");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let catalog = tables::catalog(&s.dir).await;
+    let mut landed = BTreeMap::new();
+    let mut next = 0i64;
+
+    let writer = WriterProcess::start(&s.writer_config, "writer");
+    trickle(&producer, &mut next, 20, &mut landed); // low
+    producer.send_events(next, next + 150_000, PARTITIONS, &mut landed); // high: a burst
+    next += 150_000;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(300)).await;
+    trickle(&producer, &mut next, 75, &mut landed); // low again
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(60)).await;
+    let log = writer.log.clone();
+    assert!(writer.stop(Duration::from_secs(60)).success());
+
+    let ids = tables::long_column(&catalog, &s.table, "id").await;
+    assert_exactly_once(&ids, next);
+    assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
+
+    let counts = tables::writer_counts(&catalog, &s.table).await;
+    let log = std::fs::read_to_string(log).expect("log");
+    println!("writers per checkpoint: {counts:?}");
+    let peak = counts.iter().copied().max().unwrap_or(0);
+    assert!(peak > 1, "the pool grew under the burst; writers per checkpoint: {counts:?}");
+    assert!(log.contains("writer pool grown") && log.contains("writer pool shrunk"), "pool changes are logged");
+    let tail = &counts[counts.len().saturating_sub(3)..];
+    assert!(
+        tail.iter().all(|w| *w == 1),
+        "back to one writer (as few files as a single writer) at low load; writers per checkpoint: {counts:?}"
+    );
+}
