@@ -47,6 +47,14 @@ fn bad_configs_fail_naming_the_key() {
     );
     expect_error(&MINIMAL.replace("name = \"events\"", "name = \"events\"\ntopcs = [\"x\"]"), "unknown field `topcs`");
     expect_error(
+        &MINIMAL.replace("checkpoint_interval", "min_writers = 3\nmax_writers = 2\ncheckpoint_interval"),
+        "min_writers = 3 is above max_writers = 2",
+    );
+    expect_error(
+        &MINIMAL.replace("checkpoint_interval", "writers = 2\nmax_writers = 4\ncheckpoint_interval"),
+        "either writers (a fixed pool) or min_writers/max_writers",
+    );
+    expect_error(
         &MINIMAL.replace("brokers = \"127.0.0.1:9092\"", "brokers = \"${ICEFALL_TEST_UNSET_VAR}\""),
         "ICEFALL_TEST_UNSET_VAR",
     );
