@@ -1,5 +1,6 @@
-//! The adaptive writer pool against a real broker: a step load (low → high → low) makes the
-//! pool grow and shrink again, and every record lands exactly once.
+//! Load against a real broker: a step load (low → high → low) makes the adaptive writer pool
+//! grow and shrink again, a backlog far larger than the memory budget is ingested within it,
+//! and every record lands exactly once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -55,4 +56,50 @@ async fn the_writer_pool_follows_a_step_load_and_every_record_lands_once() {
         tail.iter().all(|w| *w == 1),
         "back to one writer (as few files as a single writer) at low load; writers per checkpoint: {counts:?}"
     );
+}
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kb * 1024
+}
+
+/// Ingests a backlog of `n` records with `max_buffered_bytes = budget`; returns the writer's
+/// peak RSS.
+async fn ingest_backlog(name: &str, n: i64, budget: Option<u64>) -> u64 {
+    let s = Scenario::new(name, "2s");
+    if let Some(budget) = budget {
+        let config = std::fs::read_to_string(&s.writer_config).expect("config");
+        let config = config.replace("writers = 2", &format!("writers = 2\nmax_buffered_bytes = {budget}"));
+        std::fs::write(&s.writer_config, config).expect("config");
+    }
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    producer.send_events(0, n, PARTITIONS, &mut landed);
+    let catalog = tables::catalog(&s.dir).await;
+    let writer = WriterProcess::start(&s.writer_config, "writer");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(300)).await;
+    let peak = peak_rss(writer.pid());
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, n);
+    peak
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_memory_budget_is_ingested_within_it() {
+    const MIB: u64 = 1024 * 1024;
+    // ~300 B per record: a 60 MB backlog against an 8 MiB budget.
+    let budget = 8 * MIB;
+    let peak = ingest_backlog("backlog", 200_000, Some(budget)).await;
+    let unbounded = ingest_backlog("backlog_unbounded", 200_000, Some(1024 * MIB)).await;
+    println!("peak RSS: {} MiB with an 8 MiB budget, {} MiB with 1 GiB", peak / MIB, unbounded / MIB);
+    assert!(peak + 20 * MIB < unbounded, "the budget is what bounds memory");
+    // The constant: the process itself (binary, runtime, librdkafka, catalog pool) and the
+    // writers' open Parquet files, independent of the backlog.
+    assert!(peak < budget + 160 * MIB, "peak RSS {} MiB is above the budget + 160 MiB", peak / MIB);
 }

@@ -207,6 +207,10 @@ pub struct PipelineConfig {
     /// `min_writers` and `max_writers` to the throughput.
     #[serde(default)]
     pub writers: Option<usize>,
+    /// Memory for records read from Kafka but not yet written (bytes). When it is used up the
+    /// source pauses its partitions until writers catch up, whatever the backlog.
+    #[serde(default = "default_max_buffered_bytes")]
+    pub max_buffered_bytes: u64,
     /// Fewest writers when load is low (fewer, larger files). Default 1.
     #[serde(default)]
     pub min_writers: Option<usize>,
@@ -261,6 +265,10 @@ impl MetadataColumnsConfig {
         .filter_map(|(name, field)| name.clone().map(|n| (n, field)))
         .collect()
     }
+}
+
+fn default_max_buffered_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 fn default_checkpoint() -> Duration {
@@ -378,6 +386,12 @@ impl Config {
             let (min, max) = p.writer_bounds();
             if min > max {
                 return Err(Error::Config(format!("{at}: min_writers = {min} is above max_writers = {max}")));
+            }
+            if p.max_buffered_bytes < 1024 * 1024 {
+                return Err(Error::Config(format!(
+                    "{at}.max_buffered_bytes = {}: use at least 1 MiB (1048576); 64–512 MiB is typical",
+                    p.max_buffered_bytes
+                )));
             }
             if p.target_file_size_bytes == Some(0) {
                 return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));

@@ -5,6 +5,7 @@
 //! → commit ([`committer`]: one snapshot holding the files and the offsets they cover). A new
 //! source schema first passes [`evolution`], which commits the table change it needs.
 
+pub mod budget;
 pub mod committer;
 pub mod config;
 pub mod dead_letter;

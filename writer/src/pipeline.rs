@@ -18,6 +18,7 @@ use icefall_table::offsets::committed_offsets;
 use icefall_table::{Catalog, LoadedTable, RetryPolicy, TableIdent};
 use tokio::sync::watch;
 
+use crate::budget::MemoryBudget;
 use crate::committer::{Checkpoint, Committer, OffsetRange};
 use crate::config::{Config, PipelineConfig};
 use crate::evolution::{fit_table, plan_evolution};
@@ -162,6 +163,7 @@ impl Pipeline {
                 properties: config.kafka.properties.clone(),
                 max_batch: 4096,
                 linger: Duration::from_millis(50),
+                budget: MemoryBudget::new(p.max_buffered_bytes as usize),
             },
             loader,
         )?;
@@ -227,7 +229,7 @@ impl Pipeline {
 
     async fn handle(&mut self, event: SourceEvent) -> Result<()> {
         match event {
-            SourceEvent::Records(records) => {
+            SourceEvent::Records(records, lease) => {
                 if self.awaiting_epoch.is_some() {
                     return Ok(());
                 }
@@ -241,7 +243,7 @@ impl Pipeline {
                     }
                     if let Some(id) = self.unknown_schema_id(&record) {
                         // Everything before this record is written with the schema it came with.
-                        self.pool.dispatch(std::mem::take(&mut accepted)).await?;
+                        self.pool.dispatch(std::mem::take(&mut accepted), None).await?;
                         self.adopt_schema(id).await?;
                         if self.awaiting_epoch.is_some() {
                             return Ok(()); // the checkpoint was fenced; the rest is read again
@@ -252,7 +254,7 @@ impl Pipeline {
                     }
                     accepted.push(record);
                 }
-                self.pool.dispatch(accepted).await
+                self.pool.dispatch(accepted, Some(lease)).await
             }
             SourceEvent::Assigned { epoch, partitions, replace } => {
                 if let Some(want) = self.awaiting_epoch {

@@ -14,6 +14,7 @@ use icefall_schemas::metadata::{MetadataColumns, RecordMeta};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::budget::Lease;
 use crate::dead_letter::DeadLetter;
 use crate::source::SourceRecord;
 use crate::{Error, Result};
@@ -36,14 +37,12 @@ pub struct WriteSetup {
 }
 
 enum Command {
-    Write(Vec<SourceRecord>),
+    /// Records to write, and the budget lease of their bytes (released once written).
+    Write(Vec<SourceRecord>, Option<Lease>),
     /// Use a new decoder (a new source schema) and, after a schema change, new files.
     Reconfigure(Box<WriteSetup>),
     /// Close all files; the next files belong to checkpoint `next_checkpoint`.
-    Close {
-        next_checkpoint: u64,
-        reply: oneshot::Sender<Result<WrittenFiles>>,
-    },
+    Close { next_checkpoint: u64, reply: oneshot::Sender<Result<WrittenFiles>> },
 }
 
 pub struct WriterPool {
@@ -131,14 +130,14 @@ impl WriterPool {
     }
 
     /// Hands a batch to the next writer; waits when that writer is busy (backpressure).
-    pub async fn dispatch(&mut self, records: Vec<SourceRecord>) -> Result<()> {
+    pub async fn dispatch(&mut self, records: Vec<SourceRecord>, lease: Option<Lease>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let i = self.next % self.senders.len();
         self.next = self.next.wrapping_add(1);
         let started = Instant::now();
-        let sent = self.senders[i].send(Command::Write(records)).await;
+        let sent = self.senders[i].send(Command::Write(records, lease)).await;
         self.waited += started.elapsed();
         sent.map_err(|_| Error::Internal("a writer task stopped".into()))
     }
@@ -213,7 +212,7 @@ impl Writer {
         while let Some(command) = rx.recv().await {
             let started = Instant::now();
             match command {
-                Command::Write(records) => {
+                Command::Write(records, _lease) => {
                     if self.failed.is_none()
                         && let Err(e) = self.write(records).await
                     {

@@ -21,6 +21,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+use crate::budget::{Lease, MemoryBudget};
 use crate::{Error, Result};
 
 /// A topic-partition.
@@ -44,19 +45,14 @@ pub struct SourceRecord {
 /// What the source tells its pipeline, in order.
 #[derive(Debug)]
 pub enum SourceEvent {
-    Records(Vec<SourceRecord>),
+    /// Records, and the budget lease of their bytes (drop it once they are written).
+    Records(Vec<SourceRecord>, Lease),
     /// These partitions are now consumed from the given positions: `Some(offset)` = the
     /// table's offset, `None` = the table has none (started per `auto.offset.reset`).
     /// `replace` = this is the whole assignment (previous positions are void).
-    Assigned {
-        epoch: u64,
-        partitions: Vec<(TopicPartition, Option<i64>)>,
-        replace: bool,
-    },
+    Assigned { epoch: u64, partitions: Vec<(TopicPartition, Option<i64>)>, replace: bool },
     /// These partitions are no longer ours.
-    Revoked {
-        partitions: Vec<TopicPartition>,
-    },
+    Revoked { partitions: Vec<TopicPartition> },
 }
 
 /// What the pipeline asks of the source.
@@ -108,6 +104,19 @@ pub struct SourceSettings {
     pub max_batch: usize,
     /// How long a partial batch may wait before it is sent.
     pub linger: Duration,
+    /// Buffered records' bytes; partitions are paused while it is used up.
+    pub budget: MemoryBudget,
+}
+
+impl SourceRecord {
+    /// Bytes this record holds in memory (payload, key, headers, bookkeeping).
+    pub fn memory_size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 48).sum();
+        std::mem::size_of::<SourceRecord>()
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self.key.as_ref().map_or(0, Vec::len)
+            + headers
+    }
 }
 
 /// Handle to a running source thread.
@@ -129,6 +138,7 @@ impl KafkaSource {
             pending: Mutex::new(Vec::new()),
             epoch: Mutex::new(0),
             pipeline: settings.pipeline.clone(),
+            budget: settings.budget.clone(),
         };
         let mut config = ClientConfig::new();
         config
@@ -137,6 +147,8 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
+            // librdkafka's own prefetch queue counts against the budget too: a quarter of it.
+            .set("queued.max.messages.kbytes", (settings.budget.limit() / 4 / 1024).clamp(1024, 65536).to_string())
             .set_log_level(RDKafkaLogLevel::Warning);
         for (k, v) in &settings.properties {
             config.set(k, v);
@@ -178,13 +190,15 @@ struct SourceContext {
     pending: Mutex<Vec<SourceRecord>>,
     epoch: Mutex<u64>,
     pipeline: String,
+    budget: MemoryBudget,
 }
 
 impl SourceContext {
     fn flush(&self) {
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if !batch.is_empty() {
-            let _ = self.events.blocking_send(SourceEvent::Records(batch));
+            let lease = self.budget.lease(batch.iter().map(SourceRecord::memory_size).sum());
+            let _ = self.events.blocking_send(SourceEvent::Records(batch, lease));
         }
     }
 
@@ -263,7 +277,27 @@ fn consume_loop(
 ) {
     let ctx = consumer.context().clone();
     let mut last_flush = Instant::now();
+    let mut paused_at: Option<Instant> = None;
     loop {
+        // Backpressure: while the budget is used up, fetch nothing (but keep polling, which
+        // serves rebalances and keeps the group membership).
+        match paused_at {
+            None if ctx.budget.exhausted() => {
+                ctx.flush();
+                set_paused(&consumer, true);
+                paused_at = Some(Instant::now());
+                tracing::debug!(pipeline = %ctx.pipeline, used = ctx.budget.used(), limit = ctx.budget.limit(),
+                    "memory budget used up; partitions paused");
+            }
+            Some(since) if ctx.budget.recovered() => {
+                set_paused(&consumer, false);
+                paused_at = None;
+                tracing::debug!(pipeline = %ctx.pipeline, paused_ms = since.elapsed().as_millis() as u64, "partitions resumed");
+            }
+            // Partitions assigned while paused start unpaused: pause them too.
+            Some(_) => set_paused(&consumer, true),
+            None => {}
+        }
         loop {
             match commands.try_recv() {
                 Ok(SourceCommand::Stop) | Err(std_mpsc::TryRecvError::Disconnected) => {
@@ -311,6 +345,15 @@ fn consume_loop(
             ctx.flush();
             last_flush = Instant::now();
         }
+    }
+}
+
+/// Pauses or resumes fetching of every assigned partition.
+fn set_paused(consumer: &BaseConsumer<SourceContext>, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else { return };
+    let result = if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+    if let Err(e) = result {
+        tracing::debug!(pipeline = %consumer.context().pipeline, error = %e, paused, "pause/resume failed");
     }
 }
 

@@ -51,6 +51,10 @@ fn bad_configs_fail_naming_the_key() {
         "min_writers = 3 is above max_writers = 2",
     );
     expect_error(
+        &MINIMAL.replace("checkpoint_interval", "max_buffered_bytes = 1000\ncheckpoint_interval"),
+        "pipelines[events].max_buffered_bytes = 1000",
+    );
+    expect_error(
         &MINIMAL.replace("checkpoint_interval", "writers = 2\nmax_writers = 4\ncheckpoint_interval"),
         "either writers (a fixed pool) or min_writers/max_writers",
     );
