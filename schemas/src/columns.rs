@@ -208,9 +208,9 @@ impl Column {
 
     /// Cuts the column back to `rows` values (children to what those values hold).
     pub(crate) fn truncate(&mut self, rows: usize) {
-        if rows >= self.len() {
-            return;
-        }
+        // Children are cut even when this column itself has no extra value: a failed record
+        // may have pushed into a struct's children or a list's elements without closing it.
+        let rows = rows.min(self.len());
         self.valid.truncate(rows);
         let end_before = |ends: &Vec<usize>| if rows == 0 { 0 } else { ends[rows - 1] };
         match &mut self.values {
@@ -387,6 +387,10 @@ mod tests {
         // Row 1: fails after writing an id and a list element.
         rows.columns[0].push_i32(2);
         rows.columns[1].list_element().expect("list").push_bytes(b"zzz");
+        rows.rollback_row();
+        // Row 1 again: fails inside the struct, after one child got a value.
+        rows.columns[0].push_i32(2);
+        rows.columns[2].struct_fields().expect("struct")[0].push_i64(9);
         rows.rollback_row();
         // Row 2: complete, with nulls.
         rows.columns[0].push_i32(3);
