@@ -17,6 +17,9 @@ use arrow_array::{
 use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, SchemaRef, TimeUnit};
 
+use crate::RecordError;
+use crate::json::Decoded;
+
 /// One column under construction. Null slots hold a default value (Arrow ignores it).
 #[derive(Debug)]
 pub(crate) struct Column {
@@ -323,6 +326,35 @@ fn map_fields(entries: &DataType) -> Result<&Fields, ArrowError> {
     }
 }
 
+/// Decodes a batch record by record into `schema`'s columns: `decode_one` pushes one value into
+/// every column or fails, and a failed record is rolled back whole and reported with its index.
+pub(crate) fn decode_batch<'a>(
+    schema: &SchemaRef,
+    payloads: impl IntoIterator<Item = Option<&'a [u8]>>,
+    mut decode_one: impl FnMut(&'a [u8], &mut [Column]) -> Result<(), RecordError>,
+) -> crate::Result<Decoded> {
+    let mut rows = Rows::new(schema.clone())?;
+    let mut good = Vec::new();
+    let mut errors = Vec::new();
+    for (index, payload) in payloads.into_iter().enumerate() {
+        let result = match payload {
+            None => Err(RecordError::new("empty", "the record has no value")),
+            Some(bytes) => decode_one(bytes, &mut rows.columns),
+        };
+        match result {
+            Ok(()) => {
+                rows.commit_row();
+                good.push(index);
+            }
+            Err(e) => {
+                rows.rollback_row();
+                errors.push((index, e));
+            }
+        }
+    }
+    Ok(Decoded { batch: rows.finish()?, rows: good, errors })
+}
+
 /// The top-level columns of a batch under construction.
 #[derive(Debug)]
 pub(crate) struct Rows {
@@ -335,10 +367,6 @@ impl Rows {
     pub(crate) fn new(schema: SchemaRef) -> Result<Self, ArrowError> {
         let columns = schema.fields().iter().map(|f| Column::new(f.data_type())).collect::<Result<_, _>>()?;
         Ok(Rows { schema, columns, rows: 0 })
-    }
-
-    pub(crate) fn rows(&self) -> usize {
-        self.rows
     }
 
     /// Ends a row: every column holds exactly one more value than before the row began.

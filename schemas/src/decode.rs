@@ -8,7 +8,7 @@ use arrow_schema::SchemaRef as ArrowSchemaRef;
 use iceberg::spec::Schema;
 
 use crate::avro::{AvroSchema, RecordPlan, decode_record};
-use crate::columns::Rows;
+use crate::columns::{Column, decode_batch};
 use crate::evolve::{FieldIds, SourceField};
 use crate::json::{Decoded, JsonDecoder};
 use crate::proto::{MessagePlan, ProtoSchema, Scratch, decode_message};
@@ -124,34 +124,22 @@ impl BinaryDecoder {
 
     /// Decodes a batch of payloads (`None` = a record without value).
     pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
-        let mut rows = Rows::new(self.arrow_schema.clone())?;
-        let mut good = Vec::new();
-        let mut errors = Vec::new();
         let mut scratch = Scratch::default();
-        for (index, payload) in payloads.into_iter().enumerate() {
-            match self.decode_one(payload, &mut rows, &mut scratch) {
-                Ok(()) => {
-                    rows.commit_row();
-                    good.push(index);
-                }
-                Err(e) => {
-                    rows.rollback_row();
-                    scratch.clear();
-                    errors.push((index, e));
-                }
+        decode_batch(&self.arrow_schema, payloads, |payload, columns| {
+            let result = self.decode_one(payload, columns, &mut scratch);
+            if result.is_err() {
+                scratch.clear();
             }
-        }
-        debug_assert_eq!(rows.rows(), good.len());
-        Ok(Decoded { batch: rows.finish()?, rows: good, errors })
+            result
+        })
     }
 
     fn decode_one<'a>(
         &self,
-        payload: Option<&'a [u8]>,
-        rows: &mut Rows,
+        payload: &'a [u8],
+        columns: &mut [Column],
         scratch: &mut Scratch<'a>,
     ) -> std::result::Result<(), RecordError> {
-        let payload = payload.ok_or_else(|| RecordError::new("empty", "the record has no value"))?;
         let (plan, mut body) = match &self.source {
             Sources::Plain(plan) => (plan, payload),
             Sources::Confluent(plans) => {
@@ -183,10 +171,10 @@ impl BinaryDecoder {
                         ));
                     }
                 }
-                decode_message(message, body, &mut rows.columns, scratch)
+                decode_message(message, body, columns, scratch)
             }
             Plan::Avro(record) => {
-                decode_record(record, &mut body, Some(&mut rows.columns))?;
+                decode_record(record, &mut body, Some(columns))?;
                 if body.is_empty() {
                     Ok(())
                 } else {

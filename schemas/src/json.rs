@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use iceberg::spec::{PrimitiveType, Schema, StructType, Type};
 use serde::{Deserialize, Serialize};
 
-use crate::columns::Rows;
+use crate::columns::decode_batch;
 use crate::{Error, RecordError, Result};
 
 #[cfg(test)]
@@ -103,26 +103,9 @@ impl JsonDecoder {
 
     /// Decodes a batch of payloads (`None` = a record without value).
     pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
-        let mut rows = Rows::new(self.arrow_schema.clone())?;
-        let mut good = Vec::new();
-        let mut errors = Vec::new();
-        for (index, payload) in payloads.into_iter().enumerate() {
-            let result = match payload {
-                None => Err(RecordError::new("empty", "the record has no value")),
-                Some(bytes) => stream::decode_record(&self.plan, bytes, &mut rows.columns, &self.options),
-            };
-            match result {
-                Ok(()) => {
-                    rows.commit_row();
-                    good.push(index);
-                }
-                Err(e) => {
-                    rows.rollback_row();
-                    errors.push((index, e));
-                }
-            }
-        }
-        Ok(Decoded { batch: rows.finish()?, rows: good, errors })
+        decode_batch(&self.arrow_schema, payloads, |bytes, columns| {
+            stream::decode_record(&self.plan, bytes, columns, &self.options)
+        })
     }
 }
 
