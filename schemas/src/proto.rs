@@ -88,18 +88,28 @@ impl ProtoSchema {
         compiler
             .open_file(name)
             .map_err(|e| Error::Schema(format!("the Protobuf schema {name} does not compile: {e}")))?;
-        Self::from_pool(&compiler.descriptor_pool(), message, options)
+        Self::from_pool_in(&compiler.descriptor_pool(), Some(name), message, options)
     }
 
+    /// Without `message`, the first message of `main_file` (the registered schema, not an import).
     fn from_pool(pool: &DescriptorPool, message: Option<&str>, options: ProtoOptions) -> Result<Self> {
+        Self::from_pool_in(pool, None, message, options)
+    }
+
+    fn from_pool_in(
+        pool: &DescriptorPool,
+        main_file: Option<&str>,
+        message: Option<&str>,
+        options: ProtoOptions,
+    ) -> Result<Self> {
         let descriptor = match message {
             Some(name) => pool.get_message_by_name(name.trim_start_matches('.')).ok_or_else(|| {
                 let known: Vec<String> = pool.all_messages().map(|m| m.full_name().to_string()).take(20).collect();
                 Error::Schema(format!("message {name} is not in the schema; it has: {}", known.join(", ")))
             })?,
-            None => pool
-                .files()
-                .last()
+            None => main_file
+                .and_then(|name| pool.get_file_by_name(name))
+                .or_else(|| pool.files().last())
                 .and_then(|f| f.messages().next())
                 .ok_or_else(|| Error::Schema("the Protobuf schema defines no message".into()))?,
         };

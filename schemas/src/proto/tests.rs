@@ -210,3 +210,12 @@ fn confluent_framing_selects_the_schema_and_message() {
     let kinds: Vec<&str> = decoded.errors.iter().map(|(_, e)| e.kind).collect();
     assert_eq!(kinds, vec!["wrong_message", "unknown_schema", "bad_framing"]);
 }
+
+#[test]
+fn without_a_message_name_the_first_message_of_the_registered_file_is_used() {
+    let text = "syntax = \"proto3\"; package a; import \"google/protobuf/timestamp.proto\";\n\
+                message First { google.protobuf.Timestamp at = 1; } message Second { int64 id = 1; }";
+    let schema = ProtoSchema::from_source("schema-7.proto", text, None, ProtoOptions::default()).expect("compiles");
+    assert_eq!(schema.message_name(), "a.First");
+    assert_eq!(schema.message_indexes(), vec![0]);
+}
