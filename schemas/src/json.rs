@@ -111,6 +111,9 @@ impl JsonDecoder {
 
 /// Microseconds since the epoch (UTC) of an ISO-8601 timestamp.
 pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
+    if let Some(micros) = parse_rfc3339_fast(text.as_bytes()) {
+        return Some(micros);
+    }
     let normalized = text.replacen(' ', "T", 1);
     if let Ok(dt) = DateTime::parse_from_rfc3339(&normalized) {
         return Some(dt.timestamp_micros());
@@ -124,6 +127,57 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|d| d.and_utc().timestamp_micros())
+}
+
+/// The common shape, `YYYY-MM-DD(T| )HH:MM:SS[.f{1,9}](Z|±HH:MM)`, parsed without allocating;
+/// anything else (or an invalid date) is left to chrono.
+fn parse_rfc3339_fast(b: &[u8]) -> Option<i64> {
+    fn digits(b: &[u8]) -> Option<i64> {
+        b.iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    }
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut micros = 0i64;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return None;
+        }
+        let mut value = digits(&frac[..n])?;
+        for _ in n..6 {
+            value *= 10;
+        }
+        for _ in 6..n {
+            value /= 10; // below a microsecond: truncated, as chrono's path does
+        }
+        micros = value;
+        rest = &frac[n..];
+    }
+    let offset_seconds = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let h = digits(&[*h1, *h2])?;
+            let m = digits(&[*m1, *m2])?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let s = h * 3600 + m * 60;
+            if *sign == b'-' { -s } else { s }
+        }
+        _ => return None,
+    };
+    let date =
+        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+    let days = date.signed_duration_since(NaiveDate::default()).num_days();
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    seconds.checked_mul(1_000_000)?.checked_add(micros)
 }
 
 /// Parses decimal text (`-12.5`, `1e3`) into an unscaled integer of the given scale. Refuses

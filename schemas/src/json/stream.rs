@@ -21,8 +21,13 @@ use crate::columns::Column;
 #[derive(Debug)]
 pub(crate) struct StructPlan {
     fields: Vec<FieldPlan>,
+    /// Field names, for structs small enough that comparing names beats hashing them.
+    names: Vec<String>,
     by_name: HashMap<String, usize>,
 }
+
+/// Up to this many fields, a key is found by comparing names (no hashing).
+const LINEAR_LOOKUP: usize = 16;
 
 #[derive(Debug)]
 struct FieldPlan {
@@ -55,7 +60,16 @@ impl StructPlan {
                 from_metadata: path.is_empty() && metadata_fields.contains(&field.name),
             });
         }
-        StructPlan { fields, by_name }
+        let names = ty.fields().iter().map(|f| f.name.clone()).collect();
+        StructPlan { fields, names, by_name }
+    }
+
+    fn index(&self, key: &str) -> Option<usize> {
+        if self.names.len() <= LINEAR_LOOKUP {
+            self.names.iter().position(|n| n == key)
+        } else {
+            self.by_name.get(key).copied()
+        }
     }
 }
 
@@ -223,20 +237,20 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let fields = &self.plan.fields;
-        let mut seen = vec![false; fields.len()];
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let Some(&i) = self.plan.by_name.get(key.as_ref()) else {
+        let mut seen = Seen::new(fields.len());
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(i) = self.plan.index(key.as_ref()) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
             let field = &fields[i];
-            if seen[i] {
+            if seen.get(i) {
                 return Err(self.ctx.fail(RecordError::new(
                     "wrong_type",
                     format!("{}: the key appears twice in the object", field.path),
                 )));
             }
-            seen[i] = true;
+            seen.set(i);
             if field.from_metadata {
                 map.next_value::<IgnoredAny>()?;
                 self.columns[i].push_null();
@@ -252,7 +266,7 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
             })?;
         }
         for (i, field) in fields.iter().enumerate() {
-            if !seen[i] {
+            if !seen.get(i) {
                 if field.required && !field.from_metadata {
                     return Err(self.ctx.fail(RecordError::new(
                         "missing_field",
@@ -294,6 +308,53 @@ enum RequiredMessage {
     Field,
     Element,
     Value,
+}
+
+/// An object key, borrowed from the input unless it had escapes (serde's own `Cow<str>`
+/// always allocates).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "an object key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Which fields of an object were given: a bit mask (no allocation) for up to 128 fields.
+enum Seen {
+    Bits(u128),
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Self {
+        if n <= 128 { Seen::Bits(0) } else { Seen::Many(vec![false; n]) }
+    }
+    fn get(&self, i: usize) -> bool {
+        match self {
+            Seen::Bits(b) => b & (1u128 << i) != 0,
+            Seen::Many(v) => v[i],
+        }
+    }
+    fn set(&mut self, i: usize) {
+        match self {
+            Seen::Bits(b) => *b |= 1u128 << i,
+            Seen::Many(v) => v[i] = true,
+        }
+    }
 }
 
 /// One value into one column.
@@ -550,7 +611,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                     return Err(self.mismatch(Found::Object));
                 };
                 let map_path = self.path.base();
-                while let Some(text) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(Key(text)) = map.next_key::<Key<'de>>()? {
                     let entry = PathRef::Entry(&map_path, &text);
                     push_key(key, &text, keys, entry).map_err(|e| self.ctx.fail::<A::Error>(e))?;
                     map.next_value_seed(ValueSeed {

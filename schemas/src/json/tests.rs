@@ -287,3 +287,23 @@ fn mutated_records_decode_the_same_on_both_paths() {
         column.to_data().validate_full().expect("valid Arrow data");
     }
 }
+
+#[test]
+fn the_fast_timestamp_parser_agrees_with_chrono() {
+    let cases = [
+        "2024-01-02T03:04:05Z",
+        "2024-01-02T03:04:05.123456Z",
+        "2024-01-02 03:04:05.1+02:00",
+        "2024-02-29T23:59:59.999999999-05:30",
+        "1969-12-31T23:59:59.5Z",
+        "2023-11-14T22:13:20+00:00",
+    ];
+    for text in cases {
+        let fast = parse_rfc3339_fast(text.as_bytes()).expect(text);
+        let chrono = chrono::DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)).expect(text).timestamp_micros();
+        assert_eq!(fast, chrono, "{text}");
+    }
+    for odd in ["2024-02-30T00:00:00Z", "2024-01-02T24:00:00Z", "2024-01-02T03:04:05", "2024-01-02T03:04:05.Z"] {
+        assert_eq!(parse_rfc3339_fast(odd.as_bytes()), None, "{odd} is left to chrono");
+    }
+}
