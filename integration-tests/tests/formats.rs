@@ -498,3 +498,57 @@ async fn a_new_descriptor_set_after_a_restart_evolves_the_table() {
     assert_eq!((new["reading"].as_f64(), new["unit"].as_str()), (Some(0.1), Some("C")));
     assert_eq!(new["at_ms"], "2023-11-14 22:13:20+00:00");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_records_round_trip_with_nested_types() {
+    let w = world("json");
+    let config = format_pipeline(
+        &w.dir,
+        &w.broker.bootstrap(),
+        &w.topic,
+        &w.table,
+        r#"schema = [
+  { name = "id", type = "long", required = true },
+  { name = "ts", type = "timestamptz" },
+  { name = "amount", type = "decimal(10, 2)" },
+  { name = "day", type = "date" },
+  { name = "flag", type = "boolean" },
+  { name = "blob", type = "binary" },
+  { name = "tags", type = "list<string>" },
+  { name = "counts", type = "map<int, string>" },
+  { name = "geo", type = "struct<lat: double, city: string>" },
+]"#,
+        "",
+    );
+    let producer = TestProducer::new(&w.broker.bootstrap(), &w.topic);
+    for id in 0..20 {
+        let record = json!({
+            "id": id, "ts": format!("2024-05-01T12:00:{:02}.5+02:00", id), "amount": format!("{id}.25"),
+            "day": "2024-05-01", "flag": id % 2 == 0, "blob": "AAEC", "tags": [format!("t{id}")],
+            "counts": {(id - 10).to_string(): format!("c{id}")}, "geo": {"lat": 59.5, "city": "Oslo"}
+        });
+        producer.send(0, "k", record.to_string().as_bytes());
+    }
+    producer.send(0, "bad", br#"{"id": "seven"}"#);
+    producer.flush();
+    let writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(&w.dir).await;
+    tables::wait_for_offsets(&catalog, &w.table, &w.topic, &BTreeMap::from([(0, 21)]), WAIT).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+
+    let report = pyiceberg_rows(&w.dir, &w.table, "id");
+    assert_eq!(report["rows"], 20);
+    let r = row(&report, "id", &json!(3));
+    assert_eq!(r["ts"], "2024-05-01 10:00:03.500000+00:00", "the offset is converted to UTC");
+    assert_eq!(r["amount"], "3.25");
+    assert_eq!(r["day"], "2024-05-01");
+    assert_eq!(r["flag"], false);
+    assert_eq!(r["blob"], "000102");
+    assert_eq!(r["tags"], json!(["t3"]));
+    assert_eq!(r["counts"], json!([[-7, "c3"]]));
+    assert_eq!(r["geo"], json!({"lat": 59.5, "city": "Oslo"}));
+    assert_eq!(r["kafka_offset"], 3);
+    let reasons = dead_letter_reasons(&w.dir, &w.table).await;
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].starts_with("wrong_type: id: expected an integer"), "{reasons:?}");
+}
