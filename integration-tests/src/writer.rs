@@ -130,12 +130,24 @@ pub struct WriterProcess {
 
 impl WriterProcess {
     pub fn start(config: &Path, log_name: &str) -> WriterProcess {
+        let mut command = Command::new(writer_binary());
+        command.env("ICEFALL_LOG", "info,icefall_writer=debug");
+        Self::spawn(command, config, log_name)
+    }
+
+    /// Starts `binary` on the CPUs in `cpus` (a `taskset -c` list), logging JSON lines at info level.
+    pub fn start_pinned(binary: &Path, cpus: &str, config: &Path, log_name: &str) -> WriterProcess {
+        let mut command = Command::new("taskset");
+        command.args(["-c", cpus]).arg(binary).env("ICEFALL_LOG", "info").env("ICEFALL_LOG_JSON", "true");
+        Self::spawn(command, config, log_name)
+    }
+
+    fn spawn(mut command: Command, config: &Path, log_name: &str) -> WriterProcess {
         let log = config.parent().unwrap_or(Path::new(".")).join(format!("{log_name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("writer log");
-        let child = Command::new(writer_binary())
+        let child = command
             .args(["run", "--config"])
             .arg(config)
-            .env("ICEFALL_LOG", "info,icefall_writer=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -1,6 +1,7 @@
 //! Load against a real broker: a step load (low → high → low) makes the adaptive writer pool
 //! grow and shrink again, a backlog far larger than the memory budget is ingested within it,
-//! and every record lands exactly once.
+//! checkpoints keep their interval on one core under full load, and every record lands
+//! exactly once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, assert_exactly_once, assert_offsets_exactly_once};
-use icefall_integration_tests::writer::WriterProcess;
+use icefall_integration_tests::writer::{WriterProcess, writer_binary};
 
 /// Sends `rounds` × 10 records, one round every 200 ms (a trickle).
 fn trickle(producer: &TestProducer, next: &mut i64, rounds: usize, landed: &mut BTreeMap<i32, i64>) {
@@ -102,4 +103,31 @@ async fn a_backlog_larger_than_the_memory_budget_is_ingested_within_it() {
     // The constant: the process itself (binary, runtime, librdkafka, catalog pool) and the
     // writers' open Parquet files, independent of the backlog.
     assert!(peak < budget + 160 * MIB, "peak RSS {} MiB is above the budget + 160 MiB", peak / MIB);
+}
+
+/// On one core the writers' long CPU-bound turns must not starve the checkpoint timer: a
+/// backlog lands in several checkpoints while it drains, not in one when the writer goes idle
+/// (which is what happened before the runtime polled its timers after every task turn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_one_core_checkpoints_keep_their_interval_through_a_backlog() {
+    const N: i64 = 200_000;
+    let s = Scenario::new("one_core", "300ms");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    producer.send_events(0, N, PARTITIONS, &mut landed);
+    let catalog = tables::catalog(&s.dir).await;
+    let writer = WriterProcess::start_pinned(&writer_binary(), "0", &s.writer_config, "writer");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(300)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, N);
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("table");
+    let mut snapshots: Vec<_> = loaded.metadata.snapshots().collect();
+    snapshots.sort_by_key(|s| s.timestamp_ms());
+    let added: Vec<u64> = snapshots
+        .iter()
+        .filter_map(|s| s.summary().additional_properties.get("added-records")?.parse().ok())
+        .filter(|n| *n > 0)
+        .collect();
+    println!("records per snapshot: {added:?}");
+    assert!(added.len() >= 4, "the backlog drained through several checkpoints; records per snapshot: {added:?}");
 }
