@@ -537,9 +537,17 @@ impl PipelineConfig {
     /// field-id mapping is recorded right after creation, by the first evolution check.
     pub fn source_layout(&self, source: &[SourceField]) -> Result<TableLayout> {
         let at = format!("pipelines[{}]", self.name);
-        let extra = schema_from_decls(&self.metadata_decls())
-            .map_err(|e| Error::Config(format!("{at}.metadata_columns: {e}")))?;
-        let (schema, _) = create_schema(source, extra.as_struct().fields())
+        let metadata = self.metadata_decls();
+        let extra = if metadata.is_empty() {
+            Vec::new()
+        } else {
+            schema_from_decls(&metadata)
+                .map_err(|e| Error::Config(format!("{at}.metadata_columns: {e}")))?
+                .as_struct()
+                .fields()
+                .to_vec()
+        };
+        let (schema, _) = create_schema(source, &extra)
             .map_err(|e| Error::Config(format!("{at}: the source schema cannot be a table: {e}")))?;
         self.checked_layout(schema, BTreeMap::new())
     }

@@ -147,4 +147,14 @@ fn fixed_schemas_load_relative_to_the_config_file() {
     let json = config.pipelines[2].declared_schema().expect("JSON Schema columns");
     assert_eq!(json.field_by_name("at").map(|f| f.field_type.to_string()), Some("timestamptz".into()));
     assert!(json.field_by_name("id").is_some_and(|f| f.required));
+
+    // A source-schema table without metadata columns has exactly the source's columns.
+    let avro = icefall_schemas::avro::AvroSchema::parse(
+        r#"{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]}"#,
+    )
+    .expect("avro");
+    let fields = icefall_schemas::decode::SourceSchema::Avro(avro).fields().expect("fields");
+    let layout = config.pipelines[1].source_layout(&fields).expect("layout without metadata columns");
+    let names: Vec<&str> = layout.schema.as_struct().fields().iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["id"]);
 }
