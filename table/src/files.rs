@@ -48,7 +48,8 @@ impl TableFiles {
         let target_file_size = target_file_size
             .or_else(|| props.get("write.target-file-size-bytes").and_then(|v| v.parse().ok()))
             .unwrap_or(DEFAULT_TARGET_FILE_SIZE);
-        let parquet = parquet_properties(props).map_err(|m| Error::Metadata { table: table.clone(), message: m })?;
+        let parquet = parquet_properties(props, metadata.current_schema())
+            .map_err(|m| Error::Metadata { table: table.clone(), message: m })?;
         Ok(TableFiles { table, metadata, file_io, target_file_size, parquet })
     }
 
@@ -144,14 +145,33 @@ impl FileSetWriter {
     }
 }
 
-/// Parquet settings from the table's `write.parquet.*` properties; zstd by default.
+/// Parquet settings from the table's `write.parquet.*` properties (the names and defaults
+/// Iceberg's Java writer uses, so Spark and Icefall write alike): zstd level 3, row groups
+/// of 128 MiB, pages of 1 MiB or 20,000 rows, dictionaries up to 2 MiB per column chunk
+/// (past that a column falls back to plain encoding). Dictionaries go where they pay: on
+/// string and binary columns (and inside lists and maps); numbers, timestamps, dates, decimals
+/// and uuids are mostly distinct (ids, times, amounts), so they are written plain, which
+/// zstd then compresses better and faster (see docs/benchmarks.md).
 fn parquet_properties(
     props: &std::collections::HashMap<String, String>,
+    schema: &iceberg::spec::Schema,
 ) -> std::result::Result<WriterProperties, String> {
-    let level: Option<i32> = match props.get("write.parquet.compression-level") {
-        Some(v) => Some(v.parse().map_err(|_| format!("write.parquet.compression-level = {v:?} is not a number"))?),
-        None => None,
+    fn number<T: std::str::FromStr>(
+        props: &std::collections::HashMap<String, String>,
+        key: &str,
+    ) -> std::result::Result<Option<T>, String> {
+        match props.get(key) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| format!("{key} = {v:?} is not a number")),
+        }
+    }
+    let positive = |key: &str, default: usize| -> std::result::Result<usize, String> {
+        match number::<usize>(props, key)? {
+            Some(0) => Err(format!("{key} must be above 0")),
+            v => Ok(v.unwrap_or(default)),
+        }
     };
+    let level: Option<i32> = number(props, "write.parquet.compression-level")?;
     let codec = props.get("write.parquet.compression-codec").map(|s| s.to_ascii_lowercase());
     let compression = match codec.as_deref().unwrap_or("zstd") {
         "zstd" => Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(3)).map_err(|e| e.to_string())?),
@@ -162,12 +182,111 @@ fn parquet_properties(
             ));
         }
     };
-    let mut builder = WriterProperties::builder().set_compression(compression);
-    if let Some(v) = props.get("write.parquet.row-group-limit").and_then(|v| v.parse().ok()) {
-        builder = builder.set_max_row_group_row_count(Some(v));
+    let mut builder = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_bytes(Some(positive("write.parquet.row-group-size-bytes", 128 * 1024 * 1024)?))
+        .set_data_page_size_limit(positive("write.parquet.page-size-bytes", 1024 * 1024)?)
+        .set_data_page_row_count_limit(positive("write.parquet.page-row-limit", 20_000)?)
+        .set_dictionary_page_size_limit(positive("write.parquet.dict-size-bytes", 1024 * 1024)?);
+    for column in plain_columns(schema) {
+        builder = builder.set_column_dictionary_enabled(column, false);
     }
-    if let Some(v) = props.get("write.parquet.page-size-bytes").and_then(|v| v.parse().ok()) {
-        builder = builder.set_data_page_size_limit(v);
+    if let Some(rows) = number::<usize>(props, "write.parquet.row-group-limit")? {
+        builder = builder.set_max_row_group_row_count(Some(rows.max(1)));
     }
     Ok(builder.build())
+}
+
+/// Parquet paths of the primitive columns written without a dictionary: everything but
+/// strings, binaries and booleans, at the top level and inside structs.
+fn plain_columns(schema: &iceberg::spec::Schema) -> Vec<parquet::schema::types::ColumnPath> {
+    use iceberg::spec::{PrimitiveType, Type};
+    fn walk(
+        fields: &[iceberg::spec::NestedFieldRef],
+        prefix: &[String],
+        out: &mut Vec<parquet::schema::types::ColumnPath>,
+    ) {
+        for field in fields {
+            let mut path = prefix.to_vec();
+            path.push(field.name.clone());
+            match field.field_type.as_ref() {
+                Type::Struct(inner) => walk(inner.fields(), &path, out),
+                Type::Primitive(PrimitiveType::String | PrimitiveType::Binary | PrimitiveType::Boolean) => {}
+                Type::Primitive(_) => out.push(parquet::schema::types::ColumnPath::new(path)),
+                Type::List(_) | Type::Map(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema.as_struct().fields(), &[], &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn schema() -> iceberg::spec::Schema {
+        use iceberg::spec::{NestedField, PrimitiveType, StructType, Type};
+        let geo = StructType::new(vec![
+            NestedField::optional(4, "lat", Type::Primitive(PrimitiveType::Double)).into(),
+            NestedField::optional(5, "city", Type::Primitive(PrimitiveType::String)).into(),
+        ]);
+        iceberg::spec::Schema::builder()
+            .with_fields(vec![
+                NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+                NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+                NestedField::optional(3, "geo", Type::Struct(geo)).into(),
+            ])
+            .build()
+            .expect("schema")
+    }
+
+    fn props(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn parquet_defaults_follow_iceberg() {
+        let p = parquet_properties(&HashMap::new(), &schema()).expect("defaults");
+        let column = parquet::schema::types::ColumnPath::from("x");
+        assert_eq!(p.compression(&column), Compression::ZSTD(ZstdLevel::try_new(3).expect("level")));
+        assert_eq!(p.max_row_group_bytes(), Some(128 * 1024 * 1024));
+        assert_eq!(p.data_page_size_limit(), 1024 * 1024);
+        assert_eq!(p.data_page_row_count_limit(), 20_000);
+        assert_eq!(p.dictionary_page_size_limit(), 1024 * 1024);
+        // Dictionaries where they pay: strings (also nested), not ids, times or amounts.
+        for (path, dictionary) in
+            [(vec!["name"], true), (vec!["id"], false), (vec!["geo", "lat"], false), (vec!["geo", "city"], true)]
+        {
+            let path = parquet::schema::types::ColumnPath::new(path.into_iter().map(String::from).collect());
+            assert_eq!(p.dictionary_enabled(&path), dictionary, "{path}");
+        }
+    }
+
+    #[test]
+    fn parquet_table_properties_apply_and_bad_ones_name_the_key() {
+        let p = parquet_properties(
+            &props(&[
+                ("write.parquet.row-group-size-bytes", "1048576"),
+                ("write.parquet.page-row-limit", "1000"),
+                ("write.parquet.compression-codec", "uncompressed"),
+            ]),
+            &schema(),
+        )
+        .expect("valid");
+        assert_eq!(p.max_row_group_bytes(), Some(1024 * 1024));
+        assert_eq!(p.data_page_row_count_limit(), 1000);
+        assert_eq!(p.compression(&parquet::schema::types::ColumnPath::from("x")), Compression::UNCOMPRESSED);
+        for (key, value, needle) in [
+            ("write.parquet.page-size-bytes", "big", "write.parquet.page-size-bytes = \"big\" is not a number"),
+            ("write.parquet.row-group-size-bytes", "0", "write.parquet.row-group-size-bytes must be above 0"),
+            ("write.parquet.compression-codec", "lzo", "use zstd or uncompressed"),
+        ] {
+            let err = parquet_properties(&props(&[(key, value)]), &schema()).expect_err("invalid");
+            assert!(err.contains(needle), "{err}");
+        }
+    }
 }
