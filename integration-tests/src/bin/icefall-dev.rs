@@ -1,9 +1,12 @@
-//! Developer helper for the quickstart: produce sample events, inspect a table.
+//! Developer helper: produce sample events, inspect a table (quickstart), run the writer
+//! benchmark (`scripts/bench.sh`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Parser;
+use icefall_integration_tests::bench::BenchOptions;
+use icefall_integration_tests::bench::reference::Format;
 use icefall_integration_tests::produce::{TestProducer, event_json};
 use icefall_integration_tests::tables;
 use icefall_table::catalog::parse_ident;
@@ -26,6 +29,33 @@ enum Cli {
         /// Make every Nth record malformed (0 = none), to show the dead-letter table.
         #[arg(long, default_value_t = 0)]
         bad_every: i64,
+    },
+    /// The writer benchmark: in-process ceiling, broker consume-only rate, end to end per core.
+    /// Starts its own broker; build in release (`scripts/bench.sh` does).
+    Bench {
+        /// Records pre-produced per format for the end-to-end runs.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        /// Records per format for the in-process ceiling.
+        #[arg(long, default_value_t = 300_000)]
+        ceiling_records: usize,
+        /// Formats, comma-separated: json, protobuf, avro.
+        #[arg(long, default_value = "json,protobuf,avro")]
+        formats: String,
+        /// Core counts to pin the writer to, comma-separated.
+        #[arg(long, default_value = "1,2")]
+        cores: String,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// The writer's checkpoint interval.
+        #[arg(long, default_value = "1s")]
+        checkpoint: String,
+        /// The `icefall-writer` binary (default: beside this one).
+        #[arg(long)]
+        writer: Option<PathBuf>,
+        /// Folder kept for each run's config, writer log, catalog and table.
+        #[arg(long, default_value = "target/bench-runs")]
+        out: PathBuf,
     },
     /// Print a table's snapshots, offsets and row count.
     Inspect {
@@ -56,6 +86,28 @@ async fn main() {
             producer.flush();
             println!("produced {count} events to {topic}: {per_partition:?}");
         }
+        Cli::Bench { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out } => {
+            let formats = formats
+                .split(',')
+                .map(|f| Format::parse(f.trim()).unwrap_or_else(|| fail(&format!("--formats: unknown format {f:?}"))))
+                .collect();
+            let cores = cores
+                .split(',')
+                .map(|c| c.trim().parse().unwrap_or_else(|_| fail(&format!("--cores: {c:?} is not a number"))))
+                .collect();
+            let writer = writer.unwrap_or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|exe| exe.parent().map(|dir| dir.join("icefall-writer")))
+                    .unwrap_or_else(|| fail("cannot find icefall-writer; pass --writer"))
+            });
+            if !writer.exists() {
+                fail(&format!("{} is missing: build it (scripts/bench.sh builds both in release)", writer.display()));
+            }
+            let options =
+                BenchOptions { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out };
+            icefall_integration_tests::bench::run(&options).await;
+        }
         Cli::Inspect { dir, table } => {
             let catalog = tables::catalog(&dir).await;
             let loaded = match catalog.load(&parse_ident(&table).unwrap_or_else(|e| panic!("{e}"))).await {
@@ -84,4 +136,9 @@ async fn main() {
             println!("rows: {rows}");
         }
     }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2);
 }

@@ -1,0 +1,190 @@
+//! `icefall-dev bench`: the writer's benchmark in one run on one machine: the in-process
+//! ceiling per format, the broker's consume-only rate, and the writer end to end on 1..N cores
+//! against the ceiling, with peak RSS, files, bytes and writer count over time.
+//! `scripts/bench.sh` builds in release and runs it; figures go to `docs/benchmarks.md`.
+
+pub mod ceiling;
+pub mod end_to_end;
+pub mod reference;
+
+use std::path::PathBuf;
+
+use reference::Format;
+
+/// Hidden partitioning of the benchmark tables (ceiling and end to end alike).
+pub const PARTITION: &str = "day(event_time)";
+
+pub struct BenchOptions {
+    /// Records pre-produced per format for the end-to-end runs.
+    pub records: usize,
+    /// Records per format for the in-process ceiling.
+    pub ceiling_records: usize,
+    pub formats: Vec<Format>,
+    /// Core counts to run the writer on (pinned to CPUs `0..n`).
+    pub cores: Vec<usize>,
+    pub partitions: i32,
+    pub checkpoint: String,
+    /// The `icefall-writer` binary (a release build).
+    pub writer: PathBuf,
+    /// Folder for each run's config, log, catalog and table.
+    pub out: PathBuf,
+}
+
+pub async fn run(options: &BenchOptions) {
+    let machine_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!("# icefall writer benchmark");
+    println!("machine: {machine_cores} cores ({}), writer {}", cpu_model(), options.writer.display());
+    println!();
+
+    println!("## In-process ceiling: decode → Arrow → Parquet (zstd), one core, {} events", options.ceiling_records);
+    let ceilings = ceiling::measure(&options.formats, options.ceiling_records).await;
+    println!("| format | records/s | MB/s in | B/record | decode share | Parquet written |");
+    println!("|---|---|---|---|---|---|");
+    for c in &ceilings {
+        println!(
+            "| {} | {:.0} | {:.1} | {:.0} | {:.0}% | {} file(s), {:.1} MB |",
+            c.format.name(),
+            c.records_per_sec(),
+            c.mb_per_sec(),
+            c.input_bytes as f64 / c.records as f64,
+            c.decode.as_secs_f64() / c.elapsed.as_secs_f64() * 100.0,
+            c.files,
+            c.file_bytes as f64 / 1e6
+        );
+    }
+    println!();
+
+    let broker = crate::broker::Broker::start();
+    let bootstrap = broker.bootstrap();
+    let mut rows = Vec::new();
+    for (format, ceiling) in options.formats.iter().zip(&ceilings) {
+        let topic = crate::unique(&format!("bench_{}", format.name()));
+        broker.create_topic(&topic, options.partitions as u32);
+        let produced = end_to_end::produce(&bootstrap, &topic, options.partitions, *format, options.records);
+        println!(
+            "{}: produced {} records ({:.1} MB) in {:.1}s; per partition {}",
+            format.name(),
+            produced.records,
+            produced.bytes as f64 / 1e6,
+            produced.elapsed.as_secs_f64(),
+            end_to_end::describe(&produced.landed)
+        );
+        let consumed = end_to_end::consume_only(&bootstrap, &produced);
+        println!(
+            "{}: consume-only (a bare librdkafka consumer, all cores): {:.0} records/s, {:.1} MB/s",
+            format.name(),
+            consumed.records as f64 / consumed.elapsed.as_secs_f64(),
+            consumed.bytes as f64 / consumed.elapsed.as_secs_f64() / 1e6
+        );
+        for cores in &options.cores {
+            let cpus = if *cores == 1 { "0".to_string() } else { format!("0-{}", cores - 1) };
+            // With spare CPUs the broker gets them, so the writer's cores are its own.
+            let broker_cpus = if *cores < machine_cores {
+                format!("{cores}-{}", machine_cores - 1)
+            } else {
+                format!("0-{}", machine_cores - 1)
+            };
+            end_to_end::pin(broker.pid(), &broker_cpus);
+            // Kept after the run (logs, catalog, table) for a look; replaced by the next run.
+            let dir = std::path::absolute(options.out.join(format!("{}-{}core", format.name(), cores)))
+                .expect("absolute bench folder");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("bench run folder");
+            let run = end_to_end::WriterRun {
+                binary: &options.writer,
+                bootstrap: &bootstrap,
+                broker_pid: broker.pid(),
+                format: *format,
+                produced: &produced,
+                cpus: &cpus,
+                checkpoint: &options.checkpoint,
+            };
+            let result = end_to_end::run_writer(&run, &dir).await;
+            assert_eq!(result.rows, produced.records as u64, "the table must hold every record once");
+            println!(
+                "{} on {} core(s): {:.1}s start → last offset committed; writers over time (s:count) {}",
+                format.name(),
+                cores,
+                result.elapsed.as_secs_f64(),
+                result.writers_over_time.iter().map(|(t, n)| format!("{t:.1}:{n}")).collect::<Vec<_>>().join(" ")
+            );
+            rows.push(Row { format: *format, ceiling: ceiling.clone(), bytes: produced.bytes, result });
+        }
+    }
+    println!();
+    println!(
+        "## End to end: {} pre-produced records per format, broker → table, checkpoint {}",
+        options.records, options.checkpoint
+    );
+    println!("Rates count from the partition assignment (the broker's group join, a fixed delay, is shown apart).");
+    println!(
+        "| format | cores | start → last offset | group join | records/s | MB/s | records/s per core | \
+         vs ceiling per core | records per writer CPU-s | writer CPU s | broker CPU s | peak RSS | files | \
+         MB written | snapshots |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut one_core: std::collections::BTreeMap<&str, f64> = Default::default();
+    for row in &rows {
+        let r = &row.result;
+        let joined = r.joined.unwrap_or_default();
+        let ingest = r.elapsed.saturating_sub(joined).as_secs_f64();
+        let rate = r.rows as f64 / ingest;
+        let per_core = rate / r.cores as f64;
+        if r.cores == 1 {
+            one_core.insert(row.format.name(), rate);
+        }
+        println!(
+            "| {} | {} (cpus {}) | {:.1} s | {:.1} s | {:.0} | {:.1} | {:.0} | {:.2} | {:.0} | {:.1} | {:.1} | {:.0} MiB | {} | {:.1} | {} |",
+            row.format.name(),
+            r.cores,
+            r.cpus,
+            r.elapsed.as_secs_f64(),
+            joined.as_secs_f64(),
+            rate,
+            row.bytes as f64 / ingest / 1e6,
+            per_core,
+            per_core / row.ceiling.records_per_sec(),
+            r.rows as f64 / r.writer_cpu.as_secs_f64().max(1e-3),
+            r.writer_cpu.as_secs_f64(),
+            r.broker_cpu.as_secs_f64(),
+            r.peak_rss_bytes as f64 / 1048576.0,
+            r.files,
+            r.file_bytes as f64 / 1e6,
+            r.snapshots,
+        );
+    }
+    for row in &rows {
+        let r = &row.result;
+        if let (true, Some(base)) = (r.cores > 1, one_core.get(row.format.name())) {
+            let rate = r.rows as f64 / r.elapsed.saturating_sub(r.joined.unwrap_or_default()).as_secs_f64();
+            println!(
+                "{}: {} cores run {:.2}× the 1-core rate (linear = {}×)",
+                row.format.name(),
+                r.cores,
+                rate / base,
+                r.cores
+            );
+        }
+    }
+}
+
+/// One end-to-end run with what it is compared against.
+struct Row {
+    format: Format,
+    ceiling: ceiling::Ceiling,
+    /// Bytes of the records produced.
+    bytes: usize,
+    result: end_to_end::EndToEnd,
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
