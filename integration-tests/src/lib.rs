@@ -10,6 +10,7 @@ pub mod deletes;
 pub mod encode;
 pub mod optimizer;
 pub mod postgres;
+pub mod process;
 pub mod produce;
 pub mod registry;
 pub mod scenario;

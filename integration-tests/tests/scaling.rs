@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use icefall_integration_tests::process;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, assert_exactly_once, assert_offsets_exactly_once};
@@ -59,17 +60,6 @@ async fn the_writer_pool_follows_a_step_load_and_every_record_lands_once() {
     );
 }
 
-/// Peak resident memory of a process (`VmHWM`), in bytes.
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
-    kb * 1024
-}
-
 /// Ingests a backlog of `n` records with `max_buffered_bytes = budget`; returns the writer's
 /// peak RSS.
 async fn ingest_backlog(name: &str, n: i64, budget: Option<u64>) -> u64 {
@@ -85,7 +75,7 @@ async fn ingest_backlog(name: &str, n: i64, budget: Option<u64>) -> u64 {
     let catalog = tables::catalog(&s.dir).await;
     let writer = WriterProcess::start(&s.writer_config, "writer");
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(300)).await;
-    let peak = peak_rss(writer.pid());
+    let peak = process::peak_rss(writer.pid()).expect("the writer's VmHWM");
     assert!(writer.stop(Duration::from_secs(60)).success());
     assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, n);
     peak

@@ -12,6 +12,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::reference::{Encoder, Format};
+use crate::process;
 use crate::produce::{Landed, TestProducer};
 use crate::writer::WriterProcess;
 
@@ -117,7 +118,7 @@ pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
     std::fs::write(&config, writer_config(run, dir)).expect("write config");
     let catalog = crate::tables::catalog(dir).await;
     let ident = parse_ident(TABLE).expect("ident");
-    let broker_cpu_before = cpu_time(run.broker_pid);
+    let broker_cpu_before = process::cpu_time(run.broker_pid);
     let wall_start = SystemTime::now();
     let started = Instant::now();
     let mut writer = WriterProcess::start_pinned(run.binary, run.cpus, &config, "writer");
@@ -125,8 +126,8 @@ pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
     let deadline = started + Duration::from_secs(1800);
     let (mut peak_rss_bytes, mut writer_cpu) = (0, Duration::ZERO);
     let elapsed = loop {
-        peak_rss_bytes = peak_rss(pid).unwrap_or(peak_rss_bytes);
-        writer_cpu = cpu_time(pid).unwrap_or(writer_cpu);
+        peak_rss_bytes = process::peak_rss(pid).unwrap_or(peak_rss_bytes);
+        writer_cpu = process::cpu_time(pid).unwrap_or(writer_cpu);
         if let Ok(loaded) = catalog.load(&ident).await {
             let offsets = committed_offsets(&loaded.metadata).expect("offsets");
             let got = offsets.get(&run.produced.topic).cloned().unwrap_or_default();
@@ -138,7 +139,7 @@ pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
         assert!(Instant::now() < deadline, "the writer did not catch up in 30 minutes; log: {}", writer.log.display());
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let broker_cpu = match (broker_cpu_before, cpu_time(run.broker_pid)) {
+    let broker_cpu = match (broker_cpu_before, process::cpu_time(run.broker_pid)) {
         (Some(before), Some(after)) => after.saturating_sub(before),
         _ => Duration::ZERO,
     };
@@ -225,36 +226,6 @@ pub fn cpu_count(list: &str) -> usize {
         .sum()
 }
 
-/// Peak resident set size (`VmHWM`) of a live process.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// User + system CPU time of a live process (all threads).
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
-}
-
-fn clock_ticks() -> u64 {
-    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-            .unwrap_or(100)
-    })
-}
-
 /// Pins every thread of a running process to `cpus`.
 pub fn pin(pid: u32, cpus: &str) {
     let status = std::process::Command::new("taskset")
@@ -279,12 +250,5 @@ mod tests {
         assert_eq!(cpu_count("0"), 1);
         assert_eq!(cpu_count("0-1"), 2);
         assert_eq!(cpu_count("0,2-3"), 3);
-    }
-
-    #[test]
-    fn this_process_has_cpu_time_and_rss() {
-        let pid = std::process::id();
-        assert!(peak_rss(pid).is_some_and(|b| b > 0));
-        assert!(cpu_time(pid).is_some());
     }
 }
