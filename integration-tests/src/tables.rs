@@ -218,3 +218,34 @@ pub async fn writer_counts(catalog: &Catalog, table: &str) -> Vec<usize> {
         .filter_map(|s| s.summary().additional_properties.get("icefall.writers").and_then(|w| w.parse().ok()))
         .collect()
 }
+
+/// Every engine's reading of a table (Spark, PyIceberg, DuckDB, and our own scan written as
+/// Arrow IPC), each as `{rows, checksum, first}` keyed by engine (`integration-tests/python/engines.py`).
+/// `spark_filters` are SQL predicates Spark counts with file pruning and on a plain copy of the
+/// rows (`spark_checks.filters`: predicate → `[pruned, plain]`); `spark_checks.snapshots` holds
+/// each snapshot's `total-records`, Spark's count `VERSION AS OF` it, and its offsets summary.
+pub async fn engines_report(catalog: &Catalog, dir: &Path, table: &str, spark_filters: &[&str]) -> serde_json::Value {
+    let batches = scan(catalog, table, &[]).await;
+    let ipc = dir.join(format!("{table}.icefall.arrow"));
+    let file = std::fs::File::create(&ipc).expect("ipc file");
+    let schema = batches.first().map(|b| b.schema()).expect("the table has rows");
+    let mut writer = arrow_ipc::writer::FileWriter::try_new(file, &schema).expect("ipc writer");
+    for batch in &batches {
+        writer.write(batch).expect("ipc batch");
+    }
+    writer.finish().expect("ipc finish");
+    let python = tools_dir().join("venv/bin/python");
+    let script = crate::repo_root().join("integration-tests/python/engines.py");
+    let output = std::process::Command::new(python)
+        .arg(script)
+        .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
+        .args(["--warehouse", &format!("{}/warehouse", dir.display())])
+        .args(["--table", table])
+        .arg("--icefall-ipc")
+        .arg(&ipc)
+        .args(spark_filters.iter().flat_map(|f| ["--spark-filter", f]))
+        .output()
+        .expect("run the engines");
+    assert!(output.status.success(), "engines failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("engines JSON")
+}

@@ -1,0 +1,209 @@
+"""Reads one Iceberg table with Spark 3.5 (Iceberg runtime), PyIceberg and DuckDB over the same
+SQL catalog and prints, per engine, the row count and an order-independent checksum of every value
+(values rendered the same way whatever engine produced them), as one JSON object.
+
+    python engines.py --catalog-db catalog.db --warehouse warehouse --table ns.events
+    python engines.py --catalog-uri postgresql://user@127.0.0.1:5432/db --warehouse … --table …
+
+With --icefall-ipc, our own scan (an Arrow IPC file) is summarized the same way as "icefall".
+"""
+
+import argparse
+import datetime
+import decimal
+import glob
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import re
+import time
+import uuid
+
+# Engines hand a uuid over as text, as a UUID object or as 16 bytes: all become 32 hex digits.
+UUID_TEXT = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def canonical(value):
+    """One text form per value, whatever engine produced it."""
+    if value is None:
+        return None
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, str) and UUID_TEXT.match(value):
+        return value.replace("-", "")
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        # A map comes as a list of (key, value) pairs: order does not matter there.
+        if value and all(isinstance(e, tuple) and len(e) == 2 for e in value):
+            return sorted([[canonical(k), canonical(v)] for k, v in value], key=json.dumps)
+        return [canonical(v) for v in value]
+    return value
+
+
+def summarize(table, columns):
+    """Row count and checksum of a pyarrow table, over `columns` in that order."""
+    rows = []
+    for row in table.to_pylist():
+        # A column an engine lacks changes the checksum instead of vanishing from it.
+        rows.append(json.dumps([canonical(row.get(c, "<missing column>")) for c in columns], sort_keys=True))
+    rows.sort()
+    digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return {"rows": len(rows), "checksum": digest[:16], "first": rows[0] if rows else None}
+
+
+def metadata_location(args, namespace, name):
+    if args.catalog_db:
+        con = sqlite3.connect(args.catalog_db)
+        row = con.execute(
+            "select metadata_location from iceberg_tables where catalog_name = ? and table_namespace = ? and table_name = ?",
+            (args.catalog_name, namespace, name),
+        ).fetchone()
+        return row[0]
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(args.catalog_uri.replace("postgresql://", "postgresql+psycopg2://", 1))
+    with engine.connect() as con:
+        return con.execute(
+            sqlalchemy.text(
+                "select metadata_location from iceberg_tables where catalog_name = :c and table_namespace = :n and table_name = :t"
+            ),
+            {"c": args.catalog_name, "n": namespace, "t": name},
+        ).scalar_one()
+
+
+def read_pyiceberg(args):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    uri = f"sqlite:///{os.path.abspath(args.catalog_db)}" if args.catalog_db else args.catalog_uri
+    catalog = SqlCatalog(args.catalog_name, uri=uri, warehouse=f"file://{os.path.abspath(args.warehouse)}")
+    return catalog.load_table(args.table).scan().to_arrow()
+
+
+def read_duckdb(args):
+    import duckdb
+
+    namespace, name = args.table.rsplit(".", 1)
+    location = metadata_location(args, namespace, name)
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    # Extensions ship in their wheels; load by path, avro first (iceberg needs it).
+    for ext in ("avro", "iceberg"):
+        module = __import__(f"duckdb_extension_{ext}")
+        path = glob.glob(os.path.join(os.path.dirname(module.__file__), "**", "*.duckdb_extension"), recursive=True)[0]
+        con.execute(f"LOAD '{path}'")
+    con.execute("SET TimeZone = 'UTC'")
+    result = con.execute("select * from iceberg_scan(?)", [location])
+    return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
+
+
+def spark_session(args):
+    from pyspark.sql import SparkSession
+
+    # Spark 3.5 runs on Java 8/11/17; prefer the 17 JDK when nothing is chosen.
+    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
+        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
+    jars = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar"), recursive=True)
+    jdbc = "/usr/share/java/sqlite-jdbc.jar" if args.catalog_db else "/usr/share/java/postgresql.jar"
+    uri = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}" if args.catalog_db else "jdbc:" + args.catalog_uri
+    c = f"spark.sql.catalog.{args.catalog_name}"
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.jars", ",".join([jars[0], jdbc]))
+        .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+        .config(c, "org.apache.iceberg.spark.SparkCatalog")
+        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+        .config(f"{c}.uri", uri)
+        .config(f"{c}.jdbc.schema-version", "V1")
+        .config(f"{c}.warehouse", f"file://{os.path.abspath(args.warehouse)}")
+        .config(f"{c}.cache-enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )
+    return builder.getOrCreate()
+
+
+def read_spark(args, spark):
+    import pyarrow as pa
+
+    batches = spark.table(f"{args.catalog_name}.{args.table}")._collect_as_arrow()
+    return pa.Table.from_batches(batches) if batches else pa.table({})
+
+
+def spark_checks(args, spark, filters):
+    """Filtered counts through Iceberg (file pruning by partition values and column bounds)
+    against the same filters on a copy of the rows that has no Iceberg metadata; and time
+    travel to every snapshot."""
+    name = f"{args.catalog_name}.{args.table}"
+    # Materialized rows, cut off from the Iceberg scan: filters on them prune nothing.
+    spark.table(name).localCheckpoint(eager=True).createOrReplaceTempView("plain_copy")
+    out = {"filters": {}, "snapshots": []}
+    for predicate in filters:
+        pruned = spark.sql(f"select count(*) from {name} where {predicate}").collect()[0][0]
+        full = spark.sql(f"select count(*) from plain_copy where {predicate}").collect()[0][0]
+        out["filters"][predicate] = [pruned, full]
+    for row in spark.sql(f"select snapshot_id, summary from {name}.snapshots order by committed_at").collect():
+        summary = dict(row["summary"])
+        as_of = spark.sql(f"select count(*) from {name} version as of {row['snapshot_id']}").collect()[0][0]
+        out["snapshots"].append(
+            {"id": row["snapshot_id"], "total_records": int(summary.get("total-records", -1)), "count_as_of": as_of,
+             "offsets": summary.get("icefall.offsets")}
+        )
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--catalog-db")
+    parser.add_argument("--catalog-uri")
+    parser.add_argument("--catalog-name", default="icefall")
+    parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--engines", default="pyiceberg,duckdb,spark")
+    parser.add_argument("--icefall-ipc", help="our own scan of the table, as an Arrow IPC file")
+    parser.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
+    args = parser.parse_args()
+    report = {}
+    columns = None
+    for engine in args.engines.split(","):
+        started = time.time()
+        if engine == "pyiceberg":
+            table = read_pyiceberg(args)
+        elif engine == "duckdb":
+            table = read_duckdb(args)
+        elif engine == "spark":
+            spark = spark_session(args)
+            table = read_spark(args, spark)
+            report["spark_checks"] = spark_checks(args, spark, args.spark_filter)
+        else:
+            raise SystemExit(f"unknown engine {engine}")
+        columns = columns or table.column_names
+        report[engine] = summarize(table, columns)
+        report[engine]["seconds"] = round(time.time() - started, 2)
+    if args.icefall_ipc:
+        import pyarrow.ipc
+
+        with pyarrow.ipc.open_file(args.icefall_ipc) as f:
+            report["icefall"] = summarize(f.read_all(), columns)
+    json.dump(report, sys.stdout, indent=1)
+
+
+if __name__ == "__main__":
+    main()
