@@ -142,18 +142,23 @@ pub fn pyiceberg_rows(dir: &Path, table: &str, order_by: &str) -> serde_json::Va
 }
 
 fn pyiceberg_read(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
+    run_table_script("read_table.py", dir, table, extra)
+}
+
+/// Runs `integration-tests/python/<script>` with the venv's Python on `table` of the SQLite
+/// catalog in `dir`; returns the JSON it prints.
+fn run_table_script(script: &str, dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
     let python = tools_dir().join("venv/bin/python");
-    let script = crate::repo_root().join("integration-tests/python/read_table.py");
     let output = std::process::Command::new(python)
-        .arg(script)
+        .arg(crate::repo_root().join("integration-tests/python").join(script))
         .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
         .args(["--warehouse", &format!("{}/warehouse", dir.display())])
         .args(["--table", table])
         .args(extra)
         .output()
-        .expect("run PyIceberg");
-    assert!(output.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("PyIceberg JSON")
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
+    assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON: {e}"))
 }
 
 /// A checksum over every value of every row, independent of file layout and row order.
@@ -234,18 +239,8 @@ pub async fn engines_report(catalog: &Catalog, dir: &Path, table: &str, spark_fi
         writer.write(batch).expect("ipc batch");
     }
     writer.finish().expect("ipc finish");
-    let python = tools_dir().join("venv/bin/python");
-    let script = crate::repo_root().join("integration-tests/python/engines.py");
-    let output = std::process::Command::new(python)
-        .arg(script)
-        .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
-        .args(["--warehouse", &format!("{}/warehouse", dir.display())])
-        .args(["--table", table])
-        .arg("--icefall-ipc")
-        .arg(&ipc)
-        .args(spark_filters.iter().flat_map(|f| ["--spark-filter", f]))
-        .output()
-        .expect("run the engines");
-    assert!(output.status.success(), "engines failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("engines JSON")
+    let ipc = ipc.display().to_string();
+    let mut extra = vec!["--icefall-ipc", ipc.as_str()];
+    extra.extend(spark_filters.iter().flat_map(|f| ["--spark-filter", *f]));
+    run_table_script("engines.py", dir, table, &extra)
 }
