@@ -3,9 +3,11 @@ SQL catalog and prints, per engine, the row count and an order-independent check
 (values rendered the same way whatever engine produced them), as one JSON object.
 
     python engines.py --catalog-db catalog.db --warehouse warehouse --table ns.events
-    python engines.py --catalog-uri postgresql://user@127.0.0.1:5432/db --warehouse … --table …
+    python engines.py --catalog-uri postgres://user@127.0.0.1:5432/db --warehouse … --table …
 
 With --icefall-ipc, our own scan (an Arrow IPC file) is summarized the same way as "icefall".
+With --spark-sql, Spark runs those statements (DML, `CALL` procedures) before anything is read;
+their results are in "spark_sql". `--engines ''` reads nothing (statements only).
 """
 
 import argparse
@@ -16,9 +18,10 @@ import hashlib
 import json
 import os
 import sqlite3
-import sys
 import re
+import sys
 import time
+import urllib.parse
 import uuid
 
 # Engines hand a uuid over as text, as a UUID object or as 16 bytes: all become 32 hex digits.
@@ -63,7 +66,21 @@ def summarize(table, columns):
         rows.append(json.dumps([canonical(row.get(c, "<missing column>")) for c in columns], sort_keys=True))
     rows.sort()
     digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    return {"rows": len(rows), "checksum": digest[:16], "first": rows[0] if rows else None}
+    return {"rows": len(rows), "checksum": digest[:16], "columns": table.column_names, "first": rows[0] if rows else None}
+
+
+def postgres_parts(uri):
+    """(host:port/db, user, password) of a `postgres://` or `postgresql://` URI."""
+    parsed = urllib.parse.urlparse(uri)
+    return f"{parsed.hostname}:{parsed.port or 5432}{parsed.path}", parsed.username, parsed.password
+
+
+def sqlalchemy_uri(args):
+    if args.catalog_db:
+        return f"sqlite:///{os.path.abspath(args.catalog_db)}"
+    address, user, password = postgres_parts(args.catalog_uri)
+    credentials = user + (f":{password}" if password else "") + "@" if user else ""
+    return f"postgresql+psycopg2://{credentials}{address}"
 
 
 def metadata_location(args, namespace, name):
@@ -76,7 +93,7 @@ def metadata_location(args, namespace, name):
         return row[0]
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(args.catalog_uri.replace("postgresql://", "postgresql+psycopg2://", 1))
+    engine = sqlalchemy.create_engine(sqlalchemy_uri(args))
     with engine.connect() as con:
         return con.execute(
             sqlalchemy.text(
@@ -89,8 +106,7 @@ def metadata_location(args, namespace, name):
 def read_pyiceberg(args):
     from pyiceberg.catalog.sql import SqlCatalog
 
-    uri = f"sqlite:///{os.path.abspath(args.catalog_db)}" if args.catalog_db else args.catalog_uri
-    catalog = SqlCatalog(args.catalog_name, uri=uri, warehouse=f"file://{os.path.abspath(args.warehouse)}")
+    catalog = SqlCatalog(args.catalog_name, uri=sqlalchemy_uri(args), warehouse=f"file://{os.path.abspath(args.warehouse)}")
     return catalog.load_table(args.table).scan().to_arrow()
 
 
@@ -118,8 +134,12 @@ def spark_session(args):
         os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
     jars = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar"), recursive=True)
     jdbc = "/usr/share/java/sqlite-jdbc.jar" if args.catalog_db else "/usr/share/java/postgresql.jar"
-    uri = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}" if args.catalog_db else "jdbc:" + args.catalog_uri
     c = f"spark.sql.catalog.{args.catalog_name}"
+    if args.catalog_db:
+        uri, user, password = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}", None, None
+    else:
+        address, user, password = postgres_parts(args.catalog_uri)
+        uri = f"jdbc:postgresql://{address}"
     builder = (
         SparkSession.builder.master("local[2]")
         .config("spark.jars", ",".join([jars[0], jdbc]))
@@ -137,7 +157,21 @@ def spark_session(args):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
     )
+    if user:
+        builder = builder.config(f"{c}.jdbc.user", user)
+    if password:
+        builder = builder.config(f"{c}.jdbc.password", password)
     return builder.getOrCreate()
+
+
+def run_spark_sql(spark, statements):
+    """Runs each statement; returns its rows as text, per statement."""
+    out = []
+    for statement in statements:
+        started = time.time()
+        rows = spark.sql(statement).collect()
+        out.append({"sql": statement, "rows": [[str(v) for v in row] for row in rows], "seconds": round(time.time() - started, 2)})
+    return out
 
 
 def read_spark(args, spark):
@@ -159,12 +193,13 @@ def spark_checks(args, spark, filters):
         pruned = spark.sql(f"select count(*) from {name} where {predicate}").collect()[0][0]
         full = spark.sql(f"select count(*) from plain_copy where {predicate}").collect()[0][0]
         out["filters"][predicate] = [pruned, full]
-    for row in spark.sql(f"select snapshot_id, summary from {name}.snapshots order by committed_at").collect():
+    for row in spark.sql(f"select snapshot_id, operation, summary from {name}.snapshots order by committed_at").collect():
         summary = dict(row["summary"])
         as_of = spark.sql(f"select count(*) from {name} version as of {row['snapshot_id']}").collect()[0][0]
         out["snapshots"].append(
-            {"id": row["snapshot_id"], "total_records": int(summary.get("total-records", -1)), "count_as_of": as_of,
-             "offsets": summary.get("icefall.offsets")}
+            {"id": row["snapshot_id"], "operation": row["operation"], "total_records": int(summary.get("total-records", -1)),
+             "position_deletes": int(summary.get("total-position-deletes", 0)),
+             "count_as_of": as_of, "writer": summary.get("icefall.writer-id"), "offsets": summary.get("icefall.offsets")}
         )
     return out
 
@@ -179,17 +214,22 @@ def main():
     parser.add_argument("--engines", default="pyiceberg,duckdb,spark")
     parser.add_argument("--icefall-ipc", help="our own scan of the table, as an Arrow IPC file")
     parser.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
+    parser.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
     args = parser.parse_args()
     report = {}
     columns = None
-    for engine in args.engines.split(","):
+    spark = None
+    if args.spark_sql:
+        spark = spark_session(args)
+        report["spark_sql"] = run_spark_sql(spark, args.spark_sql)
+    for engine in filter(None, args.engines.split(",")):
         started = time.time()
         if engine == "pyiceberg":
             table = read_pyiceberg(args)
         elif engine == "duckdb":
             table = read_duckdb(args)
         elif engine == "spark":
-            spark = spark_session(args)
+            spark = spark or spark_session(args)
             table = read_spark(args, spark)
             report["spark_checks"] = spark_checks(args, spark, args.spark_filter)
         else:

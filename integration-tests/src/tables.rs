@@ -37,7 +37,8 @@ pub async fn scan(catalog: &Catalog, table: &str, columns: &[&str]) -> Vec<Recor
     let builder = table.scan();
     let builder = if columns.is_empty() { builder.select_all() } else { builder.select(columns.iter().copied()) };
     let scan = builder.build().expect("scan");
-    scan.to_arrow().await.expect("to_arrow").try_collect().await.expect("read batches")
+    let tasks: Vec<_> = scan.plan_files().await.expect("plan").try_collect().await.expect("plan");
+    icefall_table::read::read_tasks(&table, tasks).try_collect().await.expect("read batches")
 }
 
 /// The values of a long column, over all rows.
@@ -142,16 +143,27 @@ pub fn pyiceberg_rows(dir: &Path, table: &str, order_by: &str) -> serde_json::Va
 }
 
 fn pyiceberg_read(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
-    run_table_script("read_table.py", dir, table, extra)
+    run_table_script("read_table.py", dir, None, table, extra)
 }
 
-/// Runs `integration-tests/python/<script>` with the venv's Python on `table` of the SQLite
-/// catalog in `dir`; returns the JSON it prints.
-fn run_table_script(script: &str, dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value {
+/// Runs `integration-tests/python/<script>` with the venv's Python on `table` of the catalog
+/// at `catalog_uri` (PostgreSQL), or of the SQLite catalog in `dir` when it is `None`, with the
+/// warehouse in `dir`; returns the JSON it prints.
+fn run_table_script(
+    script: &str,
+    dir: &Path,
+    catalog_uri: Option<&str>,
+    table: &str,
+    extra: &[&str],
+) -> serde_json::Value {
     let python = tools_dir().join("venv/bin/python");
+    let catalog = match catalog_uri {
+        Some(uri) => ["--catalog-uri".to_string(), uri.to_string()],
+        None => ["--catalog-db".to_string(), format!("{}/catalog.db", dir.display())],
+    };
     let output = std::process::Command::new(python)
         .arg(crate::repo_root().join("integration-tests/python").join(script))
-        .args(["--catalog-db", &format!("{}/catalog.db", dir.display())])
+        .args(catalog)
         .args(["--warehouse", &format!("{}/warehouse", dir.display())])
         .args(["--table", table])
         .args(extra)
@@ -224,12 +236,26 @@ pub async fn writer_counts(catalog: &Catalog, table: &str) -> Vec<usize> {
         .collect()
 }
 
+/// What [`engines_report`] runs against and checks besides reading.
+#[derive(Default)]
+pub struct EngineOptions<'a> {
+    /// The catalog database (PostgreSQL); `None` = the SQLite catalog in the test's dir.
+    pub catalog_uri: Option<&'a str>,
+    /// SQL predicates Spark counts with file pruning and on a plain copy of the rows.
+    pub spark_filters: &'a [&'a str],
+}
+
 /// Every engine's reading of a table (Spark, PyIceberg, DuckDB, and our own scan written as
 /// Arrow IPC), each as `{rows, checksum, first}` keyed by engine (`integration-tests/python/engines.py`).
-/// `spark_filters` are SQL predicates Spark counts with file pruning and on a plain copy of the
-/// rows (`spark_checks.filters`: predicate → `[pruned, plain]`); `spark_checks.snapshots` holds
-/// each snapshot's `total-records`, Spark's count `VERSION AS OF` it, and its offsets summary.
-pub async fn engines_report(catalog: &Catalog, dir: &Path, table: &str, spark_filters: &[&str]) -> serde_json::Value {
+/// `spark_checks.filters` maps each of `options.spark_filters` to `[pruned, plain]` counts;
+/// `spark_checks.snapshots` holds each snapshot's operation, `total-records`, Spark's count
+/// `VERSION AS OF` it, and our writer id and offsets.
+pub async fn engines_report(
+    catalog: &Catalog,
+    dir: &Path,
+    table: &str,
+    options: &EngineOptions<'_>,
+) -> serde_json::Value {
     let batches = scan(catalog, table, &[]).await;
     let ipc = dir.join(format!("{table}.icefall.arrow"));
     let file = std::fs::File::create(&ipc).expect("ipc file");
@@ -241,6 +267,67 @@ pub async fn engines_report(catalog: &Catalog, dir: &Path, table: &str, spark_fi
     writer.finish().expect("ipc finish");
     let ipc = ipc.display().to_string();
     let mut extra = vec!["--icefall-ipc", ipc.as_str()];
-    extra.extend(spark_filters.iter().flat_map(|f| ["--spark-filter", *f]));
-    run_table_script("engines.py", dir, table, &extra)
+    extra.extend(options.spark_filters.iter().flat_map(|f| ["--spark-filter", *f]));
+    run_table_script("engines.py", dir, options.catalog_uri, table, &extra)
+}
+
+/// Runs Spark SQL statements on the catalog (nothing is read); returns, per statement, its
+/// rows as text (`[{sql, rows, seconds}]`). Panics with Spark's error if one fails.
+pub fn spark_sql(dir: &Path, catalog_uri: Option<&str>, table: &str, statements: &[&str]) -> serde_json::Value {
+    let mut extra = vec!["--engines", ""];
+    extra.extend(statements.iter().flat_map(|s| ["--spark-sql", *s]));
+    run_table_script("engines.py", dir, catalog_uri, table, &extra)["spark_sql"].clone()
+}
+
+/// Asserts every engine of an [`engines_report`] read what our scan read (`rows` rows, the
+/// same checksum and column names), that Spark's pruned counts of `filters` equal the plain
+/// ones (each selecting some rows but not all), and that time travel to every snapshot sees its
+/// `total-records` less its `total-position-deletes`. Returns our checksum.
+pub fn assert_engines_agree(report: &serde_json::Value, filters: &[&str], rows: i64) -> String {
+    let icefall = &report["icefall"];
+    assert_eq!(icefall["rows"], rows, "{report:#}");
+    for engine in ["spark", "pyiceberg", "duckdb"] {
+        assert_eq!(report[engine]["rows"], icefall["rows"], "{engine} row count; {report:#}");
+        assert_eq!(report[engine]["columns"], report["pyiceberg"]["columns"], "{engine} columns; {report:#}");
+        assert_eq!(report[engine]["checksum"], icefall["checksum"], "{engine} values; {report:#}");
+    }
+    let checks = &report["spark_checks"];
+    for filter in filters {
+        let [pruned, plain] = [&checks["filters"][filter][0], &checks["filters"][filter][1]];
+        assert_eq!(pruned, plain, "Spark with pruning vs a plain copy for `{filter}`: {checks:#}");
+        assert!(plain.as_i64().is_some_and(|n| n > 0 && n < rows), "`{filter}` selects some rows, not all: {checks:#}");
+    }
+    for s in checks["snapshots"].as_array().expect("snapshots") {
+        let live = s["total_records"].as_i64().zip(s["position_deletes"].as_i64()).map(|(r, d)| r - d);
+        assert_eq!(s["count_as_of"].as_i64(), live, "time travel to {} sees its rows: {checks:#}", s["id"]);
+    }
+    icefall["checksum"].as_str().expect("checksum").to_string()
+}
+
+/// Creates the test events table with PyIceberg (`integration-tests/python/create_table.py`:
+/// its own field ids, `month(ts)` + `truncate(4, user)`, sort by `id`, gzip) in the SQLite
+/// catalog in `dir`.
+pub fn pyiceberg_create_events_table(dir: &Path, table: &str) -> serde_json::Value {
+    run_table_script("create_table.py", dir, None, table, &[])
+}
+
+/// The compression codecs of every column chunk of the table's live data files (e.g. `ZSTD`,
+/// `SNAPPY`, `GZIP`), from their Parquet footers.
+pub async fn data_file_codecs(catalog: &Catalog, table: &str) -> std::collections::BTreeSet<String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let scan = loaded.to_table(catalog.file_io()).expect("table").scan().build().expect("scan");
+    let tasks: Vec<_> = scan.plan_files().await.expect("plan").try_collect().await.expect("plan");
+    let mut codecs = std::collections::BTreeSet::new();
+    for task in tasks {
+        let bytes = catalog.file_io().new_input(&task.data_file_path).expect("input").read().await.expect("read");
+        let reader = SerializedFileReader::new(bytes).expect("parquet footer");
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let codec = format!("{:?}", column.compression());
+                codecs.insert(codec.split('(').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    codecs
 }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use iceberg::scan::FileScanTask;
 use icefall_table::files::TableFiles;
 use icefall_table::offsets::{self, committed_offsets};
@@ -203,9 +203,7 @@ async fn rewrite_and_commit(
     // Reload: the table may have moved on since planning; the rewrite reads files by path.
     let table = catalog.load(ident).await?;
     let scan_table = table.to_table(catalog.file_io())?;
-    let reader = scan_table.reader_builder().build();
-    let tasks = futures::stream::iter(group.tasks.clone().into_iter().map(Ok)).boxed();
-    let mut batches = reader.read(tasks).map_err(Error::iceberg("read group"))?.stream();
+    let mut batches = icefall_table::read::read_tasks(&scan_table, group.tasks.clone());
     let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
     let prefix = format!("compact-{}", uuid::Uuid::now_v7());
     let mut writer = files.open(prefix)?;
@@ -213,7 +211,7 @@ async fn rewrite_and_commit(
     let written = async {
         let mut run: Vec<RecordBatch> = Vec::new();
         let mut run_rows = 0;
-        while let Some(batch) = batches.try_next().await.map_err(Error::iceberg("read group"))? {
+        while let Some(batch) = batches.try_next().await? {
             match &sorter {
                 None => writer.write(batch).await?,
                 Some(sorter) => {

@@ -14,7 +14,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::{Error, Result};
@@ -176,9 +176,16 @@ fn parquet_properties(
     let compression = match codec.as_deref().unwrap_or("zstd") {
         "zstd" => Compression::ZSTD(ZstdLevel::try_new(level.unwrap_or(3)).map_err(|e| e.to_string())?),
         "uncompressed" | "none" => Compression::UNCOMPRESSED,
+        // Tables made by other engines: snappy is common, gzip was Iceberg's default before 1.4.
+        "snappy" => Compression::SNAPPY,
+        "gzip" => {
+            let level = u32::try_from(level.unwrap_or(6))
+                .map_err(|_| "write.parquet.compression-level must be 0-10 for gzip")?;
+            Compression::GZIP(GzipLevel::try_new(level).map_err(|e| e.to_string())?)
+        }
         other => {
             return Err(format!(
-                "write.parquet.compression-codec = {other:?} is not supported; use zstd or uncompressed"
+                "write.parquet.compression-codec = {other:?} is not supported; use zstd, snappy, gzip or uncompressed"
             ));
         }
     };
@@ -283,7 +290,7 @@ mod tests {
         for (key, value, needle) in [
             ("write.parquet.page-size-bytes", "big", "write.parquet.page-size-bytes = \"big\" is not a number"),
             ("write.parquet.row-group-size-bytes", "0", "write.parquet.row-group-size-bytes must be above 0"),
-            ("write.parquet.compression-codec", "lzo", "use zstd or uncompressed"),
+            ("write.parquet.compression-codec", "lzo", "use zstd, snappy, gzip or uncompressed"),
         ] {
             let err = parquet_properties(&props(&[(key, value)]), &schema()).expect_err("invalid");
             assert!(err.contains(needle), "{err}");

@@ -14,6 +14,7 @@ mod error;
 pub mod files;
 pub mod offsets;
 pub mod reachable;
+pub mod read;
 pub mod storage;
 
 pub use catalog::{Catalog, LoadedTable};

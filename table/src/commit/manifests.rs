@@ -18,6 +18,9 @@ pub(super) struct Removed {
     pub data_records: u64,
     pub data_bytes: u64,
     pub delete_files: u64,
+    pub delete_bytes: u64,
+    pub position_deletes: u64,
+    pub equality_deletes: u64,
 }
 
 /// The base's manifests as the new snapshot keeps them.
@@ -225,6 +228,13 @@ impl Catalog {
                 let result = if removed_data.contains(path) || removed_deletes.contains(path) {
                     if deletes {
                         carried.removed.delete_files += 1;
+                        carried.removed.delete_bytes += entry.file_size_in_bytes();
+                        match file.content_type() {
+                            DataContentType::EqualityDeletes => {
+                                carried.removed.equality_deletes += entry.record_count()
+                            }
+                            _ => carried.removed.position_deletes += entry.record_count(),
+                        }
                     } else {
                         if let Some(listed) = removed_data.get(path) {
                             found.insert(listed.as_str());

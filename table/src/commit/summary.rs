@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use iceberg::spec::{ManifestContentType, ManifestFile, Operation, Summary};
+use iceberg::spec::{DataContentType, ManifestContentType, ManifestFile, Operation, Summary};
 
 use super::manifests::Removed;
 use super::{Change, PendingCommit};
@@ -16,11 +16,22 @@ pub(super) fn build(
 ) -> Summary {
     let mut props = pending.summary.clone();
     props.extend(base_summary);
+    // Delete records added by this snapshot: (position, equality, bytes).
+    let mut added_deletes = (0, 0, 0);
     let (operation, added) = match &pending.change {
         Change::Append { data_files } => (Operation::Append, data_files.as_slice()),
         Change::Replace { added, .. } => (Operation::Replace, added.as_slice()),
         Change::AddDeletes { delete_files } => {
+            for file in delete_files {
+                match file.content_type() {
+                    DataContentType::EqualityDeletes => added_deletes.1 += file.record_count(),
+                    _ => added_deletes.0 += file.record_count(),
+                }
+                added_deletes.2 += file.file_size_in_bytes();
+            }
             props.insert("added-delete-files".into(), delete_files.len().to_string());
+            props.insert("added-position-deletes".into(), added_deletes.0.to_string());
+            props.insert("added-equality-deletes".into(), added_deletes.1.to_string());
             (Operation::Delete, &[][..])
         }
         Change::RewriteManifests { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
@@ -37,6 +48,8 @@ pub(super) fn build(
         props.insert("deleted-records".into(), removed.data_records.to_string());
         props.insert("removed-files-size".into(), removed.data_bytes.to_string());
         props.insert("removed-delete-files".into(), removed.delete_files.to_string());
+        props.insert("removed-position-deletes".into(), removed.position_deletes.to_string());
+        props.insert("removed-equality-deletes".into(), removed.equality_deletes.to_string());
     }
     let live = |content: ManifestContentType, f: fn(&ManifestFile) -> u64| -> u64 {
         all.iter().filter(|m| m.content == content).map(f).sum()
@@ -50,10 +63,17 @@ pub(super) fn build(
     let parent_prop =
         |key: &str| parent.and_then(|s| s.additional_properties.get(key)).and_then(|v| v.parse::<u64>().ok());
     if let Some(size) = parent_prop("total-files-size").or(parent.is_none().then_some(0)) {
-        props.insert("total-files-size".into(), (size + added_size).saturating_sub(removed.data_bytes).to_string());
+        let total = (size + added_size + added_deletes.2).saturating_sub(removed.data_bytes + removed.delete_bytes);
+        props.insert("total-files-size".into(), total.to_string());
     }
-    for key in ["total-position-deletes", "total-equality-deletes"] {
-        props.insert(key.into(), parent_prop(key).unwrap_or(0).to_string());
+    // Totals move by what this snapshot added and removed (engines' time travel counts rely
+    // on total-records less total-position-deletes).
+    for (key, add, remove) in [
+        ("total-position-deletes", added_deletes.0, removed.position_deletes),
+        ("total-equality-deletes", added_deletes.1, removed.equality_deletes),
+    ] {
+        let total = (parent_prop(key).unwrap_or(0) + add).saturating_sub(remove);
+        props.insert(key.into(), total.to_string());
     }
     Summary { operation, additional_properties: props }
 }
