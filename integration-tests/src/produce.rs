@@ -100,3 +100,36 @@ pub fn group_offsets(bootstrap: &str, group: &str, topic: &str, partitions: i32)
         })
         .collect()
 }
+
+/// A producer thread sending test events in small batches until finished.
+pub struct BackgroundProducer {
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(i64, Landed)>,
+}
+
+impl BackgroundProducer {
+    /// Sends ids `from..` to `topic` over `partitions`, `batch` records every 100 ms.
+    pub fn start(bootstrap: &str, topic: &str, from: i64, partitions: i32, batch: i64) -> Self {
+        use std::sync::atomic::Ordering;
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (flag, bootstrap, topic) = (running.clone(), bootstrap.to_string(), topic.to_string());
+        let thread = std::thread::spawn(move || {
+            let producer = TestProducer::new(&bootstrap, &topic);
+            let mut landed = Landed::new();
+            let mut next = from;
+            while flag.load(Ordering::Relaxed) {
+                producer.send_events(next, next + batch, partitions, &mut landed);
+                next += batch;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (next, landed)
+        });
+        BackgroundProducer { running, thread }
+    }
+
+    /// Stops; returns the first id not sent and how many records each partition got.
+    pub fn finish(self) -> (i64, Landed) {
+        self.running.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the background producer panicked")
+    }
+}

@@ -5,14 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use icefall_integration_tests::broker::Broker;
-use icefall_integration_tests::postgres::Postgres;
 use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, assert_exactly_once};
-use icefall_integration_tests::unique;
-use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipeline};
-
-const PARTITIONS: i32 = 4;
+use icefall_integration_tests::writer::WriterProcess;
 
 fn produce(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) {
     producer.send_events(from, to, PARTITIONS, landed);
@@ -20,30 +16,16 @@ fn produce(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_catalog_with_broker_and_catalog_outages_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let postgres = Postgres::start();
-    let broker = Broker::start();
-    let topic = unique("outage");
-    broker.create_topic(&topic, PARTITIONS as u32);
-    let table = format!("{}.events", unique("ns"));
-    let config = events_pipeline(
-        dir.path(),
-        &PipelineSpec {
-            bootstrap: &broker.bootstrap(),
-            topic: &topic,
-            table: &table,
-            checkpoint: "1s",
-            writers: 2,
-            catalog_uri: Some(postgres.url()),
-        },
-    );
-    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    let s = Scenario::on_postgres("outage", "1s");
+    let (broker, topic, table) = (&s.broker, &s.topic, &s.table);
+    let postgres = s.postgres.as_ref().expect("a PostgreSQL scenario");
+    let producer = TestProducer::new(&broker.bootstrap(), topic);
     let mut landed = BTreeMap::new();
     produce(&producer, 0, 5_000, &mut landed);
-    let a = WriterProcess::start(&config, "writer-a");
-    let b = WriterProcess::start(&config, "writer-b");
-    let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
-    tables::wait_for_offsets(&catalog, &table, &topic, &landed, Duration::from_secs(120)).await;
+    let a = WriterProcess::start(&s.writer_config, "writer-a");
+    let b = WriterProcess::start(&s.writer_config, "writer-b");
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, table, topic, &landed, Duration::from_secs(120)).await;
 
     // Broker outage: frozen for 5 s while the writers run.
     produce(&producer, 5_000, 10_000, &mut landed);
@@ -59,8 +41,8 @@ async fn postgres_catalog_with_broker_and_catalog_outages_loses_and_duplicates_n
     postgres.resume();
     produce(&producer, 20_000, 25_000, &mut landed);
 
-    let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
-    tables::wait_for_offsets(&catalog, &table, &topic, &landed, Duration::from_secs(180)).await;
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, table, topic, &landed, Duration::from_secs(180)).await;
     let logs = [a.log.clone(), b.log.clone()];
     assert!(a.stop(Duration::from_secs(60)).success(), "writer a exits 0");
     assert!(b.stop(Duration::from_secs(60)).success(), "writer b exits 0");
@@ -68,7 +50,7 @@ async fn postgres_catalog_with_broker_and_catalog_outages_loses_and_duplicates_n
     let text: String = logs.iter().map(|l| std::fs::read_to_string(l).unwrap_or_default()).collect();
     assert!(text.contains("retrying"), "no writer retried during the catalog outage");
 
-    let ids = tables::long_column(&catalog, &table, "id").await;
+    let ids = tables::long_column(&catalog, table, "id").await;
     assert_exactly_once(&ids, 25_000);
-    assert_eq!(tables::offsets(&catalog, &table).await.get(&topic), Some(&landed));
+    assert_eq!(tables::offsets(&catalog, table).await.get(topic), Some(&landed));
 }

@@ -5,50 +5,14 @@
 //! its offsets exactly once.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use icefall_integration_tests::broker::Broker;
 use icefall_integration_tests::optimizer;
-use icefall_integration_tests::postgres::Postgres;
-use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::produce::{BackgroundProducer, TestProducer};
+use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, EngineOptions};
-use icefall_integration_tests::unique;
-use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipeline};
-
-const PARTITIONS: i32 = 4;
+use icefall_integration_tests::writer::WriterProcess;
 const WAIT: Duration = Duration::from_secs(120);
-
-struct World {
-    dir: tempfile::TempDir,
-    postgres: Postgres,
-    broker: Broker,
-    topic: String,
-    table: String,
-    config: std::path::PathBuf,
-}
-
-fn world(name: &str, checkpoint: &str) -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let postgres = Postgres::start();
-    let broker = Broker::start();
-    let topic = unique(name);
-    broker.create_topic(&topic, PARTITIONS as u32);
-    let table = format!("{}.events", unique("ns"));
-    let config = events_pipeline(
-        dir.path(),
-        &PipelineSpec {
-            bootstrap: &broker.bootstrap(),
-            topic: &topic,
-            table: &table,
-            checkpoint,
-            writers: 2,
-            catalog_uri: Some(postgres.url()),
-        },
-    );
-    World { dir, postgres, broker, topic, table, config }
-}
 
 /// Spark `DELETE`, `UPDATE` and `MERGE` in merge-on-read mode (position delete files next to
 /// our data files), then our `compact` folding those deletes in: deleted rows stay deleted
@@ -56,13 +20,13 @@ fn world(name: &str, checkpoint: &str) -> World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agree_everywhere() {
     const N: i64 = 400;
-    let w = world("sparkdml", "500ms");
+    let w = Scenario::on_postgres("sparkdml", "500ms");
     let producer = TestProducer::new(&w.broker.bootstrap(), &w.topic);
     let mut landed = BTreeMap::new();
     producer.send_events(0, N, PARTITIONS, &mut landed);
-    let writer = WriterProcess::start(&w.config, "writer");
-    let uri = w.postgres.url();
-    let catalog = tables::catalog_at(&uri, w.dir.path()).await;
+    let writer = WriterProcess::start(&w.writer_config, "writer");
+    let uri = w.catalog_uri().expect("a PostgreSQL scenario");
+    let catalog = w.catalog().await;
     tables::wait_for_offsets(&catalog, &w.table, &w.topic, &landed, WAIT).await;
     assert!(writer.stop(Duration::from_secs(30)).success());
 
@@ -86,28 +50,27 @@ async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agre
         format!("SELECT count(*) FROM {t}.delete_files"),
     ];
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    let results = tables::spark_sql(w.dir.path(), Some(&uri), &w.table, &statements);
+    let results = tables::spark_sql(&w.dir, Some(&uri), &w.table, &statements);
     let delete_files: i64 = results[4]["rows"][0][0].as_str().and_then(|n| n.parse().ok()).expect("count");
     assert!(delete_files > 0, "Spark wrote position delete files (merge-on-read): {results:#}");
 
     let expected = N - N / 10 - N / 20 + N / 10;
     let filters = ["`user` = 'updated'", "`user` = 'merged'", "id > 1000000", "id % 10 = 1 and amount > 100"];
     let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &filters };
-    let after_spark = tables::engines_report(&catalog, w.dir.path(), &w.table, &options).await;
+    let after_spark = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
     let checksum = tables::assert_engines_agree(&after_spark, &filters, expected);
     let ids = tables::long_column(&catalog, &w.table, "id").await;
     assert!(ids.iter().all(|id| id % 10 != 0), "a row Spark deleted came back");
     assert_eq!(ids.iter().filter(|id| **id > 1_000_000).count() as i64, N / 10, "rows MERGE inserted");
 
     // Our compaction folds Spark's deletes into new files; every engine still agrees.
-    let config = optimizer::config(w.dir.path(), Some(&uri));
+    let config = optimizer::config(&w.dir, Some(&uri));
     let report = optimizer::run(&config, &w.table, &["compact"]);
     assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
     assert!(report[0]["files_in"].as_u64().is_some_and(|n| n > 0), "{report:?}");
-    let compacted = tables::engines_report(&catalog, w.dir.path(), &w.table, &options).await;
+    let compacted = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
     assert_eq!(tables::assert_engines_agree(&compacted, &filters, expected), checksum);
-    let counted =
-        tables::spark_sql(w.dir.path(), Some(&uri), &w.table, &[&format!("SELECT count(*) FROM {t}.delete_files")]);
+    let counted = tables::spark_sql(&w.dir, Some(&uri), &w.table, &[&format!("SELECT count(*) FROM {t}.delete_files")]);
     assert_eq!(counted[0]["rows"][0][0], "0", "compaction left no delete file live: {counted:#}");
 }
 
@@ -118,31 +81,17 @@ async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agre
 /// read alike by every engine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_record_once() {
-    let w = world("sparkmaint", "500ms");
-    let uri = w.postgres.url();
-    let catalog = tables::catalog_at(&uri, w.dir.path()).await;
+    let w = Scenario::on_postgres("sparkmaint", "500ms");
+    let uri = w.catalog_uri().expect("a PostgreSQL scenario");
+    let catalog = w.catalog().await;
     let producer = TestProducer::new(&w.broker.bootstrap(), &w.topic);
     let mut landed = BTreeMap::new();
     producer.send_events(0, 2_000, PARTITIONS, &mut landed);
-    let writer = WriterProcess::start(&w.config, "writer-1");
+    let writer = WriterProcess::start(&w.writer_config, "writer-1");
     tables::wait_for_offsets(&catalog, &w.table, &w.topic, &landed, WAIT).await;
 
     // A producer that keeps going while Spark works.
-    let running = Arc::new(AtomicBool::new(true));
-    let background = {
-        let (running, bootstrap, topic) = (Arc::clone(&running), w.broker.bootstrap(), w.topic.clone());
-        std::thread::spawn(move || {
-            let producer = TestProducer::new(&bootstrap, &topic);
-            let mut landed = BTreeMap::new();
-            let mut next = 2_000;
-            while running.load(Ordering::Relaxed) {
-                producer.send_events(next, next + 40, PARTITIONS, &mut landed);
-                next += 40;
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            (next, landed)
-        })
-    };
+    let background = BackgroundProducer::start(&w.broker.bootstrap(), &w.topic, 2_000, PARTITIONS, 40);
     let statements = [
         format!(
             "CALL icefall.system.rewrite_data_files(table => '{}', options => map('min-input-files', '2'))",
@@ -155,7 +104,7 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
         ),
     ];
     let before_spark = tables::offsets(&catalog, &w.table).await;
-    let (dir, spark_uri, table) = (w.dir.path().to_path_buf(), uri.clone(), w.table.clone());
+    let (dir, spark_uri, table) = (w.dir.clone(), uri.clone(), w.table.clone());
     let results = tokio::task::spawn_blocking(move || {
         let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
         tables::spark_sql(&dir, Some(&spark_uri), &table, &statements)
@@ -171,19 +120,18 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
     // Kill the writer mid-stream, stop producing, restart: it resumes from the table.
     tokio::time::sleep(Duration::from_secs(2)).await;
     writer.kill9();
-    running.store(false, Ordering::Relaxed);
-    let (produced, more) = background.join().expect("producer");
+    let (produced, more) = background.finish();
     for (partition, count) in more {
         *landed.entry(partition).or_default() += count;
     }
     assert_eq!(landed.values().sum::<i64>(), produced);
-    let writer = WriterProcess::start(&w.config, "writer-2");
+    let writer = WriterProcess::start(&w.writer_config, "writer-2");
     tables::wait_for_offsets(&catalog, &w.table, &w.topic, &landed, WAIT).await;
     assert!(writer.stop(Duration::from_secs(30)).success());
 
     let pairs = tables::partition_offsets(&catalog, &w.table).await;
     tables::assert_offsets_exactly_once(&pairs, &landed);
     let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &["id < 1000", "kafka_partition = 2"] };
-    let report = tables::engines_report(&catalog, w.dir.path(), &w.table, &options).await;
+    let report = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
     tables::assert_engines_agree(&report, options.spark_filters, produced);
 }
