@@ -27,7 +27,13 @@ pub struct PipelineSpec<'a> {
 
 /// Writes a config for the standard test events (see `produce::event_json`) into `dir`.
 pub fn events_pipeline(dir: &Path, spec: &PipelineSpec<'_>) -> PathBuf {
-    let config = format!(
+    events_pipelines(dir, spec, &[("events", spec.topic, spec.table)])
+}
+
+/// The same with one pipeline per `(name, topic, table)`, all in one process (`spec.topic` and
+/// `spec.table` are not used).
+pub fn events_pipelines(dir: &Path, spec: &PipelineSpec<'_>, pipelines: &[(&str, &str, &str)]) -> PathBuf {
+    let mut config = format!(
         r#"writer_id = "test-writer"
 
 [catalog]
@@ -39,13 +45,21 @@ warehouse = "{dir}/warehouse"
 brokers = "{bootstrap}"
 group_id = "it"
 properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000" }}
-
+"#,
+        dir = dir.display(),
+        catalog_uri = spec.catalog_uri.clone().unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display())),
+        bootstrap = spec.bootstrap,
+    );
+    for (name, topic, table) in pipelines {
+        config.push_str(&format!(
+            r#"
 [[pipelines]]
-name = "events"
+name = "{name}"
 topics = ["{topic}"]
 table = "{table}"
 checkpoint_interval = "{checkpoint}"
 writers = {writers}
+event_time_column = "ts"
 partition = ["day(ts)", "bucket(4, id)"]
 schema = [
   {{ name = "id", type = "long", required = true }},
@@ -65,14 +79,10 @@ key = "kafka_key"
 headers = "kafka_headers"
 ingested_at = "ingested_at"
 "#,
-        dir = dir.display(),
-        catalog_uri = spec.catalog_uri.clone().unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display())),
-        bootstrap = spec.bootstrap,
-        topic = spec.topic,
-        table = spec.table,
-        checkpoint = spec.checkpoint,
-        writers = spec.writers,
-    );
+            checkpoint = spec.checkpoint,
+            writers = spec.writers,
+        ));
+    }
     let path = dir.join("writer.toml");
     std::fs::write(&path, config).expect("write config");
     path
@@ -191,5 +201,24 @@ impl Drop for WriterProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test's temp dir (and this log) is about to go: show what the writer said.
+        if std::thread::panicking() {
+            print_log_tail(&self.log);
+        }
+    }
+}
+
+/// The writer's warnings and errors plus its last lines, on stderr (captured into the test's output).
+fn print_log_tail(log: &Path) {
+    let Ok(text) = std::fs::read_to_string(log) else { return };
+    let lines: Vec<&str> = text.lines().collect();
+    let problems: Vec<&str> = lines.iter().copied().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    eprintln!("--- {}: last warnings/errors ---", log.display());
+    for line in &problems[problems.len().saturating_sub(20)..] {
+        eprintln!("{line}");
+    }
+    eprintln!("--- {}: last lines ---", log.display());
+    for line in &lines[lines.len().saturating_sub(40)..] {
+        eprintln!("{line}");
     }
 }

@@ -13,6 +13,7 @@ pub mod manifests;
 pub mod orphans;
 pub mod report;
 mod sort;
+pub mod status;
 
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub enum Command {
         older_than: Duration,
         force: bool,
         dry_run: bool,
+        /// Only settle checkpoint journals (no listing of the table).
+        journals: bool,
     },
     RewriteManifests {
         target_size_bytes: Option<u64>,
@@ -76,7 +79,10 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
         Command::ExpireSnapshots { older_than, retain_last, dry_run } => {
             vec![expire::expire_snapshots(catalog, table, *older_than, *retain_last, *dry_run).await?]
         }
-        Command::RemoveOrphans { older_than, force, dry_run } => {
+        Command::RemoveOrphans { journals: true, dry_run, .. } => {
+            vec![orphans::settle_journals(catalog, table, *dry_run).await?]
+        }
+        Command::RemoveOrphans { older_than, force, dry_run, journals: false } => {
             vec![orphans::remove_orphans(catalog, &config.catalog, table, *older_than, *force, *dry_run).await?]
         }
         Command::RewriteManifests { target_size_bytes, dry_run } => {

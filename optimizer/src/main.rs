@@ -74,6 +74,10 @@ enum Sub {
         /// Allow --older-than below 1 hour (only when nothing else writes the table).
         #[arg(long)]
         force: bool,
+        /// Only delete the files of crashed writers' checkpoints, named by their journals:
+        /// no listing of the table, safe at any time.
+        #[arg(long)]
+        journals: bool,
     },
     /// Merge small manifests into ones of the target size, clustered by partition.
     RewriteManifests {
@@ -82,6 +86,9 @@ enum Sub {
         #[arg(long)]
         target_size: Option<u64>,
     },
+    /// Print each table's size, writer offsets, freshness watermarks, what was added since the
+    /// last compaction and pending checkpoint journals (read-only).
+    Status,
     /// Everything, in order: compact, rewrite-manifests, expire-snapshots, remove-orphans.
     Run {
         #[arg(long)]
@@ -151,13 +158,28 @@ async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
             retain_last: retain_last.unwrap_or(config.expire.retain_last),
             dry_run,
         },
-        Sub::RemoveOrphans { dry_run, older_than, force } => {
-            Command::RemoveOrphans { older_than: older_than.unwrap_or(config.orphans.older_than), force, dry_run }
-        }
+        Sub::RemoveOrphans { dry_run, older_than, force, journals } => Command::RemoveOrphans {
+            older_than: older_than.unwrap_or(config.orphans.older_than),
+            force,
+            dry_run,
+            journals,
+        },
         Sub::RewriteManifests { dry_run, target_size } => {
             Command::RewriteManifests { target_size_bytes: target_size.or(config.manifests.target_size_bytes), dry_run }
         }
         Sub::Run { dry_run } => Command::Run { dry_run },
+        Sub::Status => {
+            let catalog = Catalog::connect(&config.catalog).await?;
+            for table in icefall_optimizer::tables(&catalog, &config, &cli.tables).await? {
+                let status = icefall_optimizer::status::status(&catalog, &table).await?;
+                if cli.json {
+                    println!("{}", serde_json::to_string(&status).unwrap_or_default());
+                } else {
+                    println!("{}", status.human());
+                }
+            }
+            return Ok(true);
+        }
         Sub::Bench { .. } => return Ok(true),
     };
     let catalog = Catalog::connect(&config.catalog).await?;

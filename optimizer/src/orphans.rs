@@ -6,57 +6,15 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
+use icefall_table::journal;
+use icefall_table::storage::{location_operator, normalize_path as normalize};
 use icefall_table::{Catalog, CatalogConfig, TableIdent};
-use opendal::{Operator, services};
 
 use crate::report::Report;
 use crate::{Error, Result};
 
 /// Below this age a file may belong to a commit in flight.
 pub const MIN_SAFE_AGE: Duration = Duration::from_secs(3600);
-
-/// One spelling per file: `file:/x`, `file:///x` and `/x` are `/x`; `s3a://`/`s3n://` are `s3://`.
-pub fn normalize(path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("file:") {
-        return format!("/{}", rest.trim_start_matches('/'));
-    }
-    for scheme in ["s3a://", "s3n://"] {
-        if let Some(rest) = path.strip_prefix(scheme) {
-            return format!("s3://{rest}");
-        }
-    }
-    path.to_string()
-}
-
-/// An operator rooted at the table location, and how to turn its relative paths back into
-/// normalised absolute ones.
-fn operator(location: &str, catalog: &CatalogConfig) -> Result<(Operator, String)> {
-    let normalized = normalize(location);
-    if let Some(rest) = normalized.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let props = &catalog.storage;
-        let mut builder = services::S3::default().bucket(bucket).root(&format!("/{prefix}"));
-        if let Some(v) = props.get("s3.endpoint") {
-            builder = builder.endpoint(v);
-        }
-        builder = builder.region(props.get("s3.region").map_or("us-east-1", String::as_str));
-        if let Some(v) = props.get("s3.access-key-id") {
-            builder = builder.access_key_id(v);
-        }
-        if let Some(v) = props.get("s3.secret-access-key") {
-            builder = builder.secret_access_key(v);
-        }
-        let op = Operator::new(builder).map_err(Error::storage("configure S3 listing"))?.finish();
-        return Ok((op, format!("s3://{bucket}/{prefix}")));
-    }
-    if normalized.starts_with('/') {
-        let op = Operator::new(services::Fs::default().root(&normalized))
-            .map_err(Error::storage("configure listing"))?
-            .finish();
-        return Ok((op, normalized));
-    }
-    Err(Error::Config(format!("cannot list table location {location}: only local paths and s3:// are supported")))
-}
 
 pub async fn remove_orphans(
     catalog: &Catalog,
@@ -73,9 +31,10 @@ pub async fn remove_orphans(
             humantime::format_duration(older_than)
         )));
     }
+    // Journals first: they name crashed checkpoints' files exactly, whatever their age.
+    let mut report = settle_journals(catalog, ident, dry_run).await?;
     let table = catalog.load(ident).await?;
-    let mut report = Report::new("remove-orphans", &table.name(), dry_run);
-    let (op, root) = operator(table.metadata.location(), config)?;
+    let (op, root) = location_operator(table.metadata.location(), config)?;
     let cutoff = SystemTime::now() - older_than;
     let mut candidates = Vec::new();
     let mut lister = op.lister_with("/").recursive(true).await.map_err(Error::storage("list the table location"))?;
@@ -84,6 +43,9 @@ pub async fn remove_orphans(
             continue;
         }
         let relative = entry.path().trim_start_matches('/').to_string();
+        if relative.starts_with(&format!("{}/", journal::DIR)) {
+            continue; // journals are settled by their own rule, above
+        }
         let meta = op.stat(entry.path()).await.map_err(Error::storage(format!("stat {relative}")))?;
         let old = meta.last_modified().map(SystemTime::from).is_some_and(|t| t < cutoff);
         if old {
@@ -112,6 +74,29 @@ pub async fn remove_orphans(
     Ok(report)
 }
 
+/// `remove-orphans --journals`: deletes the files of checkpoints that crashed writers journaled
+/// and that will never commit (see [`icefall_table::journal`]); lists only the journal directory.
+pub async fn settle_journals(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<Report> {
+    let started = Instant::now();
+    let table = catalog.load(ident).await?;
+    let mut report = Report::new("remove-orphans", &table.name(), dry_run);
+    let settled = journal::settle(catalog, &table, dry_run).await?;
+    report.files_in += settled.files_deleted.len() as u64;
+    if dry_run {
+        report.notes.extend(settled.files_deleted.iter().map(|f| format!("uncommitted (journal): {f}")));
+    } else {
+        report.files_deleted += settled.files_deleted.len() as u64;
+    }
+    if settled.journals_settled + settled.journals_pending + settled.journals_unreadable > 0 {
+        report.notes.push(format!(
+            "checkpoint journals: {} settled, {} pending (their checkpoints may still commit), {} unreadable",
+            settled.journals_settled, settled.journals_pending, settled.journals_unreadable
+        ));
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
 /// Spark writes `.<name>.crc` beside files it writes; keep those of live files.
 fn is_checksum_of_live(path: &str, live: &BTreeSet<String>) -> bool {
     let Some((dir, name)) = path.rsplit_once('/') else { return false };
@@ -124,15 +109,6 @@ fn is_checksum_of_live(path: &str, live: &BTreeSet<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_spelling_of_a_path_is_one() {
-        assert_eq!(normalize("file:/w/t/data/a.parquet"), "/w/t/data/a.parquet");
-        assert_eq!(normalize("file:///w/t/data/a.parquet"), "/w/t/data/a.parquet");
-        assert_eq!(normalize("/w/t/data/a.parquet"), "/w/t/data/a.parquet");
-        assert_eq!(normalize("s3a://b/t/a.parquet"), "s3://b/t/a.parquet");
-        assert_eq!(normalize("s3://b/t/a.parquet"), "s3://b/t/a.parquet");
-    }
 
     #[test]
     fn checksums_of_live_files_are_kept() {

@@ -134,6 +134,11 @@ impl Catalog {
         &self.inner.config.name
     }
 
+    /// The configuration this catalog was connected with (storage properties included).
+    pub fn config(&self) -> &CatalogConfig {
+        &self.inner.config
+    }
+
     pub fn warehouse(&self) -> &str {
         &self.inner.warehouse
     }

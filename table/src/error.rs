@@ -47,6 +47,14 @@ pub enum Error {
     )]
     ConflictRetriesExhausted { table: String, attempts: u32 },
 
+    /// Object storage (listing, reading or deleting outside iceberg's FileIO) failed. Retryable.
+    #[error("storage: {context}: {source}; check that the table's storage is reachable")]
+    Storage {
+        context: String,
+        #[source]
+        source: Box<opendal::Error>,
+    },
+
     /// A table's metadata holds something we cannot interpret.
     #[error("table {table}: {message}")]
     Metadata { table: String, message: String },
@@ -57,7 +65,7 @@ impl Error {
     /// (catalog or storage briefly unreachable, conflicts).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Catalog { .. } | Error::ConflictRetriesExhausted { .. } => true,
+            Error::Catalog { .. } | Error::ConflictRetriesExhausted { .. } | Error::Storage { .. } => true,
             Error::Iceberg { source, .. } => {
                 !matches!(source.kind(), iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported)
             }
@@ -68,6 +76,11 @@ impl Error {
     pub(crate) fn iceberg(context: impl fmt::Display) -> impl FnOnce(iceberg::Error) -> Error {
         let context = context.to_string();
         move |source| Error::Iceberg { context, source: Box::new(source) }
+    }
+
+    pub(crate) fn storage(context: impl fmt::Display) -> impl FnOnce(opendal::Error) -> Error {
+        let context = context.to_string();
+        move |source| Error::Storage { context, source: Box::new(source) }
     }
 
     pub(crate) fn catalog(operation: impl fmt::Display) -> impl FnOnce(sqlx::Error) -> Error {

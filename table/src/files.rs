@@ -89,7 +89,7 @@ impl TableFiles {
                 RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec).map_err(|e| self.error(e))?;
             Inner::Partitioned { splitter, writer: FanoutWriter::new(builder) }
         };
-        Ok(FileSetWriter { table: self.table.clone(), inner, rows: 0 })
+        Ok(FileSetWriter { table: self.table.clone(), inner, rows: 0, partitions: Default::default() })
     }
 
     fn error(&self, source: iceberg::Error) -> Error {
@@ -102,6 +102,8 @@ pub struct FileSetWriter {
     table: String,
     inner: Inner,
     rows: u64,
+    /// Table partitions with an open file (each holds a buffered row group in memory).
+    partitions: std::collections::HashSet<String>,
 }
 
 // One per writer per checkpoint: the size difference costs nothing worth a box.
@@ -123,6 +125,9 @@ impl FileSetWriter {
             Inner::Unpartitioned(w) => w.write(batch).await.map_err(err),
             Inner::Partitioned { splitter, writer } => {
                 for (key, part) in splitter.split(&batch).map_err(err)? {
+                    if !self.partitions.contains(&key.to_path()) {
+                        self.partitions.insert(key.to_path());
+                    }
                     writer.write(key, part).await.map_err(err)?;
                 }
                 Ok(())
@@ -132,6 +137,11 @@ impl FileSetWriter {
 
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// How many files are open: one per table partition written to (one if unpartitioned).
+    pub fn open_files(&self) -> usize {
+        self.partitions.len().max(1)
     }
 
     /// Closes every open file and returns them as Iceberg data files.

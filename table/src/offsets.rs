@@ -55,20 +55,28 @@ pub fn refs(metadata: &TableMetadata) -> BTreeMap<String, i64> {
         .unwrap_or_default()
 }
 
-/// The offsets recorded by the newest writer snapshot on main (empty when there is none).
-/// If main's ancestry holds none (an engine expired them while the tag was removed, or a
-/// rollback), the snapshot of [`STATE_TAG`] is the fallback.
-pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
+/// The writer-state snapshot: the newest snapshot on main holding offsets, or (if main's
+/// ancestry holds none: an engine expired them while the tag was removed, or a rollback) the
+/// snapshot of [`STATE_TAG`]. Every writer snapshot carries the whole state (offsets,
+/// freshness), so this one snapshot is where recovery and watermarks read it.
+pub fn state_snapshot(metadata: &TableMetadata) -> Option<&SnapshotRef> {
     let tagged = refs(metadata).get(STATE_TAG).and_then(|id| metadata.snapshot_by_id(*id));
-    for snapshot in main_ancestry(metadata).chain(tagged) {
-        if let Some(text) = snapshot.summary().additional_properties.get(OFFSETS) {
-            return decode(text).map_err(|message| Error::Metadata {
-                table: metadata.location().to_string(),
-                message: format!("snapshot {} has an unreadable {OFFSETS}: {message}", snapshot.snapshot_id()),
-            });
-        }
-    }
-    Ok(OffsetMap::new())
+    main_ancestry(metadata).chain(tagged).find(|s| s.summary().additional_properties.contains_key(OFFSETS))
+}
+
+/// A summary property of the [`state_snapshot`].
+pub fn state_property<'a>(metadata: &'a TableMetadata, key: &str) -> Option<&'a str> {
+    state_snapshot(metadata).and_then(|s| s.summary().additional_properties.get(key)).map(String::as_str)
+}
+
+/// The offsets recorded by the [`state_snapshot`] (empty when there is none).
+pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
+    let Some(snapshot) = state_snapshot(metadata) else { return Ok(OffsetMap::new()) };
+    let text = snapshot.summary().additional_properties.get(OFFSETS).map_or("{}", String::as_str);
+    decode(text).map_err(|message| Error::Metadata {
+        table: metadata.location().to_string(),
+        message: format!("snapshot {} has an unreadable {OFFSETS}: {message}", snapshot.snapshot_id()),
+    })
 }
 
 /// The snapshot on main that carries this commit id, if any.

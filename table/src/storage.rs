@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use iceberg::io::{FileIO, FileIOBuilder};
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
+use opendal::{Operator, services};
 
 use crate::{CatalogConfig, Error, Result};
 
@@ -41,9 +42,61 @@ pub fn local_path(location: &str) -> Option<String> {
     location.strip_prefix("file:").map(|rest| format!("/{}", rest.trim_start_matches('/')))
 }
 
+/// One spelling per file: `file:/x`, `file:///x` and `/x` are `/x`; `s3a://`/`s3n://` are `s3://`.
+pub fn normalize_path(path: &str) -> String {
+    if let Some(rest) = path.strip_prefix("file:") {
+        return format!("/{}", rest.trim_start_matches('/'));
+    }
+    for scheme in ["s3a://", "s3n://"] {
+        if let Some(rest) = path.strip_prefix(scheme) {
+            return format!("s3://{rest}");
+        }
+    }
+    path.to_string()
+}
+
+/// An opendal operator rooted at `location` (for listing, which iceberg's FileIO cannot do), and
+/// the normalised absolute form of that root, to turn its relative paths back into full ones.
+pub fn location_operator(location: &str, catalog: &CatalogConfig) -> Result<(Operator, String)> {
+    let normalized = normalize_path(location);
+    if let Some(rest) = normalized.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let props = &catalog.storage;
+        let mut builder = services::S3::default().bucket(bucket).root(&format!("/{prefix}"));
+        if let Some(v) = props.get("s3.endpoint") {
+            builder = builder.endpoint(v);
+        }
+        builder = builder.region(props.get("s3.region").map_or("us-east-1", String::as_str));
+        if let Some(v) = props.get("s3.access-key-id") {
+            builder = builder.access_key_id(v);
+        }
+        if let Some(v) = props.get("s3.secret-access-key") {
+            builder = builder.secret_access_key(v);
+        }
+        let op = Operator::new(builder).map_err(Error::storage("configure S3 access"))?.finish();
+        return Ok((op, format!("s3://{bucket}/{prefix}")));
+    }
+    if normalized.starts_with('/') {
+        let op = Operator::new(services::Fs::default().root(&normalized))
+            .map_err(Error::storage("configure local file access"))?
+            .finish();
+        return Ok((op, normalized));
+    }
+    Err(Error::Config(format!("cannot list table location {location}: only local paths and s3:// are supported")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_a_path_is_one() {
+        assert_eq!(normalize_path("file:/w/t/data/a.parquet"), "/w/t/data/a.parquet");
+        assert_eq!(normalize_path("file:///w/t/data/a.parquet"), "/w/t/data/a.parquet");
+        assert_eq!(normalize_path("/w/t/data/a.parquet"), "/w/t/data/a.parquet");
+        assert_eq!(normalize_path("s3a://b/t/a.parquet"), "s3://b/t/a.parquet");
+        assert_eq!(normalize_path("s3://b/t/a.parquet"), "s3://b/t/a.parquet");
+    }
 
     #[test]
     fn normalizes_local_forms_to_one() {

@@ -15,10 +15,12 @@ use std::sync::Arc;
 
 use iceberg::spec::DataFile;
 use icefall_schemas::json::JsonDecoder;
+use icefall_table::freshness;
 use icefall_table::offsets::{self, OffsetMap, committed_offsets, offset_of};
 use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::dead_letter::{self, DeadLetter};
+use crate::freshness::CheckpointTimes;
 use crate::pool::delete_files;
 use crate::source::TopicPartition;
 use crate::{Error, Result};
@@ -42,6 +44,10 @@ pub struct Checkpoint {
     pub rows: u64,
     /// Writers that wrote this checkpoint's files (summary `icefall.writers`).
     pub writers: usize,
+    /// Newest event and arrival times per partition, and late records.
+    pub times: CheckpointTimes,
+    /// The checkpoint interval in force (longer than configured under backpressure).
+    pub interval: std::time::Duration,
 }
 
 impl Checkpoint {
@@ -69,6 +75,9 @@ pub struct Committer {
 /// Snapshot summary key: how many writers the pool ran when the checkpoint closed.
 pub const WRITERS: &str = "icefall.writers";
 
+/// Snapshot summary key: the checkpoint interval in force, milliseconds (backpressure shows here).
+pub const CHECKPOINT_INTERVAL_MS: &str = "icefall.checkpoint-interval-ms";
+
 impl Committer {
     /// The commit of a checkpoint's data; prepared once so every retry carries the same commit id.
     pub fn prepare(&self, checkpoint: &Checkpoint) -> PendingCommit {
@@ -81,6 +90,8 @@ impl Committer {
             (offsets::WRITER_INSTANCE.to_string(), self.instance.clone()),
             (offsets::CHECKPOINT.to_string(), checkpoint.number.to_string()),
             (WRITERS.to_string(), checkpoint.writers.to_string()),
+            (freshness::LATE_RECORDS.to_string(), checkpoint.times.late_records.to_string()),
+            (CHECKPOINT_INTERVAL_MS.to_string(), checkpoint.interval.as_millis().to_string()),
         ])
     }
 
@@ -89,6 +100,7 @@ impl Committer {
         self.commit_dead_letters(checkpoint).await?;
         let base = self.catalog.load(&self.table).await?;
         let ranges = checkpoint.ranges.clone();
+        let times = checkpoint.times.clone();
         let check = move |metadata: &iceberg::spec::TableMetadata| {
             let current = committed_offsets(metadata).map_err(|e| e.to_string())?;
             fence(&current, &ranges)?;
@@ -96,7 +108,11 @@ impl Committer {
             for ((topic, partition), range) in &ranges {
                 merged.entry(topic.to_string()).or_default().insert(*partition, range.end);
             }
-            Ok(HashMap::from([(offsets::OFFSETS.to_string(), offsets::encode(&merged))]))
+            // Offsets and watermarks are merged on the base actually committed on, so
+            // concurrent writers of one table never step each other's state back.
+            let mut summary = HashMap::from([(offsets::OFFSETS.to_string(), offsets::encode(&merged))]);
+            summary.extend(freshness::summary_entries(metadata, &times.event, &times.arrival));
+            Ok(summary)
         };
         Ok(self.catalog.commit(base, pending, check, &self.policy).await?)
     }

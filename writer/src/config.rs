@@ -226,6 +226,70 @@ pub struct PipelineConfig {
     /// Kafka metadata written into columns (each optional; the value is the column name).
     #[serde(default)]
     pub metadata_columns: MetadataColumnsConfig,
+    /// The column holding each record's event time (timestamp, timestamptz or date). Set, every
+    /// snapshot carries the table's event-time watermark (see docs/freshness.md).
+    #[serde(default)]
+    pub event_time_column: Option<String>,
+    /// Records whose event time is behind the table's event-time watermark by more than this
+    /// are counted as late (`icefall.late-records`); they are still written to their
+    /// event-time partition.
+    #[serde(default = "default_allowed_lateness", with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Most data files one writer keeps open at once (one per table partition it writes to in
+    /// a checkpoint; each buffers a row group in memory). Past it the writer closes its files
+    /// early, so memory stays bounded with many partitions × tables.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files_per_writer: usize,
+    /// Slowing checkpoints down while the table waits for compaction.
+    #[serde(default)]
+    pub backpressure: BackpressureConfig,
+}
+
+/// Table-health backpressure: while the table has more than these since its last compaction,
+/// the checkpoint interval doubles at every checkpoint (up to `max_checkpoint_interval`; no
+/// record is ever dropped), and drops back once the optimizer has compacted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackpressureConfig {
+    /// Snapshots on main since the last compaction (0: no limit).
+    #[serde(default = "default_max_snapshots_since_compaction")]
+    pub max_snapshots_since_compaction: u64,
+    /// Data files added since the last compaction (0: no limit).
+    #[serde(default = "default_max_files_since_compaction")]
+    pub max_files_since_compaction: u64,
+    /// The longest the checkpoint interval grows to.
+    #[serde(default = "default_max_checkpoint_interval", with = "humantime_serde")]
+    pub max_checkpoint_interval: Duration,
+}
+
+impl Default for BackpressureConfig {
+    fn default() -> Self {
+        BackpressureConfig {
+            max_snapshots_since_compaction: default_max_snapshots_since_compaction(),
+            max_files_since_compaction: default_max_files_since_compaction(),
+            max_checkpoint_interval: default_max_checkpoint_interval(),
+        }
+    }
+}
+
+fn default_max_snapshots_since_compaction() -> u64 {
+    2_000
+}
+
+fn default_max_files_since_compaction() -> u64 {
+    20_000
+}
+
+fn default_max_checkpoint_interval() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_max_open_files() -> usize {
+    64
+}
+
+fn default_allowed_lateness() -> Duration {
+    Duration::from_secs(3600)
 }
 
 /// Column names for Kafka metadata; unset = not written. A new table gets these columns
@@ -391,6 +455,18 @@ impl Config {
                 return Err(Error::Config(format!(
                     "{at}.max_buffered_bytes = {}: use at least 1 MiB (1048576); 64–512 MiB is typical",
                     p.max_buffered_bytes
+                )));
+            }
+            if p.backpressure.max_checkpoint_interval < p.checkpoint_interval {
+                return Err(Error::Config(format!(
+                    "{at}.backpressure.max_checkpoint_interval = {:?} is below checkpoint_interval = {:?}: \
+                     raise it (it is the most backpressure may lengthen checkpoints to)",
+                    p.backpressure.max_checkpoint_interval, p.checkpoint_interval
+                )));
+            }
+            if p.max_open_files_per_writer == 0 {
+                return Err(Error::Config(format!(
+                    "{at}.max_open_files_per_writer must be at least 1 (64 is the default)"
                 )));
             }
             if p.target_file_size_bytes == Some(0) {

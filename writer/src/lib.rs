@@ -12,6 +12,7 @@ pub mod dead_letter;
 mod error;
 pub mod evolution;
 pub mod formats;
+pub mod freshness;
 pub mod pipeline;
 pub mod pool;
 pub mod registry;

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use icefall_schemas::decode::confluent_schema_id;
@@ -14,8 +15,10 @@ use icefall_schemas::evolve::field_ids_from_properties;
 use icefall_schemas::json::JsonOptions;
 use icefall_schemas::metadata::MetadataColumns;
 use icefall_table::catalog::{display_ident, parse_ident};
+use icefall_table::health::since_compaction;
+use icefall_table::journal::{self, Journal, JournalRange};
 use icefall_table::offsets::committed_offsets;
-use icefall_table::{Catalog, LoadedTable, RetryPolicy, TableIdent};
+use icefall_table::{Catalog, CommitOutcome, LoadedTable, RetryPolicy, TableIdent};
 use tokio::sync::watch;
 
 use crate::budget::MemoryBudget;
@@ -23,6 +26,7 @@ use crate::committer::{Checkpoint, Committer, OffsetRange};
 use crate::config::{Config, PipelineConfig};
 use crate::evolution::{fit_table, plan_evolution};
 use crate::formats::SourceSchemas;
+use crate::freshness::EventTime;
 use crate::pool::{WriteSetup, WriterPool, delete_files};
 use crate::scaling::{Decision, Scaler};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
@@ -31,6 +35,9 @@ use icefall_table::files::TableFiles;
 
 /// How often the writer pool's load is measured and its size reconsidered.
 const SCALING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often journals other processes left behind are looked at again while some are pending.
+const JOURNAL_SETTLE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long the final checkpoint may keep retrying after a shutdown request.
 const SHUTDOWN_COMMIT_GRACE: Duration = Duration::from_secs(30);
@@ -72,6 +79,10 @@ pub struct Pipeline {
     awaiting_epoch: Option<u64>,
     epoch: u64,
     checkpoint: u64,
+    /// Event times below this are late (shared with the writers; see [`EventTime`]).
+    late_before: Arc<AtomicI64>,
+    /// When to settle checkpoint journals next (after a commit); `None`: none are known pending.
+    next_journal_settle: Option<Instant>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -131,7 +142,11 @@ impl Pipeline {
         if initial.is_none() {
             warn_on_schema_drift(p, table.metadata.current_schema());
         }
-        let setup = write_setup(p, &sources, &table, catalog.file_io())?;
+        // Journals of a crash whose partitions have moved on are settled now; those still
+        // pending (ours, before the crash) right after our first commit moves them.
+        let next_journal_settle = settle_journals(&catalog, &table, &p.name).await.map(|_| Instant::now());
+        let late_before = Arc::new(AtomicI64::new(late_bound(p, &table)));
+        let setup = write_setup(p, &sources, &table, catalog.file_io(), &late_before)?;
         let (min_writers, max_writers) = p.writer_bounds();
         let pool = WriterPool::start(min_writers, setup, instance, 1);
         let committer = Committer {
@@ -186,14 +201,15 @@ impl Pipeline {
             awaiting_epoch: None,
             epoch: 0,
             checkpoint: 0,
+            next_journal_settle,
+            late_before,
             shutdown,
         })
     }
 
     /// Runs until shutdown; the last act is a final checkpoint.
     pub async fn run(mut self) -> Result<()> {
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticker = checkpoint_ticker(self.interval);
         let mut shutdown = self.shutdown.clone();
         let mut scaling = tokio::time::interval_at(tokio::time::Instant::now() + SCALING_INTERVAL, SCALING_INTERVAL);
         scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -204,6 +220,9 @@ impl Pipeline {
                 _ = shutdown.changed() => break Ok(()),
                 _ = ticker.tick() => {
                     if let Err(e) = self.checkpoint().await { break Err(e); }
+                    if ticker.period() != self.interval {
+                        ticker = checkpoint_ticker(self.interval);
+                    }
                 }
                 _ = scaling.tick() => {
                     self.rescale(measured_since.elapsed());
@@ -272,19 +291,26 @@ impl Pipeline {
                 for (tp, start) in partitions {
                     self.partitions.insert(tp, PartitionState { committed: start, next: start });
                 }
+                // A partition may come from a crashed peer: settle its journal once we moved it.
+                self.next_journal_settle.get_or_insert_with(Instant::now);
                 Ok(())
             }
-            SourceEvent::Revoked { partitions } => {
+            SourceEvent::Revoked { partitions, released } => {
+                // Commit what was read of them while they are still ours: the next owner starts
+                // from the table's offsets, so nothing is read twice.
+                let committed = if self.in_flight() { self.checkpoint().await } else { Ok(()) };
                 let had_in_flight = self.in_flight();
                 for tp in &partitions {
                     self.partitions.remove(tp);
                 }
                 if had_in_flight {
-                    // Files mix partitions: the in-flight checkpoint cannot be split, so it is
-                    // dropped and the partitions we keep are re-read from the table.
+                    // Not committed (fenced, or waiting for a re-read): files mix partitions and
+                    // cannot be split, so the checkpoint is dropped and the partitions we keep
+                    // are re-read from the table.
                     self.abort("partitions were revoked").await?;
                 }
-                Ok(())
+                let _ = released.send(());
+                committed
             }
         }
     }
@@ -324,7 +350,7 @@ impl Pipeline {
             tracing::info!(pipeline = %self.name, schema_id = id, table_schema_id = self.table.metadata.current_schema_id(),
                 "new source schema adopted");
         }
-        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io)?;
+        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
         self.pool.reconfigure(setup).await
     }
 
@@ -403,10 +429,28 @@ impl Pipeline {
             ranges,
             rows: written.rows,
             writers,
+            times: written.times,
+            interval: self.interval,
         };
-        if !self.commit_with_retries(&checkpoint).await? {
+        let journal_path = match self.write_journal(&checkpoint).await {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::warn!(pipeline = %self.name, error = %e, "writing the checkpoint journal failed");
+                delete_files(&self.file_io, &checkpoint.data_files).await;
+                return self.abort("writing the checkpoint journal failed").await;
+            }
+        };
+        let Some(outcome) = self.commit_with_retries(&checkpoint).await? else {
             delete_files(&self.file_io, &checkpoint.data_files).await;
+            self.remove_journal(journal_path.as_deref()).await;
             return self.abort("another writer committed these offsets").await;
+        };
+        self.remove_journal(journal_path.as_deref()).await;
+        self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);
+        let watermarks = icefall_table::freshness::table_watermarks(&outcome.table.metadata);
+        self.adjust_interval(&outcome.table.metadata);
+        if self.next_journal_settle.is_some_and(|at| Instant::now() >= at) {
+            self.next_journal_settle = settle_journals(&self.catalog, &outcome.table, &self.name).await;
         }
         for (tp, range) in &checkpoint.ranges {
             if let Some(state) = self.partitions.get_mut(tp) {
@@ -422,14 +466,78 @@ impl Pipeline {
             files = checkpoint.data_files.len(),
             bytes = checkpoint.data_files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>(),
             partitions = checkpoint.ranges.len(),
+            late_records = checkpoint.times.late_records,
+            event_watermark = watermarks.event.map(icefall_table::freshness::format_micros),
             duration_ms = started.elapsed().as_millis() as u64,
             "checkpoint committed"
         );
         Ok(())
     }
 
-    /// Commits, retrying while the catalog or storage is unreachable. `Ok(false)`: fenced.
-    async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<bool> {
+    /// Table-health backpressure: the interval until the next checkpoint, from the table as our
+    /// commit left it. Longer checkpoints mean fewer snapshots and fewer, larger files while
+    /// the optimizer catches up; nothing is dropped.
+    fn adjust_interval(&mut self, metadata: &iceberg::spec::TableMetadata) {
+        let limits = &self.config.backpressure;
+        let health = since_compaction(metadata);
+        let over = (limits.max_snapshots_since_compaction > 0
+            && health.snapshots > limits.max_snapshots_since_compaction)
+            || (limits.max_files_since_compaction > 0 && health.data_files_added > limits.max_files_since_compaction);
+        let next = if over {
+            (self.interval * 2).min(limits.max_checkpoint_interval)
+        } else {
+            self.config.checkpoint_interval
+        };
+        if next == self.interval {
+            return;
+        }
+        if over {
+            tracing::warn!(pipeline = %self.name, snapshots_since_compaction = health.snapshots,
+                files_since_compaction = health.data_files_added, checkpoint_interval = ?next,
+                "table needs compaction: checkpoint interval lengthened until the optimizer catches up");
+        } else {
+            tracing::info!(pipeline = %self.name, checkpoint_interval = ?next, "table compacted: checkpoint interval restored");
+        }
+        self.interval = next;
+    }
+
+    /// Records the checkpoint's files before committing them, so that a crash from here on
+    /// leaves cleanup that needs no listing ([`icefall_table::journal`]). `None`: no data files.
+    async fn write_journal(&self, checkpoint: &Checkpoint) -> Result<Option<String>> {
+        if checkpoint.data_files.is_empty() {
+            return Ok(None);
+        }
+        let journal = Journal {
+            writer_id: self.committer.writer_id.clone(),
+            instance: self.committer.instance.clone(),
+            checkpoint: checkpoint.number,
+            written_at_ms: chrono::Utc::now().timestamp_millis(),
+            ranges: checkpoint
+                .ranges
+                .iter()
+                .map(|((topic, partition), r)| JournalRange {
+                    topic: topic.to_string(),
+                    partition: *partition,
+                    start: r.start,
+                    end: r.end,
+                })
+                .collect(),
+            files: checkpoint.data_files.iter().map(|f| f.file_path().to_string()).collect(),
+        };
+        Ok(Some(journal.write(&self.file_io, self.table.metadata.location()).await?))
+    }
+
+    /// Removes a settled checkpoint's journal; a failure only leaves it for the next settling.
+    async fn remove_journal(&self, path: Option<&str>) {
+        if let Some(path) = path
+            && let Err(e) = journal::remove(&self.file_io, path).await
+        {
+            tracing::debug!(pipeline = %self.name, journal = path, error = %e, "could not remove a checkpoint journal");
+        }
+    }
+
+    /// Commits, retrying while the catalog or storage is unreachable. `Ok(None)`: fenced.
+    async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<Option<CommitOutcome>> {
         let pending = self.committer.prepare(checkpoint);
         let mut delay = Duration::from_millis(500);
         let mut shutdown_at: Option<Instant> = None;
@@ -441,11 +549,11 @@ impl Pipeline {
                         attempts = outcome.attempts,
                         "table commit landed"
                     );
-                    return Ok(true);
+                    return Ok(Some(outcome));
                 }
                 Err(Error::Table(icefall_table::Error::Rejected { reason, .. })) => {
                     tracing::warn!(pipeline = %self.name, reason, "commit fenced");
-                    return Ok(false);
+                    return Ok(None);
                 }
                 Err(e) if e.is_retryable() => {
                     if *self.shutdown.borrow() {
@@ -468,12 +576,40 @@ impl Pipeline {
     }
 }
 
+/// Ticks every `interval`, the first one an interval from now.
+fn checkpoint_ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
+/// Settles the table's checkpoint journals (deleting the files of crashed checkpoints); returns
+/// when to look again. Failures are logged: what is not settled now is settled later, or by
+/// `icefall-optimizer remove-orphans --journals`.
+async fn settle_journals(catalog: &Catalog, table: &LoadedTable, pipeline: &str) -> Option<Instant> {
+    match journal::settle(catalog, table, false).await {
+        Ok(settled) => {
+            if settled.journals_settled > 0 {
+                tracing::info!(pipeline, table = %table.name(), journals = settled.journals_settled,
+                    files_deleted = settled.files_deleted.len(), files_committed = settled.files_committed,
+                    "checkpoint journals of a crash settled");
+            }
+            (settled.journals_pending > 0).then(|| Instant::now() + JOURNAL_SETTLE_INTERVAL)
+        }
+        Err(e) => {
+            tracing::warn!(pipeline, table = %table.name(), error = %e, "cannot settle checkpoint journals; trying again later");
+            Some(Instant::now() + JOURNAL_SETTLE_INTERVAL)
+        }
+    }
+}
+
 /// Decoder, metadata filler and file factory for the table's current schema.
 fn write_setup(
     p: &PipelineConfig,
     sources: &SourceSchemas,
     table: &LoadedTable,
     file_io: &iceberg::io::FileIO,
+    late_before: &Arc<AtomicI64>,
 ) -> Result<WriteSetup> {
     let schema = table.metadata.current_schema().clone();
     let mapping = p.metadata_columns.mapping();
@@ -483,7 +619,23 @@ fn write_setup(
     let json = JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
     let decoder = sources.decoder(&schema, &ids, json)?;
     let files = TableFiles::new(table.name(), table.metadata.clone(), file_io.clone(), p.target_file_size_bytes)?;
-    Ok(WriteSetup { decoder: Arc::new(decoder), metadata: Arc::new(metadata), files })
+    let event_time = match &p.event_time_column {
+        Some(column) => Some(Arc::new(EventTime::new(&p.name, column, &schema, late_before.clone())?)),
+        None => None,
+    };
+    Ok(WriteSetup {
+        decoder: Arc::new(decoder),
+        metadata: Arc::new(metadata),
+        files,
+        max_open_files: p.max_open_files_per_writer,
+        event_time,
+    })
+}
+
+/// The lateness bound for `table`'s current event watermark (µs; `i64::MIN`: none yet).
+fn late_bound(p: &PipelineConfig, table: &LoadedTable) -> i64 {
+    let lateness = i64::try_from(p.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
+    icefall_table::freshness::table_watermarks(&table.metadata).event.map_or(i64::MIN, |w| w.saturating_sub(lateness))
 }
 
 /// An existing table is authoritative; say so when the config declares something else.

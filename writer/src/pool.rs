@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::budget::Lease;
 use crate::dead_letter::DeadLetter;
+use crate::freshness::{CheckpointTimes, EventTime};
 use crate::source::SourceRecord;
 use crate::{Error, Result};
 use icefall_table::files::{FileSetWriter, TableFiles};
@@ -26,6 +27,7 @@ pub struct WrittenFiles {
     pub data_files: Vec<DataFile>,
     pub dead_letters: Vec<DeadLetter>,
     pub rows: u64,
+    pub times: CheckpointTimes,
 }
 
 /// What writers need to turn records into files of the table's current schema.
@@ -34,6 +36,11 @@ pub struct WriteSetup {
     pub decoder: Arc<Decoder>,
     pub metadata: Arc<MetadataColumns>,
     pub files: TableFiles,
+    /// Most files one writer keeps open (one per table partition it writes to); past it the
+    /// writer closes its files early, so memory stays bounded whatever the partition fanout.
+    pub max_open_files: usize,
+    /// The event-time column whose newest value per partition feeds the watermark.
+    pub event_time: Option<Arc<EventTime>>,
 }
 
 enum Command {
@@ -96,7 +103,11 @@ impl WriterPool {
             checkpoint: self.checkpoint,
             instance: self.instance.clone(),
             open: None,
+            rolls: 0,
+            closed: Vec::new(),
+            closed_rows: 0,
             dead_letters: Vec::new(),
+            times: CheckpointTimes::default(),
             failed: None,
             busy: busy.clone(),
         };
@@ -175,6 +186,7 @@ impl WriterPool {
                     all.data_files.extend(part.data_files);
                     all.dead_letters.extend(part.dead_letters);
                     all.rows += part.rows;
+                    all.times.absorb(part.times);
                 }
                 Err(e) => first_error = first_error.or(Some(e)),
             }
@@ -200,7 +212,14 @@ struct Writer {
     instance: String,
     checkpoint: u64,
     open: Option<FileSetWriter>,
+    /// File sets opened in this checkpoint (part of the file names, so they never collide).
+    rolls: u64,
+    /// Files closed early in this checkpoint (the open-file cap); committed with the rest.
+    closed: Vec<DataFile>,
+    /// Rows in `closed`.
+    closed_rows: u64,
     dead_letters: Vec<DeadLetter>,
+    times: CheckpointTimes,
     /// A write failed: the rest of this checkpoint is void and `Close` reports it.
     failed: Option<Error>,
     /// Nanoseconds spent working, read and reset by the pool's load measurement.
@@ -236,6 +255,7 @@ impl Writer {
         for (index, error) in decoded.errors {
             self.dead_letters.push(DeadLetter::new(&records[index], error));
         }
+        self.times.observe_arrivals(&records);
         if decoded.batch.num_rows() > 0 {
             let batch = if self.setup.metadata.is_empty() {
                 decoded.batch
@@ -254,12 +274,28 @@ impl Writer {
                     .collect();
                 self.setup.metadata.fill(decoded.batch, &decoded.rows, &metas)?
             };
+            // After the metadata columns are filled: the event time may be one of them.
+            if let Some(event) = &self.setup.event_time {
+                self.times.observe_events(&batch, &decoded.rows, &records, event)?;
+            }
             if self.open.is_none() {
-                let prefix = format!("{}-{:06}-{}", self.instance, self.checkpoint, self.index);
+                let prefix = format!("{}-{:06}-{}-{}", self.instance, self.checkpoint, self.index, self.rolls);
+                self.rolls += 1;
                 self.open = Some(self.setup.files.open(prefix)?);
             }
             if let Some(open) = self.open.as_mut() {
                 open.write(batch).await?;
+                if open.open_files() > self.setup.max_open_files
+                    && let Some(full) = self.open.take()
+                {
+                    tracing::debug!(
+                        writer = self.index,
+                        files = full.open_files(),
+                        "open-file cap reached; closing early"
+                    );
+                    self.closed_rows += full.rows();
+                    self.closed.extend(full.close().await?);
+                }
             }
         }
         Ok(())
@@ -267,11 +303,23 @@ impl Writer {
 
     async fn close(&mut self) -> Result<WrittenFiles> {
         let dead_letters = std::mem::take(&mut self.dead_letters);
+        let times = std::mem::take(&mut self.times);
         let open = self.open.take();
-        let rows = open.as_ref().map_or(0, FileSetWriter::rows);
+        let rows = open.as_ref().map_or(0, FileSetWriter::rows) + std::mem::take(&mut self.closed_rows);
+        let mut early = std::mem::take(&mut self.closed);
+        self.rolls = 0;
         let closed = match open {
-            Some(w) => w.close().await,
-            None => Ok(Vec::new()),
+            Some(w) => match w.close().await {
+                Ok(files) => {
+                    early.extend(files);
+                    Ok(early)
+                }
+                Err(e) => {
+                    delete_files(self.setup.files.file_io(), &early).await;
+                    Err(e)
+                }
+            },
+            None => Ok(early),
         };
         if let Some(e) = self.failed.take() {
             if let Ok(files) = closed {
@@ -279,7 +327,7 @@ impl Writer {
             }
             return Err(e);
         }
-        Ok(WrittenFiles { data_files: closed?, dead_letters, rows })
+        Ok(WrittenFiles { data_files: closed?, dead_letters, rows, times })
     }
 }
 

@@ -51,8 +51,10 @@ pub enum SourceEvent {
     /// table's offset, `None` = the table has none (started per `auto.offset.reset`).
     /// `replace` = this is the whole assignment (previous positions are void).
     Assigned { epoch: u64, partitions: Vec<(TopicPartition, Option<i64>)>, replace: bool },
-    /// These partitions are no longer ours.
-    Revoked { partitions: Vec<TopicPartition> },
+    /// These partitions are being taken away. The consumer keeps them until `released` is
+    /// answered (or dropped), so their in-flight records can be committed first; after
+    /// [`REVOKE_TIMEOUT`] it lets them go anyway (fencing still protects the table).
+    Revoked { partitions: Vec<TopicPartition>, released: std_mpsc::SyncSender<()> },
 }
 
 /// What the pipeline asks of the source.
@@ -67,6 +69,10 @@ pub enum SourceCommand {
     CommitGroupOffsets(OffsetMap),
     Stop,
 }
+
+/// How long a revocation waits for the pipeline to commit (or drop) the partitions' in-flight
+/// records. The group's rebalance waits for it, so it stays well below `max.poll.interval.ms`.
+pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Loads the table's offsets (blocking; called on the consumer thread).
 pub type OffsetLoader = Arc<dyn Fn() -> std::result::Result<OffsetMap, String> + Send + Sync>;
@@ -259,7 +265,13 @@ impl ConsumerContext for SourceContext {
                     tracing::error!(pipeline = %self.pipeline, ?err, "rebalance error; dropping the assignment");
                 }
                 tracing::info!(pipeline = %self.pipeline, partitions = ?partitions, "partitions revoked");
-                let _ = self.events.blocking_send(SourceEvent::Revoked { partitions });
+                let (released, wait) = std_mpsc::sync_channel(1);
+                if self.events.blocking_send(SourceEvent::Revoked { partitions, released }).is_ok()
+                    && let Err(std_mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(REVOKE_TIMEOUT)
+                {
+                    tracing::warn!(pipeline = %self.pipeline, timeout = ?REVOKE_TIMEOUT,
+                        "in-flight records of revoked partitions not committed in time; releasing them (a later commit of them is fenced)");
+                }
                 let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(e) = result {
                     tracing::error!(pipeline = %self.pipeline, error = %e, "unassign failed");

@@ -1,0 +1,103 @@
+//! Scale-out: several `icefall-writer` processes share one consumer group, each with two
+//! pipelines (two topics → two tables), on one PostgreSQL catalog. While producers keep
+//! sending, processes are killed (SIGKILL), stopped (SIGTERM) and added again and again; every
+//! change is a rebalance. At the end every (partition, offset) of both topics is in its table
+//! exactly once.
+
+use std::time::Duration;
+
+use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::postgres::Postgres;
+use icefall_integration_tests::produce::BackgroundProducer;
+use icefall_integration_tests::tables;
+use icefall_integration_tests::unique;
+use icefall_integration_tests::writer::{PipelineSpec, WriterProcess, events_pipelines};
+
+const PARTITIONS: i32 = 6;
+const WAIT: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_joining_leaving_and_crashing_twenty_times_keep_two_tables_exactly_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let postgres = Postgres::start();
+    let broker = Broker::start();
+    let ns = unique("ns");
+    let streams: Vec<(String, String, String)> =
+        ["clicks", "orders"].iter().map(|name| (name.to_string(), unique(name), format!("{ns}.{name}"))).collect();
+    for (_, topic, _) in &streams {
+        broker.create_topic(topic, PARTITIONS as u32);
+    }
+    let pipelines: Vec<(&str, &str, &str)> =
+        streams.iter().map(|(n, t, table)| (n.as_str(), t.as_str(), table.as_str())).collect();
+    let config = events_pipelines(
+        dir.path(),
+        &PipelineSpec {
+            bootstrap: &broker.bootstrap(),
+            topic: "",
+            table: "",
+            checkpoint: "500ms",
+            writers: 2,
+            catalog_uri: Some(postgres.url()),
+        },
+        &pipelines,
+    );
+    let producers: Vec<BackgroundProducer> = streams
+        .iter()
+        .map(|(_, topic, _)| BackgroundProducer::start(&broker.bootstrap(), topic, 0, PARTITIONS, 60))
+        .collect();
+
+    let mut started = 0;
+    let start = |started: &mut usize| {
+        *started += 1;
+        WriterProcess::start(&config, &format!("writer-{started}"))
+    };
+    let mut running: Vec<WriterProcess> = (0..3).map(|_| start(&mut started)).collect();
+    let mut logs: Vec<std::path::PathBuf> = running.iter().map(|w| w.log.clone()).collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Each step changes the group's membership once: kill, stop or add a process.
+    let mut changes = 0;
+    for step in 0..21 {
+        match step % 3 {
+            0 if running.len() > 1 => {
+                running.remove(step % running.len()).kill9();
+            }
+            1 if running.len() > 1 => {
+                let writer = running.remove(0);
+                assert!(writer.stop(Duration::from_secs(60)).success(), "a stopped writer exits cleanly");
+            }
+            _ => {
+                let writer = start(&mut started);
+                logs.push(writer.log.clone());
+                running.push(writer);
+            }
+        }
+        if running.len() < 3 {
+            let writer = start(&mut started);
+            logs.push(writer.log.clone());
+            running.push(writer);
+            changes += 1;
+        }
+        changes += 1;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+    }
+    assert!(changes >= 20, "{changes} membership changes");
+
+    let produced: Vec<(i64, _)> = producers.into_iter().map(BackgroundProducer::finish).collect();
+    let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
+    for ((_, topic, table), (_, landed)) in streams.iter().zip(&produced) {
+        tables::wait_for_offsets(&catalog, table, topic, landed, WAIT).await;
+    }
+    for writer in running {
+        assert!(writer.stop(Duration::from_secs(60)).success());
+    }
+    for ((_, _, table), (count, landed)) in streams.iter().zip(&produced) {
+        let pairs = tables::partition_offsets(&catalog, table).await;
+        assert_eq!(pairs.len() as i64, *count, "{table}: every produced record, once");
+        tables::assert_offsets_exactly_once(&pairs, landed);
+    }
+    // The group really moved partitions around: count assignments across every process.
+    let text: String = logs.iter().map(|l| std::fs::read_to_string(l).unwrap_or_default()).collect();
+    let assignments = text.matches("partitions assigned at table offsets").count();
+    assert!(assignments >= 20, "only {assignments} assignments were logged");
+}
