@@ -33,26 +33,39 @@ async fn writer_summaries(catalog: &icefall_table::Catalog, table: &str) -> Vec<
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watermarks_follow_the_slowest_partition_and_late_events_are_counted_and_kept() {
+/// A 2-partition topic and a writer config for `{id, ts}` records with `extra` pipeline keys.
+struct World {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    topic: String,
+    table: String,
+    config: std::path::PathBuf,
+}
+
+fn world(name: &str, extra: &str) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start();
-    let topic = unique("fresh");
+    let topic = unique(name);
     broker.create_topic(&topic, 2);
     let table = format!("{}.events", unique("ns"));
-    let config = format_pipeline(
-        dir.path(),
-        &broker.bootstrap(),
-        &topic,
-        &table,
-        r#"schema = [ { name = "id", type = "long", required = true }, { name = "ts", type = "timestamptz" } ]
-partition = ["hour(ts)"]
+    let keys = format!(
+        "schema = [ {{ name = \"id\", type = \"long\", required = true }}, {{ name = \"ts\", type = \"timestamptz\" }} ]\n{extra}"
+    );
+    let config = format_pipeline(dir.path(), &broker.bootstrap(), &topic, &table, &keys, "");
+    World { dir, broker, topic, table, config }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watermarks_follow_the_slowest_partition_and_late_events_are_counted_and_kept() {
+    let w = world(
+        "fresh",
+        r#"partition = ["hour(ts)"]
 event_time_column = "ts"
 allowed_lateness = "10m"
 max_open_files_per_writer = 1"#,
-        "",
     );
-    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    let (dir, broker, topic, table, config) = (&w.dir, &w.broker, &w.topic, &w.table, &w.config);
+    let producer = TestProducer::new(&broker.bootstrap(), topic);
     let send = |id: i64, partition: i32, time: &str| {
         producer.send(
             partition,
@@ -66,15 +79,15 @@ max_open_files_per_writer = 1"#,
         send(id, partition, time);
     }
     producer.flush();
-    let writer = WriterProcess::start(&config, "writer");
+    let writer = WriterProcess::start(config, "writer");
     let catalog = tables::catalog(dir.path()).await;
-    tables::wait_for_offsets(&catalog, &table, &topic, &BTreeMap::from([(0, 3), (1, 2)]), WAIT).await;
+    tables::wait_for_offsets(&catalog, table, topic, &BTreeMap::from([(0, 3), (1, 2)]), WAIT).await;
 
-    let state = writer_summaries(&catalog, &table).await.pop().expect("a writer snapshot");
+    let state = writer_summaries(&catalog, table).await.pop().expect("a writer snapshot");
     assert_eq!(state[freshness::EVENT_WATERMARK], "2026-11-22T09:55:00.000000Z", "partition 1 is the slowest");
     let maxima: freshness::TimeMap = serde_json::from_str(&state[freshness::EVENT_TIME_MAX]).expect("map");
-    assert_eq!(maxima[&topic][&0], micros("2026-11-22T10:05:00Z"), "out of order: the newest counts");
-    assert_eq!(maxima[&topic][&1], micros("2026-11-22T09:55:00Z"));
+    assert_eq!(maxima[topic][&0], micros("2026-11-22T10:05:00Z"), "out of order: the newest counts");
+    assert_eq!(maxima[topic][&1], micros("2026-11-22T09:55:00Z"));
     let arrival = micros(&state[freshness::ARRIVAL_WATERMARK]);
     assert!(arrival >= produced_from && arrival <= chrono::Utc::now().timestamp_micros(), "{state:?}");
 
@@ -84,8 +97,8 @@ max_open_files_per_writer = 1"#,
         send(id, partition, time);
     }
     producer.flush();
-    tables::wait_for_offsets(&catalog, &table, &topic, &BTreeMap::from([(0, 5), (1, 3)]), WAIT).await;
-    let summaries = writer_summaries(&catalog, &table).await;
+    tables::wait_for_offsets(&catalog, table, topic, &BTreeMap::from([(0, 5), (1, 3)]), WAIT).await;
+    let summaries = writer_summaries(&catalog, table).await;
     let state = summaries.last().expect("a writer snapshot");
     assert_eq!(state[freshness::EVENT_WATERMARK], "2026-11-22T10:05:00.000000Z");
     let late: u64 = summaries.iter().filter_map(|s| s.get(freshness::LATE_RECORDS)?.parse::<u64>().ok()).sum();
@@ -94,10 +107,10 @@ max_open_files_per_writer = 1"#,
 
     // The late event is in the table like any other (in its own hour's partition); with one
     // open file per writer allowed, files were closed early and none was lost or overwritten.
-    let mut ids = tables::long_column(&catalog, &table, "id").await;
+    let mut ids = tables::long_column(&catalog, table, "id").await;
     ids.sort_unstable();
     assert_eq!(ids, (0..8).collect::<Vec<i64>>());
-    let status = optimizer::run(&optimizer::config(dir.path(), None), &table, &["status"]);
+    let status = optimizer::run(&optimizer::config(dir.path(), None), table, &["status"]);
     assert_eq!(status[0]["event_watermark"], "2026-11-22T10:05:00.000000Z", "{status:?}");
     assert_eq!(status[0]["arrival_watermark"], state[freshness::ARRIVAL_WATERMARK].as_str(), "{status:?}");
     assert_eq!(status[0]["offsets_sum"], 8, "{status:?}");
@@ -105,22 +118,10 @@ max_open_files_per_writer = 1"#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_waiting_for_compaction_slows_checkpoints_until_the_optimizer_catches_up() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start();
-    let topic = unique("health");
-    broker.create_topic(&topic, 2);
-    let table = format!("{}.events", unique("ns"));
-    let config = format_pipeline(
-        dir.path(),
-        &broker.bootstrap(),
-        &topic,
-        &table,
-        r#"schema = [ { name = "id", type = "long", required = true }, { name = "ts", type = "timestamptz" } ]
-backpressure = { max_snapshots_since_compaction = 3, max_checkpoint_interval = "4s" }"#,
-        "",
-    );
-    let background = BackgroundProducer::start(&broker.bootstrap(), &topic, 0, 2, 20);
-    let writer = WriterProcess::start(&config, "writer");
+    let w = world("health", r#"backpressure = { max_snapshots_since_compaction = 3, max_checkpoint_interval = "4s" }"#);
+    let (dir, broker, topic, table, config) = (&w.dir, &w.broker, &w.topic, &w.table, &w.config);
+    let background = BackgroundProducer::start(&broker.bootstrap(), topic, 0, 2, 20);
+    let writer = WriterProcess::start(config, "writer");
     let catalog = tables::catalog(dir.path()).await;
     let interval_of = |s: &BTreeMap<String, String>| {
         s.get("icefall.checkpoint-interval-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
@@ -128,26 +129,26 @@ backpressure = { max_snapshots_since_compaction = 3, max_checkpoint_interval = "
 
     // Commits every 500 ms pile up snapshots: the interval doubles up to its 4 s cap.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !writer_summaries(&catalog, &table).await.iter().any(|s| interval_of(s) == 4_000) {
+    while !writer_summaries(&catalog, table).await.iter().any(|s| interval_of(s) == 4_000) {
         assert!(Instant::now() < deadline, "the checkpoint interval never reached its cap");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let before = writer_summaries(&catalog, &table).await.len();
+    let before = writer_summaries(&catalog, table).await.len();
 
     // Compaction resets the count: the configured 500 ms comes back.
-    let report = optimizer::run(&optimizer::config(dir.path(), None), &table, &["compact"]);
+    let report = optimizer::run(&optimizer::config(dir.path(), None), table, &["compact"]);
     assert!(report[0]["commits"].as_u64().unwrap_or(0) >= 1, "{report:?}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !writer_summaries(&catalog, &table).await[before..].iter().any(|s| interval_of(s) == 500) {
+    while !writer_summaries(&catalog, table).await[before..].iter().any(|s| interval_of(s) == 500) {
         assert!(Instant::now() < deadline, "the checkpoint interval did not come back after compaction");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     let (produced, landed) = background.finish();
-    tables::wait_for_offsets(&catalog, &table, &topic, &landed, WAIT).await;
+    tables::wait_for_offsets(&catalog, table, topic, &landed, WAIT).await;
     assert!(writer.stop(Duration::from_secs(60)).success());
     let log = std::fs::read_to_string(dir.path().join("writer.log")).unwrap_or_default();
     assert!(log.contains("checkpoint interval lengthened"), "the slowdown is reported");
-    let ids = tables::long_column(&catalog, &table, "id").await;
+    let ids = tables::long_column(&catalog, table, "id").await;
     tables::assert_exactly_once(&ids, produced);
 }
