@@ -110,7 +110,11 @@ max_open_files_per_writer = 1"#,
     let mut ids = tables::long_column(&catalog, table, "id").await;
     ids.sort_unstable();
     assert_eq!(ids, (0..8).collect::<Vec<i64>>());
-    let status = optimizer::run(&optimizer::config(dir.path(), None), table, &["status"]);
+    // Compaction (a snapshot of the optimizer's, now the newest) carries the watermarks on.
+    let optimizer_config = optimizer::config(dir.path(), None);
+    let compacted = optimizer::run(&optimizer_config, table, &["compact"]);
+    assert!(compacted[0]["commits"].as_u64().unwrap_or(0) >= 1, "{compacted:?}");
+    let status = optimizer::run(&optimizer_config, table, &["status"]);
     assert_eq!(status[0]["event_watermark"], "2026-11-22T10:05:00.000000Z", "{status:?}");
     assert_eq!(status[0]["arrival_watermark"], state[freshness::ARRIVAL_WATERMARK].as_str(), "{status:?}");
     assert_eq!(status[0]["offsets_sum"], 8, "{status:?}");

@@ -241,8 +241,9 @@ async fn rewrite_and_commit(
         planned_sequence_number,
     };
     let pending = PendingCommit::new(change, HashMap::from([("icefall.operation".to_string(), "compact".to_string())]));
-    let result =
-        catalog.commit(table, &pending, carry_offsets, &RetryPolicy { max_attempts: 100, ..Default::default() }).await;
+    let result = catalog
+        .commit(table, &pending, carry_writer_state, &RetryPolicy { max_attempts: 100, ..Default::default() })
+        .await;
     match result {
         Ok(_) => Ok((count, bytes, rows)),
         Err(e) => {
@@ -255,13 +256,12 @@ async fn rewrite_and_commit(
     }
 }
 
-/// Every snapshot we make carries the writer's offsets forward, so the newest snapshot always
-/// holds the recovery state, even after an aggressive expiry.
-pub fn carry_offsets(metadata: &iceberg::spec::TableMetadata) -> std::result::Result<HashMap<String, String>, String> {
-    let current = committed_offsets(metadata).map_err(|e| e.to_string())?;
-    Ok(if current.is_empty() {
-        HashMap::new()
-    } else {
-        HashMap::from([(offsets::OFFSETS.to_string(), offsets::encode(&current))])
-    })
+/// Every snapshot we make carries the writer's state (offsets, watermarks) forward, so the
+/// newest snapshot always holds it, even after an aggressive expiry.
+pub fn carry_writer_state(
+    metadata: &iceberg::spec::TableMetadata,
+) -> std::result::Result<HashMap<String, String>, String> {
+    // Unreadable offsets stop the commit rather than being carried on as they are.
+    committed_offsets(metadata).map_err(|e| e.to_string())?;
+    Ok(offsets::carried_state(metadata))
 }

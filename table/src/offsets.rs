@@ -69,6 +69,20 @@ pub fn state_property<'a>(metadata: &'a TableMetadata, key: &str) -> Option<&'a 
     state_snapshot(metadata).and_then(|s| s.summary().additional_properties.get(key)).map(String::as_str)
 }
 
+/// Summary keys that make up the writer state (offsets and freshness), carried whole.
+pub fn state_keys() -> [&'static str; 5] {
+    use crate::freshness::{ARRIVAL_TIME_MAX, ARRIVAL_WATERMARK, EVENT_TIME_MAX, EVENT_WATERMARK};
+    [OFFSETS, EVENT_TIME_MAX, ARRIVAL_TIME_MAX, EVENT_WATERMARK, ARRIVAL_WATERMARK]
+}
+
+/// The writer state of the [`state_snapshot`], for a snapshot made by someone else (the
+/// optimizer) to carry forward unchanged: the newest snapshot then still holds all of it.
+pub fn carried_state(metadata: &TableMetadata) -> std::collections::HashMap<String, String> {
+    let Some(snapshot) = state_snapshot(metadata) else { return Default::default() };
+    let properties = &snapshot.summary().additional_properties;
+    state_keys().iter().filter_map(|k| properties.get(*k).map(|v| (k.to_string(), v.clone()))).collect()
+}
+
 /// The offsets recorded by the [`state_snapshot`] (empty when there is none).
 pub fn committed_offsets(metadata: &TableMetadata) -> Result<OffsetMap> {
     let Some(snapshot) = state_snapshot(metadata) else { return Ok(OffsetMap::new()) };
