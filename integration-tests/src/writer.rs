@@ -44,7 +44,7 @@ warehouse = "{dir}/warehouse"
 [kafka]
 brokers = "{bootstrap}"
 group_id = "it"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000" }}
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000", "max.poll.interval.ms" = "15000" }}
 "#,
         dir = dir.display(),
         catalog_uri = spec.catalog_uri.clone().unwrap_or_else(|| format!("sqlite:{}/catalog.db", dir.display())),
@@ -110,7 +110,7 @@ warehouse = "{dir}/warehouse"
 [kafka]
 brokers = "{bootstrap}"
 group_id = "it"
-properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000" }}
+properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "topic.metadata.refresh.interval.ms" = "1000", "max.poll.interval.ms" = "15000" }}
 
 {top_extra}
 

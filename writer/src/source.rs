@@ -53,7 +53,7 @@ pub enum SourceEvent {
     Assigned { epoch: u64, partitions: Vec<(TopicPartition, Option<i64>)>, replace: bool },
     /// These partitions are being taken away. The consumer keeps them until `released` is
     /// answered (or dropped), so their in-flight records can be committed first; after
-    /// [`REVOKE_TIMEOUT`] it lets them go anyway (fencing still protects the table).
+    /// [`revoke_timeout`] it lets them go anyway (fencing still protects the table).
     Revoked { partitions: Vec<TopicPartition>, released: std_mpsc::SyncSender<()> },
 }
 
@@ -71,8 +71,13 @@ pub enum SourceCommand {
 }
 
 /// How long a revocation waits for the pipeline to commit (or drop) the partitions' in-flight
-/// records. The group's rebalance waits for it, so it stays well below `max.poll.interval.ms`.
-pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// records: 30 s, or half of `max.poll.interval.ms` if that is shorter — the whole group's
+/// rebalance waits for this member meanwhile, and a member that does not poll for
+/// `max.poll.interval.ms` is thrown out of the group.
+pub fn revoke_timeout(properties: &BTreeMap<String, String>) -> Duration {
+    let max_poll_ms = properties.get("max.poll.interval.ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(300_000);
+    Duration::from_secs(30).min(Duration::from_millis(max_poll_ms / 2))
+}
 
 /// Loads the table's offsets (blocking; called on the consumer thread).
 pub type OffsetLoader = Arc<dyn Fn() -> std::result::Result<OffsetMap, String> + Send + Sync>;
@@ -145,6 +150,7 @@ impl KafkaSource {
             epoch: Mutex::new(0),
             pipeline: settings.pipeline.clone(),
             budget: settings.budget.clone(),
+            revoke_timeout: revoke_timeout(&settings.properties),
         };
         let mut config = ClientConfig::new();
         config
@@ -197,6 +203,7 @@ struct SourceContext {
     epoch: Mutex<u64>,
     pipeline: String,
     budget: MemoryBudget,
+    revoke_timeout: Duration,
 }
 
 impl SourceContext {
@@ -267,9 +274,9 @@ impl ConsumerContext for SourceContext {
                 tracing::info!(pipeline = %self.pipeline, partitions = ?partitions, "partitions revoked");
                 let (released, wait) = std_mpsc::sync_channel(1);
                 if self.events.blocking_send(SourceEvent::Revoked { partitions, released }).is_ok()
-                    && let Err(std_mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(REVOKE_TIMEOUT)
+                    && let Err(std_mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(self.revoke_timeout)
                 {
-                    tracing::warn!(pipeline = %self.pipeline, timeout = ?REVOKE_TIMEOUT,
+                    tracing::warn!(pipeline = %self.pipeline, timeout = ?self.revoke_timeout,
                         "in-flight records of revoked partitions not committed in time; releasing them (a later commit of them is fenced)");
                 }
                 let result = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
@@ -430,5 +437,18 @@ fn commit_group_offsets(consumer: &BaseConsumer<SourceContext>, offsets: &Offset
     let result: KafkaResult<()> = consumer.commit(&tpl, CommitMode::Async);
     if let Err(e) = result {
         tracing::debug!(pipeline = %consumer.context().pipeline, error = %e, "advisory group offset commit failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_waits_at_most_half_the_poll_interval() {
+        let mut properties = BTreeMap::new();
+        assert_eq!(revoke_timeout(&properties), Duration::from_secs(30));
+        properties.insert("max.poll.interval.ms".to_string(), "20000".to_string());
+        assert_eq!(revoke_timeout(&properties), Duration::from_secs(10));
     }
 }
