@@ -8,6 +8,7 @@ pub mod bench;
 pub mod broker;
 pub mod deletes;
 pub mod encode;
+pub mod http;
 pub mod optimizer;
 pub mod postgres;
 pub mod process;

@@ -10,6 +10,7 @@ pub mod config;
 mod error;
 pub mod expire;
 pub mod manifests;
+pub mod metrics;
 pub mod orphans;
 pub mod report;
 mod sort;

@@ -26,6 +26,16 @@ struct Cli {
     /// Print the report as JSON lines on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Log as JSON lines (stderr) instead of human-readable text.
+    #[arg(long, global = true, env = "ICEFALL_LOG_JSON")]
+    log_json: bool,
+    /// After the run, replace this file with the run's figures in Prometheus text format
+    /// (for node_exporter's textfile collector), e.g. /var/lib/node_exporter/icefall.prom.
+    #[arg(long, global = true, env = "ICEFALL_METRICS_FILE")]
+    metrics_file: Option<PathBuf>,
+    /// First part of the metric names in --metrics-file.
+    #[arg(long, global = true, default_value = "icefall")]
+    metrics_namespace: String,
     #[command(subcommand)]
     command: Sub,
 }
@@ -106,7 +116,11 @@ enum Sub {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_env("ICEFALL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if cli.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -114,7 +128,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let started = std::time::Instant::now();
+    let metrics_file = cli.metrics_file.clone();
+    let namespace = cli.metrics_namespace.clone();
+    let command_name = command_name(&cli.command);
+    let mut reports = Vec::new();
+    let outcome = runtime.block_on(run(cli, &mut reports));
+    if let Some(path) = metrics_file {
+        let text = icefall_optimizer::metrics::render(
+            &namespace,
+            command_name,
+            &reports,
+            started.elapsed(),
+            matches!(outcome, Ok(true)),
+        );
+        if let Err(e) = icefall_optimizer::metrics::write_textfile(&path, &text) {
+            eprintln!("error: {e}");
+        }
+    }
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(e) => {
@@ -125,7 +157,7 @@ fn main() -> ExitCode {
 }
 
 /// Ok(false): the command ran but some work failed (see the report's notes).
-async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
+async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> icefall_optimizer::Result<bool> {
     if let Sub::Bench { files, rows_per_file } = cli.command {
         let report = icefall_optimizer::bench::bench(files, rows_per_file).await?;
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -193,7 +225,21 @@ async fn run(cli: Cli) -> icefall_optimizer::Result<bool> {
             } else {
                 println!("{}", report.human());
             }
+            reports.push(report);
         }
     }
     Ok(clean)
+}
+
+/// The command's name as the metrics label.
+fn command_name(command: &Sub) -> &'static str {
+    match command {
+        Sub::Compact { .. } => "compact",
+        Sub::ExpireSnapshots { .. } => "expire-snapshots",
+        Sub::RemoveOrphans { .. } => "remove-orphans",
+        Sub::RewriteManifests { .. } => "rewrite-manifests",
+        Sub::Run { .. } => "run",
+        Sub::Status => "status",
+        Sub::Bench { .. } => "bench",
+    }
 }

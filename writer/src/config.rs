@@ -15,6 +15,9 @@ use serde::Deserialize;
 use crate::{Error, Result};
 
 mod layout;
+mod metrics;
+
+pub use metrics::MetricsConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +37,9 @@ pub struct Config {
     /// Confluent Schema Registry for Avro and Protobuf records framed with a schema id.
     #[serde(default)]
     pub schema_registry: Option<SchemaRegistryConfig>,
+    /// Prometheus metrics and health probes over HTTP.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Where Confluent-framed records' schemas come from.
@@ -400,6 +406,7 @@ impl Config {
                 "kafka.properties.\"auto.offset.reset\" = {reset:?}: use \"earliest\" or \"latest\""
             )));
         }
+        self.metrics.validate(&self.pipelines)?;
         if self.pipelines.is_empty() {
             return Err(Error::Config("no [[pipelines]]: add at least one topics → table pipeline".into()));
         }

@@ -13,6 +13,8 @@ mod error;
 pub mod evolution;
 pub mod formats;
 pub mod freshness;
+pub mod http;
+pub mod metrics;
 pub mod pipeline;
 pub mod pool;
 pub mod registry;
@@ -21,6 +23,7 @@ pub mod source;
 pub mod validate;
 
 use std::future::Future;
+use std::sync::Arc;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -36,11 +39,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // Bound first: a taken port fails start-up, and `/healthz` answers while the catalog and
+    // the pipelines come up (`/readyz` says what is still missing).
+    let listener = match config.metrics.listen {
+        Some(addr) => Some(http::bind(addr).await?),
+        None => None,
+    };
+    let metrics = Arc::new(metrics::Metrics::new(&config.metrics.namespace));
+    let mut events = Vec::new();
+    for p in &config.pipelines {
+        events.push((metrics.pipeline(&p.name), icefall_table::catalog::parse_ident(&p.table)?));
+    }
+    let connected = Arc::new(std::sync::OnceLock::new());
+    if let Some(listener) = listener {
+        tracing::info!(address = %config.metrics.listen.map(|a| a.to_string()).unwrap_or_default(),
+            "serving /metrics, /healthz and /readyz");
+        let probes = http::Probes {
+            metrics: metrics.clone(),
+            pipelines: events.clone(),
+            catalog: connected.clone(),
+            max_checkpoint_age: config.metrics.readiness_max_checkpoint_age,
+        };
+        tokio::spawn(http::serve(listener, Arc::new(probes), stop_rx.clone()));
+    }
     let catalog = connect_with_retry(&config, &stop_rx).await?;
+    let _ = connected.set(catalog.clone());
     tracing::info!(writer_id = %config.writer_id, instance = %instance, catalog = %icefall_table::catalog::redact(&config.catalog.uri), "writer starting");
     let mut tasks = tokio::task::JoinSet::new();
-    for p in &config.pipelines {
-        let pipeline = pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, stop_rx.clone()).await?;
+    for (p, (events, _)) in config.pipelines.iter().zip(events) {
+        let pipeline = pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, events, stop_rx.clone()).await?;
         tasks.spawn(pipeline.run());
     }
     let mut result = Ok(());

@@ -27,6 +27,7 @@ use crate::config::{Config, PipelineConfig};
 use crate::evolution::{fit_table, plan_evolution};
 use crate::formats::SourceSchemas;
 use crate::freshness::EventTime;
+use crate::metrics::{CommittedCheckpoint, PipelineMetrics};
 use crate::pool::{WriteSetup, WriterPool, delete_files};
 use crate::scaling::{Decision, Scaler};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
@@ -83,6 +84,7 @@ pub struct Pipeline {
     late_before: Arc<AtomicI64>,
     /// When to settle checkpoint journals next (after a commit); `None`: none are known pending.
     next_journal_settle: Option<Instant>,
+    metrics: PipelineMetrics,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -113,6 +115,7 @@ impl Pipeline {
         p: &PipelineConfig,
         catalog: Catalog,
         instance: &str,
+        metrics: PipelineMetrics,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self> {
         let ident = parse_ident(&p.table)?;
@@ -179,9 +182,12 @@ impl Pipeline {
                 max_batch: 4096,
                 linger: Duration::from_millis(50),
                 budget: MemoryBudget::new(p.max_buffered_bytes as usize),
+                metrics: metrics.clone(),
             },
             loader,
         )?;
+        metrics.writers_changed(min_writers);
+        metrics.interval_changed(p.checkpoint_interval);
         tracing::info!(pipeline = %p.name, table = %table.name(), topics = ?p.topics, min_writers, max_writers,
             checkpoint_interval = ?p.checkpoint_interval, "pipeline started");
         Ok(Pipeline {
@@ -203,6 +209,7 @@ impl Pipeline {
             checkpoint: 0,
             next_journal_settle,
             late_before,
+            metrics,
             shutdown,
         })
     }
@@ -252,6 +259,7 @@ impl Pipeline {
                 if self.awaiting_epoch.is_some() {
                     return Ok(());
                 }
+                self.count_consumed(&records);
                 let mut accepted = Vec::with_capacity(records.len());
                 for record in records {
                     let Some(state) = self.partitions.get(&(record.topic.clone(), record.partition)) else {
@@ -288,6 +296,7 @@ impl Pipeline {
                     }
                     self.partitions.clear();
                 }
+                self.metrics.partitions_assigned(&partitions, replace, self.partitions.len() + partitions.len());
                 for (tp, start) in partitions {
                     self.partitions.insert(tp, PartitionState { committed: start, next: start });
                 }
@@ -303,6 +312,7 @@ impl Pipeline {
                 for tp in &partitions {
                     self.partitions.remove(tp);
                 }
+                self.metrics.partitions_revoked(&partitions, self.partitions.len());
                 if had_in_flight {
                     // Not committed (fenced, or waiting for a re-read): files mix partitions and
                     // cannot be split, so the checkpoint is dropped and the partitions we keep
@@ -364,6 +374,7 @@ impl Pipeline {
             Decision::Keep => {}
             Decision::Grow(reason) => {
                 self.pool.grow();
+                self.metrics.writers_changed(self.pool.writer_count());
                 self.pending_shrink = None;
                 tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool grown");
             }
@@ -375,7 +386,31 @@ impl Pipeline {
     async fn apply_pending_shrink(&mut self) {
         if let Some(reason) = self.pending_shrink.take() {
             self.pool.shrink().await;
+            self.metrics.writers_changed(self.pool.writer_count());
             tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool shrunk");
+        }
+    }
+
+    /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
+    fn count_consumed(&self, records: &[crate::source::SourceRecord]) {
+        let mut run: Option<(&str, u64, u64)> = None;
+        for record in records {
+            let bytes = (record.payload.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len)) as u64;
+            match &mut run {
+                Some((topic, n, b)) if *topic == &*record.topic => {
+                    *n += 1;
+                    *b += bytes;
+                }
+                _ => {
+                    if let Some((topic, n, b)) = run.take() {
+                        self.metrics.records_consumed(topic, n, b);
+                    }
+                    run = Some((&record.topic, 1, bytes));
+                }
+            }
+        }
+        if let Some((topic, n, b)) = run {
+            self.metrics.records_consumed(topic, n, b);
         }
     }
 
@@ -384,7 +419,8 @@ impl Pipeline {
     }
 
     /// Drops everything not yet committed and re-positions the source at the table's offsets.
-    async fn abort(&mut self, reason: &str) -> Result<()> {
+    async fn abort(&mut self, reason: &'static str) -> Result<()> {
+        self.metrics.checkpoint_dropped(reason);
         self.checkpoint += 1;
         match self.pool.close_all(self.checkpoint + 1).await {
             Ok(written) => delete_files(&self.file_io, &written.data_files).await,
@@ -407,6 +443,7 @@ impl Pipeline {
             // Nothing was handed to the writers since their files were last closed.
             if ranges.is_empty() {
                 self.apply_pending_shrink().await;
+                self.metrics.made_progress();
             }
             return Ok(());
         }
@@ -440,6 +477,7 @@ impl Pipeline {
                 return self.abort("writing the checkpoint journal failed").await;
             }
         };
+        let commit_started = Instant::now();
         let Some(outcome) = self.commit_with_retries(&checkpoint).await? else {
             delete_files(&self.file_io, &checkpoint.data_files).await;
             self.remove_journal(journal_path.as_deref()).await;
@@ -458,13 +496,28 @@ impl Pipeline {
             }
         }
         self.source.send(SourceCommand::CommitGroupOffsets(checkpoint.end_offsets()));
+        let bytes = checkpoint.data_files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>();
+        self.metrics.checkpoint_committed(&CommittedCheckpoint {
+            rows: checkpoint.rows,
+            files: checkpoint.data_files.len() as u64,
+            bytes,
+            late_records: checkpoint.times.late_records,
+            dead_letters: &checkpoint.dead_letters,
+            writers: checkpoint.writers,
+            duration: started.elapsed(),
+            commit_duration: commit_started.elapsed(),
+            conflicts: outcome.conflicts,
+            offsets: checkpoint.ranges.iter().map(|(tp, r)| (tp.clone(), r.end)).collect(),
+            event_watermark_us: watermarks.event,
+            arrival_watermark_us: watermarks.arrival,
+        });
         tracing::info!(
             pipeline = %self.name,
             checkpoint = checkpoint.number,
             rows = checkpoint.rows,
             dead_letters = checkpoint.dead_letters.len(),
             files = checkpoint.data_files.len(),
-            bytes = checkpoint.data_files.iter().map(|f| f.file_size_in_bytes()).sum::<u64>(),
+            bytes,
             partitions = checkpoint.ranges.len(),
             late_records = checkpoint.times.late_records,
             event_watermark = watermarks.event.map(icefall_table::freshness::format_micros),
@@ -499,6 +552,7 @@ impl Pipeline {
             tracing::info!(pipeline = %self.name, checkpoint_interval = ?next, "table compacted: checkpoint interval restored");
         }
         self.interval = next;
+        self.metrics.interval_changed(next);
     }
 
     /// Records the checkpoint's files before committing them, so that a crash from here on
@@ -553,6 +607,7 @@ impl Pipeline {
                 }
                 Err(Error::Table(icefall_table::Error::Rejected { reason, .. })) => {
                     tracing::warn!(pipeline = %self.name, reason, "commit fenced");
+                    self.metrics.commit_fenced();
                     return Ok(None);
                 }
                 Err(e) if e.is_retryable() => {
@@ -567,6 +622,7 @@ impl Pipeline {
                         }
                     }
                     tracing::warn!(pipeline = %self.name, error = %e, retry_in = ?delay, "commit failed; retrying");
+                    self.metrics.commit_retried();
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }

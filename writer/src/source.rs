@@ -18,11 +18,16 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use crate::budget::{Lease, MemoryBudget};
+use crate::metrics::PipelineMetrics;
 use crate::{Error, Result};
+
+/// How often librdkafka reports partition watermarks (for the lag metric).
+const STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// A topic-partition.
 pub type TopicPartition = (Arc<str>, i32);
@@ -117,6 +122,8 @@ pub struct SourceSettings {
     pub linger: Duration,
     /// Buffered records' bytes; partitions are paused while it is used up.
     pub budget: MemoryBudget,
+    /// Partition watermarks from librdkafka's statistics feed the lag metric.
+    pub metrics: PipelineMetrics,
 }
 
 impl SourceRecord {
@@ -151,6 +158,7 @@ impl KafkaSource {
             pipeline: settings.pipeline.clone(),
             budget: settings.budget.clone(),
             revoke_timeout: revoke_timeout(&settings.properties),
+            metrics: settings.metrics.clone(),
         };
         let mut config = ClientConfig::new();
         config
@@ -161,6 +169,8 @@ impl KafkaSource {
             .set("enable.partition.eof", "false")
             // librdkafka's own prefetch queue counts against the budget too: a quarter of it.
             .set("queued.max.messages.kbytes", (settings.budget.limit() / 4 / 1024).clamp(1024, 65536).to_string())
+            // Partition watermarks for the lag metric (a user's own setting wins below).
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .set_log_level(RDKafkaLogLevel::Warning);
         for (k, v) in &settings.properties {
             config.set(k, v);
@@ -204,6 +214,7 @@ struct SourceContext {
     pipeline: String,
     budget: MemoryBudget,
     revoke_timeout: Duration,
+    metrics: PipelineMetrics,
 }
 
 impl SourceContext {
@@ -247,7 +258,17 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            let topic: Arc<str> = Arc::from(topic.as_str());
+            // Partition -1 is librdkafka's internal "unassigned" partition.
+            for (partition, p) in t.partitions.iter().filter(|(id, _)| **id >= 0) {
+                self.metrics.partition_watermarks(&(topic.clone(), *partition), p.lo_offset, p.hi_offset);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {

@@ -125,6 +125,8 @@ pub struct CommitOutcome {
     /// The new snapshot (for `Expire`: the current snapshot, unchanged).
     pub snapshot_id: i64,
     pub attempts: u32,
+    /// Attempts that found the table moved by someone else and rebased.
+    pub conflicts: u32,
     /// The commit had already landed in an earlier try whose outcome was unknown.
     pub already_committed: bool,
 }
@@ -156,11 +158,18 @@ impl Catalog {
         let mut added_manifests: Option<Vec<ManifestFile>> = None;
         let snapshot_id = new_snapshot_id(&base.metadata);
         let mut attempt = 0u32;
+        let mut conflicts = 0u32;
         loop {
             attempt += 1;
             if let Some(id) = offsets::find_commit(&base.metadata, &pending.commit_id) {
                 tracing::info!(table = %table_name, snapshot_id = id, "commit had already landed");
-                return Ok(CommitOutcome { table: base, snapshot_id: id, attempts: attempt, already_committed: true });
+                return Ok(CommitOutcome {
+                    table: base,
+                    snapshot_id: id,
+                    attempts: attempt,
+                    conflicts,
+                    already_committed: true,
+                });
             }
             let base_summary =
                 check(&base.metadata).map_err(|reason| Error::Rejected { table: table_name.clone(), reason })?;
@@ -194,11 +203,13 @@ impl Catalog {
                         table,
                         snapshot_id: landed_id,
                         attempts: attempt,
+                        conflicts,
                         already_committed: false,
                     });
                 }
                 Ok(SwapOutcome::Conflict) => {
                     tracing::debug!(table = %table_name, attempt, "commit conflict; rebasing");
+                    conflicts += 1;
                     // Nobody references these files: they were never swapped in.
                     let _ = self.file_io().delete(&staged.metadata_location).await;
                     for file in &staged.attempt_files {

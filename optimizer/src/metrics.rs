@@ -1,0 +1,113 @@
+//! The run's figures as Prometheus text, for node_exporter's textfile collector: a cron job
+//! has no port to scrape, so each run replaces one file (`--metrics-file`) atomically.
+//! Gauges describe the last run; `<ns>_optimizer_last_run_timestamp_seconds` says when it was.
+
+use std::path::Path;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::report::Report;
+use crate::{Error, Result};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    command: String,
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CommandLabels {
+    command: String,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// Renders the last run: its reports (one per table and command), duration and outcome.
+pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Duration, succeeded: bool) -> String {
+    let mut registry = Registry::with_prefix(format!("{namespace}_optimizer"));
+    let per_table = |registry: &mut Registry, name: &str, help: &str, unit: Unit, value: fn(&Report) -> u64| {
+        let family = Family::<TableLabels, Gauge>::default();
+        for r in reports.iter().filter(|r| !r.dry_run) {
+            let labels = TableLabels { command: r.command.clone(), table: r.table.clone() };
+            family.get_or_create(&labels).inc_by(value(r) as i64);
+        }
+        registry.register_with_unit(name, help, unit, family);
+    };
+    let files = || Unit::Other("files".into());
+    per_table(&mut registry, "rewritten", "Data files compacted away in the last run", files(), |r| r.files_in);
+    per_table(&mut registry, "rewritten", "Bytes of data files compacted away in the last run", Unit::Bytes, |r| r.bytes_in);
+    per_table(&mut registry, "written", "Data files written by compaction in the last run", files(), |r| r.files_out);
+    per_table(&mut registry, "written", "Bytes written by compaction in the last run", Unit::Bytes, |r| r.bytes_out);
+    per_table(
+        &mut registry,
+        "expired",
+        "Snapshots expired in the last run",
+        Unit::Other("snapshots".into()),
+        |r| r.snapshots_expired,
+    );
+    per_table(
+        &mut registry,
+        "deleted",
+        "Files deleted in the last run (orphans for remove-orphans, unreachable files for expire-snapshots)",
+        files(),
+        |r| r.files_deleted,
+    );
+    per_table(&mut registry, "failed", "Compaction groups that failed in the last run", Unit::Other("groups".into()), |r| {
+        r.groups_failed
+    });
+    per_table(&mut registry, "commits", "Commits made in the last run", Unit::Other("snapshots".into()), |r| r.commits);
+    let labels = CommandLabels { command: command.to_string() };
+    let gauge = |value: f64| {
+        let family = Family::<CommandLabels, FloatGauge>::default();
+        family.get_or_create(&labels).set(value);
+        family
+    };
+    registry.register_with_unit("run_duration", "Duration of the last run", Unit::Seconds, gauge(duration.as_secs_f64()));
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1e3;
+    registry.register_with_unit("last_run_timestamp", "When the last run ended, Unix time", Unit::Seconds, gauge(now));
+    registry.register(
+        "last_run_success",
+        "1 if the last run finished without failures, else 0",
+        gauge(if succeeded { 1.0 } else { 0.0 }),
+    );
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// Replaces `path` atomically (write beside it, then rename), so the collector never reads half.
+pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension(format!("prom.tmp.{}", std::process::id()));
+    let fail = |e: std::io::Error| {
+        Error::Config(format!("--metrics-file {}: cannot write it ({e}); pick a writable path", path.display()))
+    };
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_renders_per_table_figures_and_its_outcome() {
+        let mut compact = Report::new("compact", "db.events", false);
+        compact.files_in = 40;
+        compact.bytes_in = 4_000;
+        compact.files_out = 2;
+        let mut dry = Report::new("remove-orphans", "db.events", true);
+        dry.files_deleted = 7;
+        let text = render("icefall", "run", &[compact, dry], Duration::from_millis(1500), true);
+        assert!(text.contains(r#"icefall_optimizer_rewritten_files{command="compact",table="db.events"} 40"#), "{text}");
+        assert!(text.contains(r#"icefall_optimizer_rewritten_bytes{command="compact",table="db.events"} 4000"#), "{text}");
+        assert!(text.contains(r#"icefall_optimizer_written_files{command="compact",table="db.events"} 2"#), "{text}");
+        assert!(!text.contains(r#"command="remove-orphans""#), "a dry run deletes nothing and reports nothing: {text}");
+        assert!(text.contains(r#"icefall_optimizer_run_duration_seconds{command="run"} 1.5"#), "{text}");
+        assert!(text.contains(r#"icefall_optimizer_last_run_success{command="run"} 1"#), "{text}");
+    }
+}
