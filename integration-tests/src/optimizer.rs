@@ -32,7 +32,13 @@ fn command(config: &Path, table: &str, args: &[&str]) -> Command {
 
 /// Runs a command to completion; panics with its output if it fails.
 pub fn run(config: &Path, table: &str, args: &[&str]) -> Vec<serde_json::Value> {
-    let output: Output = command(config, table, args).output().expect("run icefall-optimizer");
+    run_with_env(config, table, args, &[])
+}
+
+/// The same with extra environment variables (e.g. storage credentials).
+pub fn run_with_env(config: &Path, table: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let output: Output =
+        command(config, table, args).envs(env.iter().copied()).output().expect("run icefall-optimizer");
     assert!(
         output.status.success(),
         "icefall-optimizer {args:?} failed: {}\n{}",

@@ -93,7 +93,10 @@ async fn no_secret_is_ever_logged() {
     text = text.replace("postgres://icefall@", &format!("postgres://icefall:{}@", secrets[0]));
     text = text.replace(
         "\"max.poll.interval.ms\" = \"15000\"",
-        &format!("\"max.poll.interval.ms\" = \"15000\", \"sasl.username\" = \"icefall\", \"sasl.password\" = \"{}\"", secrets[1]),
+        &format!(
+            "\"max.poll.interval.ms\" = \"15000\", \"sasl.username\" = \"icefall\", \"sasl.password\" = \"{}\"",
+            secrets[1]
+        ),
     );
     text = text.replace(
         "name = \"icefall\"\nwarehouse",

@@ -39,16 +39,14 @@ pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Dura
     };
     let files = || Unit::Other("files".into());
     per_table(&mut registry, "rewritten", "Data files compacted away in the last run", files(), |r| r.files_in);
-    per_table(&mut registry, "rewritten", "Bytes of data files compacted away in the last run", Unit::Bytes, |r| r.bytes_in);
+    per_table(&mut registry, "rewritten", "Bytes of data files compacted away in the last run", Unit::Bytes, |r| {
+        r.bytes_in
+    });
     per_table(&mut registry, "written", "Data files written by compaction in the last run", files(), |r| r.files_out);
     per_table(&mut registry, "written", "Bytes written by compaction in the last run", Unit::Bytes, |r| r.bytes_out);
-    per_table(
-        &mut registry,
-        "expired",
-        "Snapshots expired in the last run",
-        Unit::Other("snapshots".into()),
-        |r| r.snapshots_expired,
-    );
+    per_table(&mut registry, "expired", "Snapshots expired in the last run", Unit::Other("snapshots".into()), |r| {
+        r.snapshots_expired
+    });
     per_table(
         &mut registry,
         "deleted",
@@ -56,9 +54,13 @@ pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Dura
         files(),
         |r| r.files_deleted,
     );
-    per_table(&mut registry, "failed", "Compaction groups that failed in the last run", Unit::Other("groups".into()), |r| {
-        r.groups_failed
-    });
+    per_table(
+        &mut registry,
+        "failed",
+        "Compaction groups that failed in the last run",
+        Unit::Other("groups".into()),
+        |r| r.groups_failed,
+    );
     per_table(&mut registry, "commits", "Commits made in the last run", Unit::Other("snapshots".into()), |r| r.commits);
     let labels = CommandLabels { command: command.to_string() };
     let gauge = |value: f64| {
@@ -66,7 +68,12 @@ pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Dura
         family.get_or_create(&labels).set(value);
         family
     };
-    registry.register_with_unit("run_duration", "Duration of the last run", Unit::Seconds, gauge(duration.as_secs_f64()));
+    registry.register_with_unit(
+        "run_duration",
+        "Duration of the last run",
+        Unit::Seconds,
+        gauge(duration.as_secs_f64()),
+    );
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1e3;
     registry.register_with_unit("last_run_timestamp", "When the last run ended, Unix time", Unit::Seconds, gauge(now));
     registry.register(
@@ -103,8 +110,14 @@ mod tests {
         let mut dry = Report::new("remove-orphans", "db.events", true);
         dry.files_deleted = 7;
         let text = render("icefall", "run", &[compact, dry], Duration::from_millis(1500), true);
-        assert!(text.contains(r#"icefall_optimizer_rewritten_files{command="compact",table="db.events"} 40"#), "{text}");
-        assert!(text.contains(r#"icefall_optimizer_rewritten_bytes{command="compact",table="db.events"} 4000"#), "{text}");
+        assert!(
+            text.contains(r#"icefall_optimizer_rewritten_files{command="compact",table="db.events"} 40"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"icefall_optimizer_rewritten_bytes{command="compact",table="db.events"} 4000"#),
+            "{text}"
+        );
         assert!(text.contains(r#"icefall_optimizer_written_files{command="compact",table="db.events"} 2"#), "{text}");
         assert!(!text.contains(r#"command="remove-orphans""#), "a dry run deletes nothing and reports nothing: {text}");
         assert!(text.contains(r#"icefall_optimizer_run_duration_seconds{command="run"} 1.5"#), "{text}");

@@ -73,6 +73,14 @@ pub fn location_operator(location: &str, catalog: &CatalogConfig) -> Result<(Ope
         if let Some(v) = props.get("s3.secret-access-key") {
             builder = builder.secret_access_key(v);
         }
+        if let Some(v) = props.get("s3.session-token") {
+            builder = builder.session_token(v);
+        }
+        // The same addressing as the FileIO: virtual-host style unless path style is asked for.
+        let path_style = props.get("s3.path-style-access").is_some_and(|v| ["true", "1", "yes"].contains(&v.as_str()));
+        if !path_style {
+            builder = builder.enable_virtual_host_style();
+        }
         let op = Operator::new(builder).map_err(Error::storage("configure S3 access"))?.finish();
         return Ok((op, format!("s3://{bucket}/{prefix}")));
     }

@@ -71,7 +71,11 @@ impl Probes {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into());
         }
         match request.uri().path() {
-            "/metrics" => reply(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", self.metrics.encode()),
+            "/metrics" => reply(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.encode(),
+            ),
             "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => {
                 let (ready, report) = self.readiness().await;
@@ -115,7 +119,9 @@ impl Probes {
                 Ok(Ok(Some(_))) => line(true, format!("pipeline {name}: catalog answers")),
                 Ok(Ok(None)) => line(false, format!("pipeline {name}: table is missing from the catalog")),
                 Ok(Err(e)) => line(false, format!("pipeline {name}: catalog unreachable: {e}")),
-                Err(_) => line(false, format!("pipeline {name}: catalog did not answer within {CATALOG_PROBE_TIMEOUT:?}")),
+                Err(_) => {
+                    line(false, format!("pipeline {name}: catalog did not answer within {CATALOG_PROBE_TIMEOUT:?}"))
+                }
             }
         }
         (ready, report)

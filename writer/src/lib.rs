@@ -67,7 +67,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     tracing::info!(writer_id = %config.writer_id, instance = %instance, catalog = %icefall_table::catalog::redact(&config.catalog.uri), "writer starting");
     let mut tasks = tokio::task::JoinSet::new();
     for (p, (events, _)) in config.pipelines.iter().zip(events) {
-        let pipeline = pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, events, stop_rx.clone()).await?;
+        let pipeline =
+            pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, events, stop_rx.clone()).await?;
         tasks.spawn(pipeline.run());
     }
     let mut result = Ok(());

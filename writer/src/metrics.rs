@@ -117,8 +117,18 @@ impl Metrics {
         let f = &families;
         let records = || Unit::Other("records".into());
         registry.register_with_unit("consumed", "Records read from Kafka", records(), f.consumed_records.clone());
-        registry.register_with_unit("consumed", "Record bytes (key + value) read from Kafka", Unit::Bytes, f.consumed_bytes.clone());
-        registry.register_with_unit("committed", "Records decoded and committed to the table", records(), f.committed_records.clone());
+        registry.register_with_unit(
+            "consumed",
+            "Record bytes (key + value) read from Kafka",
+            Unit::Bytes,
+            f.consumed_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "committed",
+            "Records decoded and committed to the table",
+            records(),
+            f.committed_records.clone(),
+        );
         registry.register_with_unit(
             "dead_letter",
             "Records that could not be decoded, committed to the dead-letter table, by reason class",
@@ -149,7 +159,12 @@ impl Metrics {
             Unit::Seconds,
             f.checkpoint_duration.clone(),
         );
-        registry.register_with_unit("commit_duration", "Time of the table commit alone, retries included", Unit::Seconds, f.commit_duration.clone());
+        registry.register_with_unit(
+            "commit_duration",
+            "Time of the table commit alone, retries included",
+            Unit::Seconds,
+            f.commit_duration.clone(),
+        );
         registry.register("commits", "Checkpoint commits by outcome (committed, fenced)", f.commits.clone());
         registry.register(
             "commit_conflicts",
@@ -166,7 +181,12 @@ impl Metrics {
             "Checkpoints dropped and re-read from the table's offsets, by reason",
             f.dropped_checkpoints.clone(),
         );
-        registry.register_with_unit("written", "Data files committed", Unit::Other("files".into()), f.files_written.clone());
+        registry.register_with_unit(
+            "written",
+            "Data files committed",
+            Unit::Other("files".into()),
+            f.files_written.clone(),
+        );
         registry.register_with_unit("written", "Bytes of data files committed", Unit::Bytes, f.bytes_written.clone());
         registry.register("writers", "Writers in the pipeline's pool", f.writers.clone());
         registry.register_with_unit(
@@ -429,7 +449,10 @@ mod tests {
         let text = metrics.encode();
         assert!(text.contains(r#"acme_consumed_records_total{pipeline="orders",topic="orders-topic"} 3"#), "{text}");
         assert!(text.contains(r#"acme_consumed_bytes_total{pipeline="orders",topic="orders-topic"} 120"#), "{text}");
-        assert!(text.contains(r#"acme_consumer_lag_records{pipeline="orders",topic="orders-topic",partition="0"} 15"#), "{text}");
+        assert!(
+            text.contains(r#"acme_consumer_lag_records{pipeline="orders",topic="orders-topic",partition="0"} 15"#),
+            "{text}"
+        );
         assert!(text.contains(r#"acme_assigned_partitions{pipeline="orders"} 1"#), "{text}");
     }
 
