@@ -14,6 +14,7 @@ pub mod postgres;
 pub mod process;
 pub mod produce;
 pub mod registry;
+pub mod rest;
 pub mod s3;
 pub mod scenario;
 pub mod tables;

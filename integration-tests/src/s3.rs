@@ -181,6 +181,7 @@ impl S3Server {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
+            token: None,
         }
     }
 }

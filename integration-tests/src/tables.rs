@@ -26,6 +26,7 @@ pub async fn catalog_at(uri: &str, dir: &Path) -> Catalog {
         name: "icefall".into(),
         warehouse: format!("{}/warehouse", dir.display()),
         storage: Default::default(),
+        token: None,
     };
     Catalog::connect(&config).await.expect("catalog")
 }

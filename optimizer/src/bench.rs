@@ -50,6 +50,7 @@ pub async fn bench(files: usize, rows_per_file: usize) -> Result<BenchReport> {
         name: "bench".into(),
         warehouse: format!("{}/warehouse", dir.display()),
         storage: Default::default(),
+        token: None,
     };
     let result = run(&config, files, rows_per_file).await;
     let _ = std::fs::remove_dir_all(&dir);

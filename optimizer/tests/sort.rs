@@ -22,6 +22,7 @@ async fn compaction_output_follows_the_table_sort_order() {
         name: "test".into(),
         warehouse: format!("{}/warehouse", dir.path().display()),
         storage: Default::default(),
+        token: None,
     })
     .await
     .expect("catalog");

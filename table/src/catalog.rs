@@ -1,8 +1,12 @@
-//! The SQL catalog (SQLite embedded, PostgreSQL in production).
+//! The catalog: SQL (SQLite embedded, PostgreSQL in production) or the Iceberg REST catalog
+//! ([`rest`]).
 //!
-//! The layout is the one Java's `JdbcCatalog` (schema version V1) and PyIceberg's `SqlCatalog`
-//! share, so a table registered here is visible to Spark, Trino and PyIceberg. Committing is a
-//! compare-and-swap on `metadata_location`: the only write that changes a table's state.
+//! The SQL layout is the one Java's `JdbcCatalog` (schema version V1) and PyIceberg's
+//! `SqlCatalog` share, so a table registered here is visible to Spark, Trino and PyIceberg.
+//! Committing is a compare-and-swap on `metadata_location`: the only write that changes a
+//! table's state. On REST, a commit is a request whose requirements play that part.
+
+pub mod rest;
 
 use std::sync::Arc;
 
@@ -70,6 +74,17 @@ pub enum SwapOutcome {
     Conflict,
 }
 
+enum Backend {
+    Sql(AnyPool),
+    Rest(rest::RestCatalog),
+}
+
+/// What publishing a staged commit did.
+pub(crate) enum Published {
+    Committed(LoadedTable),
+    Conflict,
+}
+
 /// A connection to the catalog plus the storage its tables live on.
 #[derive(Clone)]
 pub struct Catalog {
@@ -77,7 +92,7 @@ pub struct Catalog {
 }
 
 struct Inner {
-    pool: AnyPool,
+    backend: Backend,
     postgres: bool,
     config: CatalogConfig,
     warehouse: String,
@@ -88,6 +103,19 @@ impl Catalog {
     /// Connects (creating the SQLite file and the catalog tables if missing).
     pub async fn connect(config: &CatalogConfig) -> Result<Self> {
         config.validate()?;
+        let warehouse = config.warehouse_location()?;
+        if config.is_rest() {
+            let client = rest::RestCatalog::connect(&config.uri, &config.warehouse, config.token.clone()).await?;
+            return Ok(Catalog {
+                inner: Arc::new(Inner {
+                    backend: Backend::Rest(client),
+                    postgres: false,
+                    config: config.clone(),
+                    warehouse,
+                    file_io: storage::file_io(config),
+                }),
+            });
+        }
         install_default_drivers();
         let postgres = config.uri.starts_with("postgres");
         let url = if let Some(path) = config.uri.strip_prefix("sqlite:") {
@@ -108,14 +136,13 @@ impl Catalog {
             .connect(&url)
             .await
             .map_err(Error::catalog(format!("connect to {}", redact(&config.uri))))?;
-        let warehouse = config.warehouse_location()?;
         if let Some(path) = storage::local_path(&warehouse) {
             std::fs::create_dir_all(&path)
                 .map_err(|e| Error::Config(format!("catalog.warehouse: cannot create {path}: {e}")))?;
         }
         let catalog = Catalog {
             inner: Arc::new(Inner {
-                pool,
+                backend: Backend::Sql(pool),
                 postgres,
                 config: config.clone(),
                 warehouse,
@@ -178,7 +205,7 @@ impl Catalog {
         )
         .await?;
         // A database first created by Java's JdbcCatalog in the pre-V1 layout lacks this column.
-        let pool = &self.inner.pool;
+        let Backend::Sql(pool) = &self.inner.backend else { return Ok(()) };
         if sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").execute(pool).await.is_err() {
             self.idempotent_ddl(
                 "add column iceberg_tables.iceberg_type",
@@ -193,10 +220,11 @@ impl Catalog {
     /// concurrent creator (two writers starting at once), so a failure is retried: the retry
     /// sees the table the other process made.
     async fn idempotent_ddl(&self, operation: &str, sql: &str) -> Result<()> {
+        let Backend::Sql(pool) = &self.inner.backend else { return Ok(()) };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match sqlx::query(sql).execute(&self.inner.pool).await {
+            match sqlx::query(sql).execute(pool).await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < 5 => {
                     tracing::debug!(operation, error = %e, "catalog DDL raced another process; retrying");
@@ -206,7 +234,7 @@ impl Catalog {
                     // The column may have been added by the other process meanwhile.
                     if operation.starts_with("add column")
                         && sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0")
-                            .execute(&self.inner.pool)
+                            .execute(pool)
                             .await
                             .is_ok()
                     {
@@ -220,6 +248,10 @@ impl Catalog {
 
     /// Creates the namespace if it is not there (the `exists` marker PyIceberg and Java use).
     pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
+        let pool = match &self.inner.backend {
+            Backend::Rest(rest) => return rest.ensure_namespace(namespace).await,
+            Backend::Sql(pool) => pool,
+        };
         let ns = namespace.join(".");
         let sql = self.sql(
             "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value) \
@@ -228,7 +260,7 @@ impl Catalog {
         sqlx::query(&sql)
             .bind(self.name())
             .bind(&ns)
-            .execute(&self.inner.pool)
+            .execute(pool)
             .await
             .map_err(Error::catalog(format!("create namespace {ns}")))?;
         Ok(())
@@ -236,6 +268,10 @@ impl Catalog {
 
     /// The metadata location the catalog holds for a table, if the table exists.
     pub async fn metadata_location(&self, ident: &TableIdent) -> Result<Option<String>> {
+        let pool = match &self.inner.backend {
+            Backend::Rest(rest) => return Ok(rest.load(ident).await?.map(|t| t.metadata_location)),
+            Backend::Sql(pool) => pool,
+        };
         let sql = self.sql(
             "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
              AND table_name = ? AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
@@ -244,7 +280,7 @@ impl Catalog {
             .bind(self.name())
             .bind(ident.namespace().join("."))
             .bind(ident.name())
-            .fetch_optional(&self.inner.pool)
+            .fetch_optional(pool)
             .await
             .map_err(Error::catalog(format!("load {}", display_ident(ident))))?;
         match row {
@@ -260,6 +296,9 @@ impl Catalog {
 
     /// Loads a table's current metadata.
     pub async fn load(&self, ident: &TableIdent) -> Result<LoadedTable> {
+        if let Backend::Rest(rest) = &self.inner.backend {
+            return rest.load(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)));
+        }
         let location =
             self.metadata_location(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)))?;
         let metadata = TableMetadata::read_from(self.file_io(), &location)
@@ -270,6 +309,10 @@ impl Catalog {
 
     /// Tables of a namespace.
     pub async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
+        let pool = match &self.inner.backend {
+            Backend::Rest(rest) => return rest.list_tables(namespace).await,
+            Backend::Sql(pool) => pool,
+        };
         let sql = self.sql(
             "SELECT table_name FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
              AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) ORDER BY table_name",
@@ -277,7 +320,7 @@ impl Catalog {
         let rows = sqlx::query(&sql)
             .bind(self.name())
             .bind(namespace.join("."))
-            .fetch_all(&self.inner.pool)
+            .fetch_all(pool)
             .await
             .map_err(Error::catalog("list tables"))?;
         rows.iter()
@@ -295,6 +338,11 @@ impl Catalog {
 
     /// Creates a table; `AlreadyExists` if another process created it first.
     pub async fn create(&self, ident: &TableIdent, creation: TableCreation) -> Result<LoadedTable> {
+        let pool = match &self.inner.backend {
+            // The server places the table under its own warehouse unless a location is given.
+            Backend::Rest(rest) => return rest.create(ident, creation).await,
+            Backend::Sql(pool) => pool,
+        };
         self.ensure_namespace(ident.namespace()).await?;
         let location = creation.location.clone().unwrap_or_else(|| self.default_location(ident));
         let creation = TableCreation { location: Some(location.clone()), ..creation };
@@ -317,7 +365,7 @@ impl Catalog {
             .bind(ident.namespace().join("."))
             .bind(ident.name())
             .bind(&metadata_location)
-            .execute(&self.inner.pool)
+            .execute(pool)
             .await;
         match inserted {
             Ok(_) => Ok(LoadedTable { ident: ident.clone(), metadata_location, metadata: Arc::new(metadata) }),
@@ -337,6 +385,9 @@ impl Catalog {
     /// still points at `expected`. An `Err` means the outcome is unknown (the statement may or
     /// may not have been applied).
     pub async fn swap(&self, ident: &TableIdent, expected: &str, new_location: &str) -> Result<SwapOutcome> {
+        let Backend::Sql(pool) = &self.inner.backend else {
+            return Err(Error::Config("a REST catalog commits through requests, not swaps".into()));
+        };
         let sql = self.sql(
             "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
              WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
@@ -348,21 +399,54 @@ impl Catalog {
             .bind(ident.namespace().join("."))
             .bind(ident.name())
             .bind(expected)
-            .execute(&self.inner.pool)
+            .execute(pool)
             .await
             .map_err(Error::catalog(format!("commit to {}", display_ident(ident))))?;
         Ok(if result.rows_affected() == 1 { SwapOutcome::Swapped } else { SwapOutcome::Conflict })
     }
 
+    /// True when commits go through a REST catalog (which writes the metadata file itself).
+    pub(crate) fn is_rest(&self) -> bool {
+        matches!(self.inner.backend, Backend::Rest(_))
+    }
+
+    /// Makes a staged commit the table's state: a swap to the metadata file we wrote (SQL), or a
+    /// commit request the server applies (REST). `Err`: the outcome is unknown.
+    pub(crate) async fn publish(
+        &self,
+        base: &LoadedTable,
+        metadata_location: &str,
+        metadata: &TableMetadata,
+    ) -> Result<Published> {
+        match &self.inner.backend {
+            Backend::Rest(rest) => Ok(match rest.commit(base, metadata).await? {
+                rest::RestCommit::Committed(table) => Published::Committed(table),
+                rest::RestCommit::Conflict => Published::Conflict,
+            }),
+            Backend::Sql(_) => match self.swap(&base.ident, &base.metadata_location, metadata_location).await? {
+                SwapOutcome::Swapped => Ok(Published::Committed(LoadedTable {
+                    ident: base.ident.clone(),
+                    metadata_location: metadata_location.to_string(),
+                    metadata: Arc::new(metadata.clone()),
+                })),
+                SwapOutcome::Conflict => Ok(Published::Conflict),
+            },
+        }
+    }
+
     /// Removes a table from the catalog (its files stay). Used by tests and tooling.
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
+        let pool = match &self.inner.backend {
+            Backend::Rest(rest) => return rest.drop_table(ident).await,
+            Backend::Sql(pool) => pool,
+        };
         let sql =
             self.sql("DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?");
         sqlx::query(&sql)
             .bind(self.name())
             .bind(ident.namespace().join("."))
             .bind(ident.name())
-            .execute(&self.inner.pool)
+            .execute(pool)
             .await
             .map_err(Error::catalog(format!("drop {}", display_ident(ident))))?;
         Ok(())

@@ -26,6 +26,10 @@ pub struct CatalogConfig {
     /// `s3.access-key-id`, `s3.secret-access-key`, `s3.path-style-access`.
     #[serde(default)]
     pub storage: BTreeMap<String, String>,
+    /// Bearer token for a REST catalog (`uri = "https://…"`); use `${ENV_VAR}` to keep it out
+    /// of the file. Never logged.
+    #[serde(default, skip_serializing)]
+    pub token: Option<String>,
 }
 
 fn default_uri() -> String {
@@ -40,7 +44,13 @@ fn default_warehouse() -> String {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self { uri: default_uri(), name: default_name(), warehouse: default_warehouse(), storage: BTreeMap::new() }
+        Self {
+            uri: default_uri(),
+            name: default_name(),
+            warehouse: default_warehouse(),
+            storage: BTreeMap::new(),
+            token: None,
+        }
     }
 }
 
@@ -49,12 +59,19 @@ impl CatalogConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.uri.starts_with("sqlite:")
             || self.uri.starts_with("postgres://")
-            || self.uri.starts_with("postgresql://"))
+            || self.uri.starts_with("postgresql://")
+            || self.is_rest())
         {
             return Err(Error::Config(format!(
-                "catalog.uri = {:?}: use `sqlite:<path>` or `postgres://user:password@host:port/database`",
-                self.uri
+                "catalog.uri = {:?}: use `sqlite:<path>`, `postgres://user:password@host:port/database` or a REST \
+                 catalog's `https://host[:port][/path]`",
+                crate::catalog::redact(&self.uri)
             )));
+        }
+        if self.token.is_some() && !self.is_rest() {
+            return Err(Error::Config(
+                "catalog.token is set but catalog.uri is not a REST catalog (http[s]://…)".into(),
+            ));
         }
         if self.name.trim().is_empty() {
             return Err(Error::Config("catalog.name is empty: set it to the catalog name your engines use".into()));
@@ -64,6 +81,11 @@ impl CatalogConfig {
         }
         crate::storage::normalize_location(&self.warehouse)?;
         Ok(())
+    }
+
+    /// A REST catalog (`http://` or `https://`).
+    pub fn is_rest(&self) -> bool {
+        self.uri.starts_with("http://") || self.uri.starts_with("https://")
     }
 
     /// The warehouse as a location every engine accepts (`file:///abs/path` or `s3://…`).

@@ -19,6 +19,11 @@ pub enum Error {
         source: Box<sqlx::Error>,
     },
 
+    /// A REST catalog request failed: no answer (`status` none) or an error status. Retryable
+    /// unless the server said the request itself is wrong (4xx).
+    #[error("REST catalog: {context} failed{}: {message}; check that the catalog (catalog.uri) is reachable", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
+    Rest { context: String, status: Option<u16>, message: String },
+
     /// The catalog answered, but the table does not exist.
     #[error("table {0} does not exist")]
     TableNotFound(String),
@@ -66,6 +71,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Catalog { .. } | Error::ConflictRetriesExhausted { .. } | Error::Storage { .. } => true,
+            Error::Rest { status, .. } => status.is_none_or(|s| s >= 500 || s == 429 || s == 408),
             Error::Iceberg { source, .. } => {
                 !matches!(source.kind(), iceberg::ErrorKind::DataInvalid | iceberg::ErrorKind::FeatureUnsupported)
             }

@@ -16,6 +16,7 @@ async fn catalog(dir: &std::path::Path) -> Catalog {
         name: "test".into(),
         warehouse: format!("{}/warehouse", dir.display()),
         storage: Default::default(),
+        token: None,
     })
     .await
     .expect("connect")

@@ -12,7 +12,6 @@ mod summary;
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use iceberg::MetadataLocation;
@@ -21,7 +20,7 @@ use iceberg::spec::{
     SnapshotReference, SnapshotRetention, TableMetadata,
 };
 
-use crate::catalog::{SwapOutcome, display_ident};
+use crate::catalog::{Published, display_ident};
 use crate::{Catalog, Error, LoadedTable, Result, offsets};
 
 /// What a commit changes.
@@ -191,13 +190,12 @@ impl Catalog {
             } else {
                 self.stage_metadata_change(&base, &pending.change).await?
             };
-            match self.swap(&base.ident, &base.metadata_location, &staged.metadata_location).await {
-                Ok(SwapOutcome::Swapped) => {
-                    let landed_id = staged.metadata.current_snapshot_id().unwrap_or(snapshot_id);
-                    let table = LoadedTable {
-                        ident: base.ident.clone(),
-                        metadata_location: staged.metadata_location,
-                        metadata: Arc::new(staged.metadata),
+            match self.publish(&base, &staged.metadata_location, &staged.metadata).await {
+                Ok(Published::Committed(table)) => {
+                    let landed_id = if pending.change.makes_snapshot() {
+                        snapshot_id
+                    } else {
+                        table.metadata.current_snapshot_id().unwrap_or(snapshot_id)
                     };
                     return Ok(CommitOutcome {
                         table,
@@ -207,11 +205,13 @@ impl Catalog {
                         already_committed: false,
                     });
                 }
-                Ok(SwapOutcome::Conflict) => {
+                Ok(Published::Conflict) => {
                     tracing::debug!(table = %table_name, attempt, "commit conflict; rebasing");
                     conflicts += 1;
                     // Nobody references these files: they were never swapped in.
-                    let _ = self.file_io().delete(&staged.metadata_location).await;
+                    if !staged.metadata_location.is_empty() {
+                        let _ = self.file_io().delete(&staged.metadata_location).await;
+                    }
                     for file in &staged.attempt_files {
                         let _ = self.file_io().delete(file).await;
                     }
@@ -343,6 +343,10 @@ impl Catalog {
         metadata: TableMetadata,
         attempt_files: Vec<String>,
     ) -> Result<Staged> {
+        if self.is_rest() {
+            // The server writes the metadata file when it applies our updates.
+            return Ok(Staged { metadata_location: String::new(), metadata, attempt_files });
+        }
         let location = next_metadata_location(&base.metadata_location, &metadata);
         metadata
             .write_to(self.file_io(), &location)

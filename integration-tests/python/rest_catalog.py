@@ -1,0 +1,186 @@
+"""An Iceberg REST catalog server for the tests: the REST protocol in front of PyIceberg's
+SqlCatalog (SQLite), which checks every commit's requirements and applies its updates the way
+REST servers do. It can be told to fail upcoming commits the ways real servers fail:
+
+  POST /test/faults  {"commits": ["after-500", "before-503", ...]}
+      after-500: apply the commit, then answer 500 (the client cannot know it landed)
+      before-503: answer 503 without applying it
+  GET /test/stats    {"commits": n, "conflicts": n, "faults": n}
+
+Usage: rest_catalog.py --port P --catalog-db PATH --warehouse DIR
+"""
+
+import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlparse
+
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+)
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import CommitTableRequest
+from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
+
+LOCK = threading.Lock()
+STATE = {"faults": [], "stats": {"commits": 0, "conflicts": 0, "faults": 0}}
+
+
+def table_result(table):
+    return {
+        "metadata-location": table.metadata_location,
+        "metadata": json.loads(table.metadata.model_dump_json()),
+        "config": {},
+    }
+
+
+def error(code, kind, message):
+    return code, {"error": {"message": message, "type": kind, "code": code}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    catalog = None
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, code, body=None):
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"{}")
+
+    def route(self, method):
+        path = urlparse(self.path).path
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        with LOCK:
+            try:
+                return self.dispatch(method, parts)
+            except NoSuchTableError as e:
+                return error(404, "NoSuchTableException", str(e))
+            except NoSuchNamespaceError as e:
+                return error(404, "NoSuchNamespaceException", str(e))
+            except (TableAlreadyExistsError, NamespaceAlreadyExistsError) as e:
+                return error(409, "AlreadyExistsException", str(e))
+            except CommitFailedException as e:
+                STATE["stats"]["conflicts"] += 1
+                return error(409, "CommitFailedException", str(e))
+            except Exception as e:  # noqa: BLE001 - the server's own failure is a 500
+                return error(500, type(e).__name__, str(e))
+
+    def dispatch(self, method, parts):
+        cat = self.catalog
+        if parts[:1] == ["test"]:
+            if method == "POST" and parts[1] == "faults":
+                STATE["faults"].extend(self.body().get("commits", []))
+                return 204, None
+            return 200, STATE["stats"]
+        if parts[0] != "v1":
+            return error(404, "NotFound", "unknown path")
+        rest = parts[1:]
+        if rest == ["config"]:
+            return 200, {"defaults": {}, "overrides": {}}
+        if rest == ["namespaces"]:
+            if method == "POST":
+                body = self.body()
+                cat.create_namespace(tuple(body["namespace"]), body.get("properties") or {})
+                return 200, {"namespace": body["namespace"], "properties": {}}
+            return 200, {"namespaces": [list(ns) for ns in cat.list_namespaces()]}
+        namespace = tuple(rest[1].split("\x1f"))
+        if len(rest) == 3 and rest[2] == "tables":
+            if method == "POST":
+                return 200, table_result(self.create(namespace, self.body()))
+            return 200, {"identifiers": [{"namespace": list(i[:-1]), "name": i[-1]} for i in cat.list_tables(namespace)]}
+        if len(rest) == 4 and rest[2] == "tables":
+            identifier = namespace + (rest[3],)
+            if method == "GET":
+                return 200, table_result(cat.load_table(identifier))
+            if method == "DELETE":
+                cat.drop_table(identifier)
+                return 204, None
+            if method == "POST":
+                return self.commit(identifier, self.body())
+        return error(404, "NotFound", "unknown path")
+
+    def create(self, namespace, body):
+        cat = self.catalog
+        try:
+            cat.create_namespace(namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        schema = Schema.model_validate(body["schema"])
+        spec = body.get("partition-spec")
+        if spec:
+            for i, field in enumerate(spec.get("fields", [])):
+                field.setdefault("field-id", 1000 + i)
+            spec.setdefault("spec-id", 0)
+            spec = PartitionSpec.model_validate(spec)
+        order = body.get("write-order")
+        order = SortOrder.model_validate(order) if order else UNSORTED_SORT_ORDER
+        return cat.create_table(
+            namespace + (body["name"],),
+            schema=schema,
+            location=body.get("location"),
+            partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
+            sort_order=order,
+            properties=body.get("properties") or {},
+        )
+
+    def commit(self, identifier, body):
+        fault = STATE["faults"].pop(0) if STATE["faults"] else None
+        if fault == "before-503":
+            STATE["stats"]["faults"] += 1
+            return error(503, "ServiceUnavailable", "injected: not applied")
+        request = CommitTableRequest.model_validate(body)
+        table = self.catalog.load_table(identifier)
+        response = self.catalog.commit_table(table, request.requirements, request.updates)
+        STATE["stats"]["commits"] += 1
+        if fault == "after-500":
+            STATE["stats"]["faults"] += 1
+            return error(500, "CommitStateUnknownException", "injected: applied, then failed")
+        return 200, {"metadata-location": response.metadata_location, "metadata": json.loads(response.metadata.model_dump_json())}
+
+    def do_GET(self):
+        self.reply(*self.route("GET"))
+
+    def do_POST(self):
+        self.reply(*self.route("POST"))
+
+    def do_DELETE(self):
+        self.reply(*self.route("DELETE"))
+
+    def do_HEAD(self):
+        code, _ = self.route("GET")
+        self.send_response(204 if code == 200 else code)
+        self.end_headers()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--catalog-db", required=True)
+    parser.add_argument("--warehouse", required=True)
+    args = parser.parse_args()
+    Handler.catalog = SqlCatalog(
+        "icefall", uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}"
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"listening on {args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
