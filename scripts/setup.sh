@@ -19,6 +19,9 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v make >/dev/null || need_apt+=(make)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v unzip >/dev/null || need_apt+=(unzip)
+# librdkafka with TLS/SASL links the system OpenSSL.
+[ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # PostgreSQL server binaries: the tests start private servers for the PostgreSQL catalog.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The interop tests read our tables with Spark (a JVM) over the same SQL catalog (JDBC drivers).

@@ -114,6 +114,8 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        // `${VAR}`s first: secrets (the catalog password, storage keys) stay in the environment.
+        let text = icefall_table::config::interpolate_env(&text).map_err(Error::Config)?;
         let config: Config = toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))?;
         config.catalog.validate()?;
         for table in &config.tables {

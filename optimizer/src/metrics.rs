@@ -29,24 +29,38 @@ type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 /// Renders the last run: its reports (one per table and command), duration and outcome.
 pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Duration, succeeded: bool) -> String {
     let mut registry = Registry::with_prefix(format!("{namespace}_optimizer"));
-    let per_table = |registry: &mut Registry, name: &str, help: &str, unit: Unit, value: fn(&Report) -> u64| {
+    // `unit: None` for counts of the thing the name says (`commits`).
+    let per_table = |registry: &mut Registry, name: &str, help: &str, unit: Option<Unit>, value: fn(&Report) -> u64| {
         let family = Family::<TableLabels, Gauge>::default();
         for r in reports.iter().filter(|r| !r.dry_run) {
             let labels = TableLabels { command: r.command.clone(), table: r.table.clone() };
             family.get_or_create(&labels).inc_by(value(r) as i64);
         }
-        registry.register_with_unit(name, help, unit, family);
+        match unit {
+            Some(unit) => registry.register_with_unit(name, help, unit, family),
+            None => registry.register(name, help, family),
+        }
     };
-    let files = || Unit::Other("files".into());
+    let files = || Some(Unit::Other("files".into()));
     per_table(&mut registry, "rewritten", "Data files compacted away in the last run", files(), |r| r.files_in);
-    per_table(&mut registry, "rewritten", "Bytes of data files compacted away in the last run", Unit::Bytes, |r| {
-        r.bytes_in
-    });
+    per_table(
+        &mut registry,
+        "rewritten",
+        "Bytes of data files compacted away in the last run",
+        Some(Unit::Bytes),
+        |r| r.bytes_in,
+    );
     per_table(&mut registry, "written", "Data files written by compaction in the last run", files(), |r| r.files_out);
-    per_table(&mut registry, "written", "Bytes written by compaction in the last run", Unit::Bytes, |r| r.bytes_out);
-    per_table(&mut registry, "expired", "Snapshots expired in the last run", Unit::Other("snapshots".into()), |r| {
-        r.snapshots_expired
+    per_table(&mut registry, "written", "Bytes written by compaction in the last run", Some(Unit::Bytes), |r| {
+        r.bytes_out
     });
+    per_table(
+        &mut registry,
+        "expired",
+        "Snapshots expired in the last run",
+        Some(Unit::Other("snapshots".into())),
+        |r| r.snapshots_expired,
+    );
     per_table(
         &mut registry,
         "deleted",
@@ -58,10 +72,10 @@ pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Dura
         &mut registry,
         "failed",
         "Compaction groups that failed in the last run",
-        Unit::Other("groups".into()),
+        Some(Unit::Other("groups".into())),
         |r| r.groups_failed,
     );
-    per_table(&mut registry, "commits", "Commits made in the last run", Unit::Other("snapshots".into()), |r| r.commits);
+    per_table(&mut registry, "commits", "Commits made in the last run", None, |r| r.commits);
     let labels = CommandLabels { command: command.to_string() };
     let gauge = |value: f64| {
         let family = Family::<CommandLabels, FloatGauge>::default();

@@ -93,3 +93,28 @@ impl CatalogConfig {
         crate::storage::normalize_location(&self.warehouse)
     }
 }
+
+/// Replaces `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.
+/// Shared by the writer's and the optimizer's config files (secrets stay in the environment).
+/// The error says which variable is missing; callers wrap it in their own config error.
+pub fn interpolate_env(text: &str) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        if rest[..i].ends_with('$') {
+            out.push_str(&rest[..i - 1]);
+            out.push_str("${");
+            rest = &rest[i + 2..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').ok_or_else(|| "an unterminated ${ in the config file".to_string())?;
+        let name = &rest[i + 2..i + end];
+        let value = std::env::var(name)
+            .map_err(|_| format!("the config references ${{{name}}}, but that environment variable is not set"))?;
+        out.push_str(&value);
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

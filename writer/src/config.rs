@@ -384,7 +384,7 @@ impl Config {
 
     /// Parses config text (after `${VAR}` interpolation) without validating.
     pub fn parse(text: &str) -> Result<Self> {
-        let text = interpolate_env(text)?;
+        let text = icefall_table::config::interpolate_env(text).map_err(Error::Config)?;
         toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
     }
 
@@ -563,30 +563,6 @@ impl PipelineConfig {
             }
         }
     }
-}
-
-/// Replaces `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.
-pub fn interpolate_env(text: &str) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("${") {
-        if rest[..i].ends_with('$') {
-            out.push_str(&rest[..i - 1]);
-            out.push_str("${");
-            rest = &rest[i + 2..];
-            continue;
-        }
-        out.push_str(&rest[..i]);
-        let end = rest[i..].find('}').ok_or_else(|| Error::Config("an unterminated ${ in the config file".into()))?;
-        let name = &rest[i + 2..i + end];
-        let value = std::env::var(name).map_err(|_| {
-            Error::Config(format!("the config references ${{{name}}}, but that environment variable is not set"))
-        })?;
-        out.push_str(&value);
-        rest = &rest[i + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 #[cfg(test)]

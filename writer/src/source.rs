@@ -472,4 +472,24 @@ mod tests {
         properties.insert("max.poll.interval.ms".to_string(), "20000".to_string());
         assert_eq!(revoke_timeout(&properties), Duration::from_secs(10));
     }
+
+    /// Managed Kafka needs TLS and SASL (PLAIN, SCRAM) and compressed topics need zstd: a
+    /// librdkafka built without them refuses these settings when the client is created.
+    #[test]
+    fn the_kafka_client_speaks_tls_sasl_and_zstd() {
+        for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
+            let created: KafkaResult<BaseConsumer> = ClientConfig::new()
+                .set("bootstrap.servers", "127.0.0.1:1")
+                .set("group.id", "build-features")
+                .set("security.protocol", "SASL_SSL")
+                .set("sasl.mechanisms", mechanism)
+                .set("sasl.username", "u")
+                .set("sasl.password", "p")
+                .create();
+            assert!(created.is_ok(), "SASL_SSL with {mechanism}: {:?}", created.err());
+        }
+        let zstd: KafkaResult<rdkafka::producer::BaseProducer> =
+            ClientConfig::new().set("bootstrap.servers", "127.0.0.1:1").set("compression.codec", "zstd").create();
+        assert!(zstd.is_ok(), "zstd: {:?}", zstd.err());
+    }
 }

@@ -71,7 +71,7 @@ fn environment_variables_fill_secrets() {
     let text = MINIMAL.replace("[kafka]", "[kafka]\nproperties = { \"sasl.password\" = \"${PATH}\" }");
     let config = Config::parse(&text).expect("parses");
     assert_eq!(config.kafka.properties.get("sasl.password"), Some(&path));
-    assert_eq!(interpolate_env("a $${literal} b").ok().as_deref(), Some("a ${literal} b"));
+    assert_eq!(icefall_table::config::interpolate_env("a $${literal} b").ok().as_deref(), Some("a ${literal} b"));
 }
 
 const BINARY: &str = r#"

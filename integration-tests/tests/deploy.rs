@@ -1,0 +1,195 @@
+//! The deployment files are checked, not just shipped: the Kubernetes manifests and the compose
+//! file parse, carry what an operator relies on (probes on the metrics port, graceful
+//! termination longer than a checkpoint, resources, a PodDisruptionBudget that selects the
+//! writers, a CronJob that never overlaps, Secrets referenced rather than inlined), every file
+//! they mount exists, and the writer and optimizer configs they carry pass our own validation.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use icefall_integration_tests::repo_root;
+use serde_json::Value;
+
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|doc| {
+            let value: Value = serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+            value
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// `${NAME}` → a stand-in value, as the environment would provide at run time.
+fn fill_placeholders(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find('}').expect("a closed ${…}");
+        out.push_str(&format!("stand-in-{}", &rest[i + 2..i + end]));
+        rest = &rest[i + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn writer_config(text: &str) -> icefall_writer::Config {
+    let config = icefall_writer::Config::parse(&fill_placeholders(text)).expect("the writer config parses");
+    config.validate().expect("the writer config validates");
+    config
+}
+
+fn optimizer_config(text: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("optimizer.toml");
+    std::fs::write(&path, fill_placeholders(text)).expect("write");
+    icefall_optimizer::Config::load(&path).expect("the optimizer config loads and validates");
+}
+
+fn str_at<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("{pointer} missing in {value}"))
+}
+
+#[test]
+fn kubernetes_manifests_carry_what_operators_rely_on() {
+    let dir = repo_root().join("deploy/k8s");
+    let kustomization = &yaml_documents(&dir.join("kustomization.yaml"))[0];
+    let listed: Vec<PathBuf> = kustomization["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| dir.join(r.as_str().expect("a file name")))
+        .collect();
+    let mut manifests = Vec::new();
+    for path in listed.iter().chain([&dir.join("secret.example.yaml")]) {
+        for doc in yaml_documents(path) {
+            for key in ["/apiVersion", "/kind", "/metadata/name"] {
+                str_at(&doc, key);
+            }
+            manifests.push(doc);
+        }
+    }
+    let find = |kind: &str, name: &str| {
+        manifests
+            .iter()
+            .find(|m| m["kind"] == kind && m["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let config_maps: BTreeSet<&str> =
+        manifests.iter().filter(|m| m["kind"] == "ConfigMap").map(|m| str_at(m, "/metadata/name")).collect();
+    let secret = find("Secret", "icefall-secrets");
+
+    // The writer: its config, probes on its metrics port, termination longer than a checkpoint.
+    let deployment = find("Deployment", "icefall-writer");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let config_map = pod["volumes"].as_array().expect("volumes").iter().find_map(|v| v["configMap"]["name"].as_str());
+    let config_map = config_map.expect("the config comes from a ConfigMap");
+    assert!(config_maps.contains(config_map), "ConfigMap {config_map} is not in the manifests");
+    let config = writer_config(str_at(find("ConfigMap", config_map), "/data/writer.toml"));
+    let listen = config.metrics.listen.expect("the writer serves metrics in Kubernetes");
+    assert_eq!(listen.ip().to_string(), "0.0.0.0", "probes come from outside the pod");
+    let port = container["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .and_then(|p| p["containerPort"].as_u64())
+        .expect("a metrics port");
+    assert_eq!(port, u64::from(listen.port()), "the container port is the one the config listens on");
+    assert_eq!(str_at(container, "/livenessProbe/httpGet/path"), "/healthz");
+    assert_eq!(str_at(container, "/readinessProbe/httpGet/path"), "/readyz");
+    assert_eq!(str_at(container, "/readinessProbe/httpGet/port"), "metrics");
+    let grace = Duration::from_secs(pod["terminationGracePeriodSeconds"].as_u64().expect("a termination grace period"));
+    let longest = config.pipelines.iter().map(|p| p.checkpoint_interval).max().expect("pipelines");
+    assert!(
+        grace > longest + Duration::from_secs(30),
+        "{grace:?} leaves no time for a final checkpoint of {longest:?}"
+    );
+    for key in ["/resources/requests/cpu", "/resources/requests/memory", "/resources/limits/memory"] {
+        str_at(container, key);
+    }
+    // Secrets are referenced, never inlined, and every referenced key exists.
+    let mut referenced = 0;
+    for env in container["env"].as_array().expect("env") {
+        if let Some(reference) = env.pointer("/valueFrom/secretKeyRef") {
+            assert_eq!(reference["name"], "icefall-secrets");
+            let key = str_at(reference, "/key");
+            assert!(secret["stringData"].get(key).is_some(), "secret key {key} is not in secret.example.yaml");
+            referenced += 1;
+        }
+        assert!(env.get("value").is_none_or(|v| !v.as_str().unwrap_or("").contains("change-me")));
+    }
+    assert!(referenced >= 3, "catalog and storage credentials come from the Secret");
+
+    // Disruptions take one writer at a time, and the budget selects the writers.
+    let pdb = find("PodDisruptionBudget", "icefall-writer");
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]);
+    assert!(pdb["spec"].get("maxUnavailable").is_some() || pdb["spec"].get("minAvailable").is_some());
+
+    // The optimizer: a CronJob that never overlaps, with a config that loads.
+    let cron = find("CronJob", "icefall-optimizer");
+    assert_eq!(cron["spec"]["concurrencyPolicy"], "Forbid");
+    str_at(cron, "/spec/schedule");
+    let job_pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    assert_eq!(job_pod["restartPolicy"], "Never");
+    let optimizer_map = job_pod["volumes"][0]["configMap"]["name"].as_str().expect("optimizer ConfigMap");
+    optimizer_config(str_at(find("ConfigMap", optimizer_map), "/data/optimizer.toml"));
+    str_at(&job_pod["containers"][0], "/resources/limits/memory");
+}
+
+#[test]
+fn compose_runs_the_whole_pipeline_from_files_that_exist() {
+    let root = repo_root();
+    let compose = &yaml_documents(&root.join("docker-compose.yml"))[0];
+    let services = compose["services"].as_object().expect("services");
+    for service in
+        ["kafka", "schema-registry", "minio", "postgres", "spark", "trino", "writer", "optimizer", "prometheus"]
+    {
+        assert!(services.contains_key(service), "docker-compose.yml has no {service}");
+    }
+    // Every file a service mounts is in the repository.
+    for (name, service) in services {
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let source = volume.as_str().and_then(|v| v.split(':').next()).unwrap_or("");
+            if let Some(relative) = source.strip_prefix("./") {
+                assert!(root.join(relative).exists(), "service {name} mounts {source}, which does not exist");
+            }
+        }
+    }
+    assert_eq!(services["writer"]["build"], ".", "the writer image is built from the Dockerfile");
+    let writer = writer_config(&std::fs::read_to_string(root.join("deploy/compose/writer.toml")).expect("read"));
+    assert!(writer.catalog.warehouse.starts_with("s3://"), "the compose tables live on MinIO");
+    assert!(writer.catalog.uri.starts_with("postgres://"), "Spark and Trino share the JDBC catalog");
+    optimizer_config(&std::fs::read_to_string(root.join("deploy/compose/optimizer.toml")).expect("read"));
+    // Prometheus scrapes the port the writer listens on, and its alerts parse.
+    let prometheus = &yaml_documents(&root.join("deploy/prometheus/prometheus.yml"))[0];
+    let target = str_at(prometheus, "/scrape_configs/0/static_configs/0/targets/0");
+    let port = writer.metrics.listen.expect("metrics").port();
+    assert_eq!(target, format!("writer:{port}"));
+    let alerts = &yaml_documents(&root.join("deploy/prometheus/alerts.yml"))[0];
+    let rules = alerts["groups"][0]["rules"].as_array().expect("rules");
+    assert!(
+        rules.iter().all(|r| r["alert"].is_string()
+            && r["expr"].as_str().is_some_and(|e| e.contains("icefall_") || e.contains("up{")))
+    );
+}
+
+#[test]
+fn the_dockerfile_builds_in_one_stage_and_runs_in_a_slim_one_as_a_user() {
+    let text = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
+    let stages: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert!(stages.len() >= 2, "multi-stage: {stages:?}");
+    assert!(stages.last().is_some_and(|s| s.contains("slim")), "a small runtime image: {stages:?}");
+    let runtime = &text[text.rfind("FROM ").unwrap_or(0)..];
+    for binary in ["icefall-writer", "icefall-optimizer"] {
+        assert!(runtime.contains(&format!("target/release/{binary}")), "the runtime image has {binary}");
+    }
+    assert!(runtime.lines().any(|l| l.starts_with("USER ") && !l.contains("root")), "runs as a non-root user");
+    assert!(!runtime.contains("cargo "), "nothing is built in the runtime stage");
+}
