@@ -4,6 +4,7 @@ SQL catalog and prints, per engine, the row count and an order-independent check
 
     python engines.py --catalog-db catalog.db --warehouse warehouse --table ns.events
     python engines.py --catalog-uri postgres://user@127.0.0.1:5432/db --warehouse … --table …
+    python engines.py --catalog-uri http://127.0.0.1:8181 --warehouse … --table …   (a REST catalog)
 
 With --icefall-ipc, our own scan (an Arrow IPC file) is summarized the same way as "icefall".
 With --spark-sql, Spark runs those statements (DML, `CALL` procedures) before anything is read;
@@ -83,7 +84,17 @@ def sqlalchemy_uri(args):
     return f"postgresql+psycopg2://{credentials}{address}"
 
 
+def is_rest(args):
+    return bool(args.catalog_uri) and args.catalog_uri.startswith(("http://", "https://"))
+
+
 def metadata_location(args, namespace, name):
+    if is_rest(args):
+        import urllib.request
+
+        path = f"/v1/namespaces/{urllib.parse.quote(namespace)}/tables/{urllib.parse.quote(name)}"
+        with urllib.request.urlopen(args.catalog_uri.rstrip("/") + path) as response:
+            return json.load(response)["metadata-location"]
     if args.catalog_db:
         con = sqlite3.connect(args.catalog_db)
         row = con.execute(
@@ -106,6 +117,10 @@ def metadata_location(args, namespace, name):
 def read_pyiceberg(args):
     from pyiceberg.catalog.sql import SqlCatalog
 
+    if is_rest(args):
+        from pyiceberg.catalog.rest import RestCatalog
+
+        return RestCatalog(args.catalog_name, uri=args.catalog_uri).load_table(args.table).scan().to_arrow()
     catalog = SqlCatalog(args.catalog_name, uri=sqlalchemy_uri(args), warehouse=f"file://{os.path.abspath(args.warehouse)}")
     return catalog.load_table(args.table).scan().to_arrow()
 
@@ -126,29 +141,15 @@ def read_duckdb(args):
     return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
 
 
-def spark_session(args):
+def spark_builder(jars, c):
+    """A local Spark session builder with the Iceberg runtime and catalog `c` (not yet typed)."""
     from pyspark.sql import SparkSession
 
-    # Spark 3.5 runs on Java 8/11/17; prefer the 17 JDK when nothing is chosen.
-    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
-        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
-    jars = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar"), recursive=True)
-    jdbc = "/usr/share/java/sqlite-jdbc.jar" if args.catalog_db else "/usr/share/java/postgresql.jar"
-    c = f"spark.sql.catalog.{args.catalog_name}"
-    if args.catalog_db:
-        uri, user, password = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}", None, None
-    else:
-        address, user, password = postgres_parts(args.catalog_uri)
-        uri = f"jdbc:postgresql://{address}"
-    builder = (
+    return (
         SparkSession.builder.master("local[2]")
-        .config("spark.jars", ",".join([jars[0], jdbc]))
+        .config("spark.jars", jars)
         .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
         .config(c, "org.apache.iceberg.spark.SparkCatalog")
-        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
-        .config(f"{c}.uri", uri)
-        .config(f"{c}.jdbc.schema-version", "V1")
-        .config(f"{c}.warehouse", f"file://{os.path.abspath(args.warehouse)}")
         .config(f"{c}.cache-enabled", "false")
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
@@ -156,6 +157,29 @@ def spark_session(args):
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    )
+
+
+def spark_session(args):
+    # Spark 3.5 runs on Java 8/11/17; prefer the 17 JDK when nothing is chosen.
+    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
+        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
+    jars = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar"), recursive=True)
+    jdbc = "/usr/share/java/sqlite-jdbc.jar" if args.catalog_db else "/usr/share/java/postgresql.jar"
+    c = f"spark.sql.catalog.{args.catalog_name}"
+    if is_rest(args):
+        return spark_builder(jars[0], c).config(f"{c}.type", "rest").config(f"{c}.uri", args.catalog_uri).getOrCreate()
+    if args.catalog_db:
+        uri, user, password = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}", None, None
+    else:
+        address, user, password = postgres_parts(args.catalog_uri)
+        uri = f"jdbc:postgresql://{address}"
+    builder = (
+        spark_builder(",".join([jars[0], jdbc]), c)
+        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
+        .config(f"{c}.uri", uri)
+        .config(f"{c}.jdbc.schema-version", "V1")
+        .config(f"{c}.warehouse", f"file://{os.path.abspath(args.warehouse)}")
     )
     if user:
         builder = builder.config(f"{c}.jdbc.user", user)

@@ -240,7 +240,7 @@ pub async fn writer_counts(catalog: &Catalog, table: &str) -> Vec<usize> {
 /// What [`engines_report`] runs against and checks besides reading.
 #[derive(Default)]
 pub struct EngineOptions<'a> {
-    /// The catalog database (PostgreSQL); `None` = the SQLite catalog in the test's dir.
+    /// The catalog: a PostgreSQL URI or a REST catalog's `http://…`; `None` = the SQLite catalog in the test's dir.
     pub catalog_uri: Option<&'a str>,
     /// SQL predicates Spark counts with file pruning and on a plain copy of the rows.
     pub spark_filters: &'a [&'a str],

@@ -1,7 +1,8 @@
 //! The Iceberg REST catalog as the table's catalog: our commit path sends requests with
 //! requirements to a REST server (PyIceberg's SqlCatalog behind the REST protocol); a 409
 //! rebases, a 5xx leaves the outcome unknown and we find our own commit id before trying again.
-//! Then the writer and the optimizer run on it with faults injected, exactly once throughout.
+//! Then the writer and the optimizer run on it with faults injected, exactly once throughout,
+//! and Spark, PyIceberg and DuckDB read the result through the same REST catalog.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -133,4 +134,10 @@ async fn writer_and_optimizer_on_a_rest_catalog_with_commit_faults_lose_and_dupl
     assert!(tables::data_file_count(&catalog, &s.table).await < files_before);
     tables::assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 7_000);
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
+
+    // Engines read the table through the same REST catalog: Spark (Iceberg's Java REST client),
+    // PyIceberg's REST client and DuckDB see every row and value our own scan sees.
+    let options = tables::EngineOptions { catalog_uri: Some(&server.uri()), spark_filters: &[] };
+    let report = tables::engines_report(&catalog, &s.dir, &s.table, &options).await;
+    tables::assert_engines_agree(&report, &[], 7_000);
 }

@@ -5,6 +5,8 @@
 //! advances `next`. A checkpoint covers exactly `[committed, next)` of every partition that
 //! moved, and the files the writers close at that moment hold exactly those records.
 
+mod journal;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,7 +18,6 @@ use icefall_schemas::json::JsonOptions;
 use icefall_schemas::metadata::MetadataColumns;
 use icefall_table::catalog::{display_ident, parse_ident};
 use icefall_table::health::since_compaction;
-use icefall_table::journal::{self, Journal, JournalRange};
 use icefall_table::offsets::committed_offsets;
 use icefall_table::{Catalog, CommitOutcome, LoadedTable, RetryPolicy, TableIdent};
 use tokio::sync::watch;
@@ -33,6 +34,7 @@ use crate::scaling::{Decision, Scaler};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
 use crate::{Error, Result, dead_letter};
 use icefall_table::files::TableFiles;
+use journal::settle_journals;
 
 /// How often the writer pool's load is measured and its size reconsidered.
 const SCALING_INTERVAL: Duration = Duration::from_secs(1);
@@ -555,41 +557,6 @@ impl Pipeline {
         self.metrics.interval_changed(next);
     }
 
-    /// Records the checkpoint's files before committing them, so that a crash from here on
-    /// leaves cleanup that needs no listing ([`icefall_table::journal`]). `None`: no data files.
-    async fn write_journal(&self, checkpoint: &Checkpoint) -> Result<Option<String>> {
-        if checkpoint.data_files.is_empty() {
-            return Ok(None);
-        }
-        let journal = Journal {
-            writer_id: self.committer.writer_id.clone(),
-            instance: self.committer.instance.clone(),
-            checkpoint: checkpoint.number,
-            written_at_ms: chrono::Utc::now().timestamp_millis(),
-            ranges: checkpoint
-                .ranges
-                .iter()
-                .map(|((topic, partition), r)| JournalRange {
-                    topic: topic.to_string(),
-                    partition: *partition,
-                    start: r.start,
-                    end: r.end,
-                })
-                .collect(),
-            files: checkpoint.data_files.iter().map(|f| f.file_path().to_string()).collect(),
-        };
-        Ok(Some(journal.write(&self.file_io, self.table.metadata.location()).await?))
-    }
-
-    /// Removes a settled checkpoint's journal; a failure only leaves it for the next settling.
-    async fn remove_journal(&self, path: Option<&str>) {
-        if let Some(path) = path
-            && let Err(e) = journal::remove(&self.file_io, path).await
-        {
-            tracing::debug!(pipeline = %self.name, journal = path, error = %e, "could not remove a checkpoint journal");
-        }
-    }
-
     /// Commits, retrying while the catalog or storage is unreachable. `Ok(None)`: fenced.
     async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<Option<CommitOutcome>> {
         let pending = self.committer.prepare(checkpoint);
@@ -637,26 +604,6 @@ fn checkpoint_ticker(interval: Duration) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker
-}
-
-/// Settles the table's checkpoint journals (deleting the files of crashed checkpoints); returns
-/// when to look again. Failures are logged: what is not settled now is settled later, or by
-/// `icefall-optimizer remove-orphans --journals`.
-async fn settle_journals(catalog: &Catalog, table: &LoadedTable, pipeline: &str) -> Option<Instant> {
-    match journal::settle(catalog, table, false).await {
-        Ok(settled) => {
-            if settled.journals_settled > 0 {
-                tracing::info!(pipeline, table = %table.name(), journals = settled.journals_settled,
-                    files_deleted = settled.files_deleted.len(), files_committed = settled.files_committed,
-                    "checkpoint journals of a crash settled");
-            }
-            (settled.journals_pending > 0).then(|| Instant::now() + JOURNAL_SETTLE_INTERVAL)
-        }
-        Err(e) => {
-            tracing::warn!(pipeline, table = %table.name(), error = %e, "cannot settle checkpoint journals; trying again later");
-            Some(Instant::now() + JOURNAL_SETTLE_INTERVAL)
-        }
-    }
 }
 
 /// Decoder, metadata filler and file factory for the table's current schema.
