@@ -192,6 +192,15 @@ impl WriterProcess {
         }
     }
 
+    /// Waits until the writer's log contains `text` (e.g. `"partitions assigned"`).
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text)) {
+            assert!(Instant::now() < deadline, "the writer never logged {text:?}; log: {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

@@ -64,3 +64,17 @@ fn a_bad_config_fails_at_start_naming_the_key_and_the_fix() {
     assert!(stderr.contains("pipelines[events].partition"), "{stderr}");
     assert!(stderr.contains("no_such_column"), "{stderr}");
 }
+
+/// A SIGTERM that arrives while the writer is still starting (connecting to the catalog,
+/// creating its table) is a clean shutdown, not a kill: the process exits 0.
+#[test]
+fn a_sigterm_during_start_up_is_a_clean_shutdown() {
+    let s = icefall_integration_tests::scenario::Scenario::new("early-stop", "1s");
+    // From the moment main runs (a signal before that ends any process), at several points of start-up.
+    for delay_ms in [100, 300, 700] {
+        let writer = icefall_integration_tests::writer::WriterProcess::start(&s.writer_config, "writer");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let status = writer.stop(std::time::Duration::from_secs(60));
+        assert!(status.success(), "stopped {delay_ms} ms after start: {status}");
+    }
+}

@@ -112,7 +112,7 @@ async fn writer_and_optimizer_on_a_rest_catalog_with_commit_faults_lose_and_dupl
     assert!(b.stop(Duration::from_secs(60)).success());
     let stats = server.stats();
     assert_eq!(stats["faults"], 3, "every injected fault was served: {stats}");
-    assert!(stats["commits"].as_u64().unwrap_or(0) >= 6, "the writers committed through REST: {stats}");
+    assert!(stats["commits"].as_u64().unwrap_or(0) >= 2, "the writers committed through REST: {stats}");
     tables::assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 7_000);
 
     // The optimizer commits through the same REST catalog.

@@ -55,7 +55,11 @@ async fn writer_and_optimizer_on_s3_ride_out_a_storage_outage_mid_checkpoint() {
     writer.kill9();
     let writer = WriterProcess::start(&s.writer_config, "writer-2");
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, WAIT).await;
-    assert!(writer.stop(Duration::from_secs(60)).success());
+    // The first writer may have committed everything before the kill: stop the second only
+    // once it runs, so its clean shutdown is what is checked.
+    writer.wait_for_log("partitions assigned", WAIT);
+    let status = writer.stop(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
     tables::assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 6_000);
 
     // The optimizer on S3, with its credentials from the environment (none in its config).

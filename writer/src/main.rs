@@ -53,8 +53,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run { config } => {
+                let shutdown = shutdown_signal();
                 let config = Config::load(&config)?;
-                icefall_writer::run(config, shutdown_signal()).await
+                icefall_writer::run(config, shutdown).await
             }
             Command::Validate { config } => {
                 let config = Config::load(&config)?;
@@ -75,26 +76,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed now, not when the future is first
+/// polled: a SIGTERM that arrives while the catalog connects must still mean "shut down cleanly".
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            (Ok(mut term), Ok(mut int)) => {
+        signal(SignalKind::terminate()).and_then(|term| Ok((term, signal(SignalKind::interrupt())?)))
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            Ok((mut term, mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},
                     _ = int.recv() => {},
                 }
             }
-            _ => {
+            Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested");
 }
