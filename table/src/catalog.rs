@@ -416,10 +416,10 @@ impl Catalog {
         &self,
         base: &LoadedTable,
         metadata_location: &str,
-        metadata: &TableMetadata,
+        metadata: TableMetadata,
     ) -> Result<Published> {
         match &self.inner.backend {
-            Backend::Rest(rest) => Ok(match rest.commit(base, metadata).await? {
+            Backend::Rest(rest) => Ok(match rest.commit(base, &metadata).await? {
                 rest::RestCommit::Committed(table) => Published::Committed(table),
                 rest::RestCommit::Conflict => Published::Conflict,
             }),
@@ -427,7 +427,7 @@ impl Catalog {
                 SwapOutcome::Swapped => Ok(Published::Committed(LoadedTable {
                     ident: base.ident.clone(),
                     metadata_location: metadata_location.to_string(),
-                    metadata: Arc::new(metadata.clone()),
+                    metadata: Arc::new(metadata),
                 })),
                 SwapOutcome::Conflict => Ok(Published::Conflict),
             },

@@ -190,7 +190,8 @@ impl Catalog {
             } else {
                 self.stage_metadata_change(&base, &pending.change).await?
             };
-            match self.publish(&base, &staged.metadata_location, &staged.metadata).await {
+            let Staged { metadata_location, metadata, attempt_files } = staged;
+            match self.publish(&base, &metadata_location, metadata).await {
                 Ok(Published::Committed(table)) => {
                     let landed_id = if pending.change.makes_snapshot() {
                         snapshot_id
@@ -209,10 +210,10 @@ impl Catalog {
                     tracing::debug!(table = %table_name, attempt, "commit conflict; rebasing");
                     conflicts += 1;
                     // Nobody references these files: they were never swapped in.
-                    if !staged.metadata_location.is_empty() {
-                        let _ = self.file_io().delete(&staged.metadata_location).await;
+                    if !metadata_location.is_empty() {
+                        let _ = self.file_io().delete(&metadata_location).await;
                     }
-                    for file in &staged.attempt_files {
+                    for file in &attempt_files {
                         let _ = self.file_io().delete(file).await;
                     }
                 }
