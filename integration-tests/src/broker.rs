@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::tools_dir;
 
@@ -34,11 +34,7 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start tansu");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the broker did not start listening on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::process::wait_for_port(port, "the broker", Duration::from_secs(20));
         Broker { port, child }
     }
 

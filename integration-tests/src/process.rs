@@ -1,6 +1,17 @@
-//! What `/proc` says about a running process: peak memory and CPU time.
+//! Child processes of the harness: waiting for a server to listen, and what `/proc` says about
+//! a running process (peak memory and CPU time).
 
 use std::time::Duration;
+
+/// Waits until something accepts connections on 127.0.0.1:`port`; panics naming `what`
+/// after `timeout`.
+pub fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what} did not listen on {port} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
 
 /// Peak resident set size (`VmHWM`) of a live process.
 pub fn peak_rss(pid: u32) -> Option<u64> {

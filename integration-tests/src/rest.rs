@@ -1,10 +1,9 @@
 //! A REST catalog server for the tests (`python/rest_catalog.py`: the Iceberg REST protocol in
 //! front of PyIceberg's SqlCatalog), with commit faults on request.
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::broker::free_port;
 use crate::{repo_root, tools_dir};
@@ -32,11 +31,7 @@ impl RestCatalogServer {
             .stderr(log)
             .spawn()
             .expect("start the REST catalog server");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the REST catalog server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::process::wait_for_port(port, "the REST catalog server", Duration::from_secs(60));
         RestCatalogServer { child, port }
     }
 

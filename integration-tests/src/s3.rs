@@ -7,7 +7,7 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::broker::free_port;
 use crate::tools_dir;
@@ -31,11 +31,7 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", server_port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not listen on {server_port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        crate::process::wait_for_port(server_port, "moto_server", Duration::from_secs(60));
         S3Server { child, server_port, proxy: Proxy::start(server_port) }
     }
 

@@ -137,7 +137,7 @@ async fn writer_and_optimizer_on_a_rest_catalog_with_commit_faults_lose_and_dupl
 
     // Engines read the table through the same REST catalog: Spark (Iceberg's Java REST client),
     // PyIceberg's REST client and DuckDB see every row and value our own scan sees.
-    let options = tables::EngineOptions { catalog_uri: Some(&server.uri()), spark_filters: &[] };
+    let options = tables::EngineOptions { catalog_uri: Some(&server.uri()), ..Default::default() };
     let report = tables::engines_report(&catalog, &s.dir, &s.table, &options).await;
     tables::assert_engines_agree(&report, &[], 7_000);
 }

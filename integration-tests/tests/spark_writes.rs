@@ -56,7 +56,7 @@ async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agre
 
     let expected = N - N / 10 - N / 20 + N / 10;
     let filters = ["`user` = 'updated'", "`user` = 'merged'", "id > 1000000", "id % 10 = 1 and amount > 100"];
-    let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &filters };
+    let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &filters, ..Default::default() };
     let after_spark = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
     let checksum = tables::assert_engines_agree(&after_spark, &filters, expected);
     let ids = tables::long_column(&catalog, &w.table, "id").await;
@@ -131,7 +131,11 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
 
     let pairs = tables::partition_offsets(&catalog, &w.table).await;
     tables::assert_offsets_exactly_once(&pairs, &landed);
-    let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &["id < 1000", "kafka_partition = 2"] };
+    let options = EngineOptions {
+        catalog_uri: Some(&uri),
+        spark_filters: &["id < 1000", "kafka_partition = 2"],
+        ..Default::default()
+    };
     let report = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
     tables::assert_engines_agree(&report, options.spark_filters, produced);
 }

@@ -1,5 +1,8 @@
-//! Data files for one table: Arrow batches → hidden partitioning → rolling Parquet files with
-//! Iceberg metrics (bounds, counts, field ids), through iceberg-rust's layered writer builders.
+//! Data files for one table: Arrow batches → hidden partitioning → rolling Parquet or ORC files
+//! with Iceberg metrics (bounds, counts, field ids), through iceberg-rust's layered writer
+//! builders ([`format`] picks the file writer).
+
+pub mod format;
 
 use std::sync::Arc;
 
@@ -8,7 +11,6 @@ use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, DataFileFormat, TableMetadata};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
@@ -17,13 +19,14 @@ use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
+use self::format::{FormatWriterBuilder, table_format};
 use crate::{Error, Result};
 
 fn write_error(table: &str, source: iceberg::Error) -> Error {
     Error::Iceberg { context: format!("write data files of {table}"), source: Box::new(source) }
 }
 
-type Builder = DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type Builder = DataFileWriterBuilder<FormatWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
 
@@ -34,23 +37,47 @@ pub struct TableFiles {
     metadata: Arc<TableMetadata>,
     file_io: FileIO,
     target_file_size: u64,
-    parquet: WriterProperties,
+    files: FormatWriterBuilder,
 }
 
 impl TableFiles {
+    /// Files in the table's own format (`write.format.default`, Parquet when unset).
     pub fn new(
         table: String,
         metadata: Arc<TableMetadata>,
         file_io: FileIO,
         target_file_size: Option<u64>,
     ) -> Result<Self> {
+        Self::with_format(table, metadata, file_io, target_file_size, None)
+    }
+
+    /// Files in `format` (the table's `write.format.default` when `None`). Fails naming the
+    /// table property that is wrong, or each column the format cannot hold.
+    pub fn with_format(
+        table: String,
+        metadata: Arc<TableMetadata>,
+        file_io: FileIO,
+        target_file_size: Option<u64>,
+        format: Option<DataFileFormat>,
+    ) -> Result<Self> {
         let props = metadata.properties();
+        let invalid = |message: String| Error::Metadata { table: table.clone(), message };
         let target_file_size = target_file_size
             .or_else(|| props.get("write.target-file-size-bytes").and_then(|v| v.parse().ok()))
             .unwrap_or(DEFAULT_TARGET_FILE_SIZE);
-        let parquet = parquet_properties(props, metadata.current_schema())
-            .map_err(|m| Error::Metadata { table: table.clone(), message: m })?;
-        Ok(TableFiles { table, metadata, file_io, target_file_size, parquet })
+        let format = match format {
+            Some(format) => format,
+            None => table_format(props).map_err(invalid)?,
+        };
+        let schema = metadata.current_schema();
+        let parquet = parquet_properties(props, schema).map_err(invalid)?;
+        let files = FormatWriterBuilder::new(format, props, schema, parquet).map_err(invalid)?;
+        Ok(TableFiles { table, metadata, file_io, target_file_size, files })
+    }
+
+    /// The format of the files this writes.
+    pub fn format(&self) -> DataFileFormat {
+        self.files.format()
     }
 
     pub fn metadata(&self) -> &Arc<TableMetadata> {
@@ -70,11 +97,10 @@ impl TableFiles {
     /// checkpoint and attempt, so no retry ever overwrites a committed file).
     pub fn open(&self, prefix: String) -> Result<FileSetWriter> {
         let schema = self.metadata.current_schema().clone();
-        let parquet = ParquetWriterBuilder::new(self.parquet.clone(), schema.clone());
         let location = DefaultLocationGenerator::new(&self.metadata).map_err(|e| self.error(e))?;
-        let names = DefaultFileNameGenerator::new(prefix, None, DataFileFormat::Parquet);
+        let names = DefaultFileNameGenerator::new(prefix, None, self.files.format());
         let rolling = RollingFileWriterBuilder::new(
-            parquet,
+            self.files.clone(),
             usize::try_from(self.target_file_size).unwrap_or(usize::MAX),
             self.file_io.clone(),
             location,

@@ -16,6 +16,7 @@ pub mod freshness;
 pub mod health;
 pub mod journal;
 pub mod offsets;
+pub mod orc;
 pub mod reachable;
 pub mod read;
 pub mod storage;

@@ -1,4 +1,5 @@
 //! Reading data files under the table's current schema, whatever schema they were written with.
+//! ORC files are read by [`crate::orc::read`].
 //!
 //! iceberg-rust 0.10's reader evolves top-level columns by field id, but casts a struct column
 //! to its current type by position or by name: a struct that gained, lost, renamed or
@@ -23,7 +24,7 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg::arrow::{ArrowFileReader, schema_to_arrow_schema};
 use iceberg::io::FileMetadata;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{NestedField, NestedFieldRef, Schema, Type};
+use iceberg::spec::{DataFileFormat, NestedField, NestedFieldRef, Schema, Type};
 use iceberg::table::Table;
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -35,25 +36,37 @@ use crate::{Error, Result};
 pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static, Result<RecordBatch>> {
     let table = table.clone();
     let nested = table.metadata().current_schema().as_struct().fields().iter().any(|f| !f.field_type.is_primitive());
-    if !nested {
+    let orc = tasks.iter().any(|t| t.data_file_format == DataFileFormat::Orc);
+    if !nested && !orc {
         // Top-level evolution is all the reader has to handle: read everything in one go.
-        let reader = table.reader_builder().build();
-        let tasks = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
-        return match reader.read(tasks) {
-            Ok(batches) => {
-                let context = format!("read {}", table.identifier());
-                batches.stream().map_err(move |e| Error::iceberg(&context)(e)).boxed()
-            }
-            Err(e) => futures::stream::once(async move { Err(Error::iceberg("read data files")(e)) }).boxed(),
-        };
+        return read_parquet(&table, tasks);
     }
     futures::stream::iter(tasks)
         .then(move |task| {
             let table = table.clone();
-            async move { read_reshaped(&table, task).await }
+            async move {
+                match task.data_file_format {
+                    DataFileFormat::Orc => crate::orc::read::read_task(&table, task).await,
+                    _ if nested => read_reshaped(&table, task).await,
+                    _ => Ok(read_parquet(&table, vec![task])),
+                }
+            }
         })
         .try_flatten()
         .boxed()
+}
+
+/// Parquet files through iceberg-rust's reader, which evolves top-level columns by id.
+fn read_parquet(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static, Result<RecordBatch>> {
+    let reader = table.reader_builder().build();
+    let tasks = futures::stream::iter(tasks.into_iter().map(Ok)).boxed();
+    match reader.read(tasks) {
+        Ok(batches) => {
+            let context = format!("read {}", table.identifier());
+            batches.stream().map_err(move |e| Error::iceberg(&context)(e)).boxed()
+        }
+        Err(e) => futures::stream::once(async move { Err(Error::iceberg("read data files")(e)) }).boxed(),
+    }
 }
 
 async fn read_reshaped(table: &Table, mut task: FileScanTask) -> Result<BoxStream<'static, Result<RecordBatch>>> {
@@ -97,12 +110,12 @@ async fn parquet_arrow_schema(table: &Table, task: &FileScanTask) -> Result<Arro
     Ok(builder.schema().clone())
 }
 
-fn field_id(field: &Field) -> Option<i32> {
+pub(crate) fn field_id(field: &Field) -> Option<i32> {
     field.metadata().get(PARQUET_FIELD_ID_META_KEY).and_then(|id| id.parse().ok())
 }
 
 /// The arrow schema of `schema`'s top-level fields `ids`, in that order (all when empty).
-fn projected_arrow_schema(schema: &Schema, ids: &[i32]) -> std::result::Result<ArrowSchemaRef, String> {
+pub(crate) fn projected_arrow_schema(schema: &Schema, ids: &[i32]) -> std::result::Result<ArrowSchemaRef, String> {
     let full = schema_to_arrow_schema(schema).map_err(|e| e.to_string())?;
     if ids.is_empty() {
         return Ok(Arc::new(full));

@@ -145,12 +145,28 @@ pub enum RecordFormat {
 }
 
 /// Data file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FileFormat {
-    #[default]
     Parquet,
     Orc,
+}
+
+impl FileFormat {
+    pub fn data_file_format(self) -> iceberg::spec::DataFileFormat {
+        match self {
+            FileFormat::Parquet => iceberg::spec::DataFileFormat::Parquet,
+            FileFormat::Orc => iceberg::spec::DataFileFormat::Orc,
+        }
+    }
+
+    /// The value of the table property `write.format.default`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Orc => "orc",
+        }
+    }
 }
 
 /// One topics → table flow.
@@ -169,9 +185,11 @@ pub struct PipelineConfig {
     /// Record payload format.
     #[serde(default)]
     pub format: RecordFormat,
-    /// Data file format of new files.
+    /// Data file format of new files: `"parquet"` or `"orc"`. Unset: the table's
+    /// `write.format.default` (Parquet for a table Icefall creates). Set on a new table, it
+    /// becomes that table's `write.format.default`, so Spark and the optimizer write it too.
     #[serde(default)]
-    pub file_format: FileFormat,
+    pub file_format: Option<FileFormat>,
     /// Protobuf settings (`format = "protobuf"`).
     #[serde(default)]
     pub protobuf: Option<ProtobufConfig>,
@@ -477,9 +495,6 @@ impl Config {
             }
             if p.target_file_size_bytes == Some(0) {
                 return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));
-            }
-            if p.file_format == FileFormat::Orc {
-                return Err(Error::Config(format!("{at}.file_format = \"orc\" is not supported yet: use \"parquet\"")));
             }
             self.validate_format(p, &at)?;
         }

@@ -63,6 +63,15 @@ pub fn plan_evolution(
         return Ok(None);
     }
     let schema = evolution.schema.unwrap_or_else(|| metadata.current_schema().as_ref().clone());
+    // A column the table's files cannot hold is refused before the schema changes.
+    let format = match p.file_format {
+        Some(format) => format.data_file_format(),
+        None => icefall_table::files::format::table_format(metadata.properties())
+            .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?,
+    };
+    icefall_table::files::format::check_columns(format, &schema).map_err(|e| {
+        Error::Evolution(format!("pipeline {}, table {}: the new source schema: {e}", p.name, table.name()))
+    })?;
     let mut properties = HashMap::from([(FIELD_IDS_PROPERTY.to_string(), field_ids_to_property(&evolution.field_ids))]);
     if let (false, Some(id)) = (older, schema_id) {
         properties.insert(SOURCE_SCHEMA_ID_PROPERTY.to_string(), id.to_string());

@@ -147,6 +147,7 @@ impl Pipeline {
         if initial.is_none() {
             warn_on_schema_drift(p, table.metadata.current_schema());
         }
+        warn_on_format_drift(p, &table);
         // Journals of a crash whose partitions have moved on are settled now; those still
         // pending (ours, before the crash) right after our first commit moves them.
         let next_journal_settle = settle_journals(&catalog, &table, &p.name).await.map(|_| Instant::now());
@@ -621,7 +622,14 @@ fn write_setup(
     let ids = field_ids_from_properties(table.metadata.properties())?;
     let json = JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
     let decoder = sources.decoder(&schema, &ids, json)?;
-    let files = TableFiles::new(table.name(), table.metadata.clone(), file_io.clone(), p.target_file_size_bytes)?;
+    let format = p.file_format.map(|f| f.data_file_format());
+    let files = TableFiles::with_format(
+        table.name(),
+        table.metadata.clone(),
+        file_io.clone(),
+        p.target_file_size_bytes,
+        format,
+    )?;
     let event_time = match &p.event_time_column {
         Some(column) => Some(Arc::new(EventTime::new(&p.name, column, &schema, late_before.clone())?)),
         None => None,
@@ -639,6 +647,19 @@ fn write_setup(
 fn late_bound(p: &PipelineConfig, table: &LoadedTable) -> i64 {
     let lateness = i64::try_from(p.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
     icefall_table::freshness::table_watermarks(&table.metadata).event.map_or(i64::MIN, |w| w.saturating_sub(lateness))
+}
+
+/// The configured file format wins over the table's `write.format.default` (both are standard
+/// Iceberg), but other writers and the optimizer follow the table: say so.
+fn warn_on_format_drift(p: &PipelineConfig, table: &LoadedTable) {
+    let Some(format) = p.file_format else { return };
+    let table_format = table.metadata.properties().get("write.format.default").map(|f| f.to_ascii_lowercase());
+    if table_format.as_deref().unwrap_or("parquet") != format.name() {
+        tracing::warn!(pipeline = %p.name, table = %table.name(), file_format = format.name(),
+            write_format_default = table_format.as_deref().unwrap_or("parquet"),
+            "the pipeline writes another file format than the table's write.format.default; \
+             compaction rewrites files in the table's format (set it with ALTER TABLE … SET TBLPROPERTIES)");
+    }
 }
 
 /// An existing table is authoritative; say so when the config declares something else.

@@ -81,3 +81,71 @@ async fn run(format: Format, decoder: &Decoder, files: &TableFiles, payloads: &[
         file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
     }
 }
+
+/// One data file format writing the same batches (see [`file_formats`]).
+#[derive(Debug, Clone)]
+pub struct FileFormatRun {
+    pub format: iceberg::spec::DataFileFormat,
+    pub records: usize,
+    pub elapsed: Duration,
+    pub files: usize,
+    pub file_bytes: u64,
+}
+
+/// Arrow → data files only (decoding done before the clock starts), Parquet (the baseline)
+/// then ORC, each zstd, on the reference event without its struct column (ORC files take
+/// top-level columns only), partitioned like the other runs, on the calling thread.
+pub async fn file_formats(records: usize) -> Vec<FileFormatRun> {
+    use iceberg::spec::DataFileFormat;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = crate::tables::catalog(dir.path()).await;
+    let decls: Vec<_> = reference::field_decls().into_iter().filter(|d| !d.type_name.starts_with("struct")).collect();
+    let schema = icefall_schemas::declare::schema_from_decls(&decls).expect("schema");
+    let mut out = Vec::new();
+    for (format, name) in [(DataFileFormat::Parquet, "parquet"), (DataFileFormat::Orc, "orc")] {
+        let layout = TableLayout {
+            schema: schema.clone(),
+            partition: vec![super::PARTITION.to_string()],
+            properties: [("write.format.default".to_string(), name.to_string())].into(),
+            sort_order: vec![],
+        };
+        let ident = icefall_table::catalog::parse_ident(&format!("bench.files_{name}")).expect("ident");
+        let table = catalog.load_or_create(&ident, &layout).await.expect("table");
+        let table_schema = table.metadata.current_schema().clone();
+        let decoder = reference::decoder(Format::Json, &table_schema);
+        let encoder = reference::Encoder::new(Format::Json);
+        let batches: Vec<_> = (0..records)
+            .collect::<Vec<_>>()
+            .chunks(BATCH)
+            .map(|ids| {
+                let payloads: Vec<Vec<u8>> = ids.iter().map(|i| encoder.encode(*i)).collect();
+                let decoded = decoder.decode(payloads.iter().map(|p| Some(p.as_slice()))).expect("decodes");
+                decoded.batch
+            })
+            .collect();
+        let files =
+            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+        assert_eq!(files.format(), format);
+        for attempt in ["warm-up", "measured"] {
+            let started = Instant::now();
+            let mut writer = files.open(format!("{name}-{attempt}")).expect("open files");
+            let take = if attempt == "warm-up" { 4 } else { batches.len() };
+            for batch in batches.iter().take(take) {
+                writer.write(batch.clone()).await.expect("writes");
+            }
+            let written = writer.close().await.expect("closes");
+            if attempt == "measured" {
+                let rows: u64 = written.iter().map(|f| f.record_count()).sum();
+                assert_eq!(rows, records as u64, "{name}: every record in a file");
+                out.push(FileFormatRun {
+                    format,
+                    records,
+                    elapsed: started.elapsed(),
+                    files: written.len(),
+                    file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
+                });
+            }
+        }
+    }
+    out
+}

@@ -30,11 +30,34 @@ pub struct BenchOptions {
     pub out: PathBuf,
 }
 
+/// Prints the data file formats section: Parquet (baseline) and ORC writing the same batches.
+pub async fn print_file_formats(records: usize) {
+    println!("## Data file formats: Arrow → files, one core, {records} events (reference event without `geo`)");
+    let runs = ceiling::file_formats(records).await;
+    println!("| file format | records/s | vs Parquet | written | vs Parquet |");
+    println!("|---|---|---|---|---|");
+    let Some(base) = runs.first().cloned() else { return };
+    for run in &runs {
+        println!(
+            "| {:?} | {:.0} | {:.2} | {} file(s), {:.1} MB | {:.2} |",
+            run.format,
+            run.records as f64 / run.elapsed.as_secs_f64(),
+            base.elapsed.as_secs_f64() / run.elapsed.as_secs_f64(),
+            run.files,
+            run.file_bytes as f64 / 1e6,
+            run.file_bytes as f64 / base.file_bytes as f64
+        );
+    }
+    println!();
+}
+
 pub async fn run(options: &BenchOptions) {
     let machine_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("# icefall writer benchmark");
     println!("machine: {machine_cores} cores ({}), writer {}", cpu_model(), options.writer.display());
     println!();
+
+    print_file_formats(options.ceiling_records).await;
 
     println!("## In-process ceiling: decode → Arrow → Parquet (zstd), one core, {} events", options.ceiling_records);
     let ceilings = ceiling::measure(&options.formats, options.ceiling_records).await;

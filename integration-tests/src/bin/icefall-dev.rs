@@ -57,6 +57,12 @@ enum Cli {
         #[arg(long, default_value = "target/bench-runs")]
         out: PathBuf,
     },
+    /// Data file formats only: Parquet (the baseline) and ORC writing the same Arrow batches.
+    /// Build in release.
+    BenchFiles {
+        #[arg(long, default_value_t = 300_000)]
+        records: usize,
+    },
     /// Print a table's snapshots, offsets and row count.
     Inspect {
         /// Folder holding catalog.db and warehouse/.
@@ -108,6 +114,7 @@ async fn main() {
                 BenchOptions { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out };
             icefall_integration_tests::bench::run(&options).await;
         }
+        Cli::BenchFiles { records } => icefall_integration_tests::bench::print_file_formats(records).await,
         Cli::Inspect { dir, table } => {
             let catalog = tables::catalog(&dir).await;
             let loaded = match catalog.load(&parse_ident(&table).unwrap_or_else(|e| panic!("{e}"))).await {

@@ -107,6 +107,15 @@ impl PipelineConfig {
     fn checked_layout(&self, schema: Schema, extra_properties: BTreeMap<String, String>) -> Result<TableLayout> {
         let mut properties = self.table_properties.clone();
         properties.extend(extra_properties);
+        if let Some(format) = self.file_format {
+            properties.insert("write.format.default".into(), format.name().into());
+        }
+        let at = format!("pipelines[{}]", self.name);
+        let props: std::collections::HashMap<String, String> = properties.clone().into_iter().collect();
+        let format = icefall_table::files::format::table_format(&props)
+            .map_err(|e| Error::Config(format!("{at}.table_properties: {e}")))?;
+        icefall_table::files::format::check_columns(format, &schema)
+            .map_err(|e| Error::Config(format!("{at}.file_format: {e}")))?;
         let layout = TableLayout {
             schema,
             partition: self.partition.clone(),

@@ -1,0 +1,152 @@
+//! The data file format of a table's new files: Parquet through iceberg-rust's writer, ORC
+//! through ours, behind one `FileWriterBuilder` so rolling, partitioning and data-file
+//! bookkeeping stay iceberg-rust's for both.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use iceberg::io::OutputFile;
+use iceberg::spec::{DataFileBuilder, DataFileFormat, Schema};
+use iceberg::writer::CurrentFileStatus;
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
+use parquet::file::properties::WriterProperties;
+
+use crate::orc::{OrcCompression, OrcLayout, OrcWriter, OrcWriterBuilder};
+
+/// ORC Java's default stripe size (`write.orc.stripe-size-bytes`).
+const DEFAULT_STRIPE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The table's `write.format.default` (Parquet when unset).
+pub fn table_format(props: &HashMap<String, String>) -> std::result::Result<DataFileFormat, String> {
+    match props.get("write.format.default").map(|f| f.to_ascii_lowercase()).as_deref() {
+        None | Some("parquet") => Ok(DataFileFormat::Parquet),
+        Some("orc") => Ok(DataFileFormat::Orc),
+        Some(other) => Err(format!(
+            "write.format.default = {other:?}: Icefall writes parquet or orc files; set the pipeline's file_format"
+        )),
+    }
+}
+
+/// Whether files of `format` can hold every column of `schema`; the error names each column
+/// that cannot be held and the way out.
+pub fn check_columns(format: DataFileFormat, schema: &Schema) -> std::result::Result<(), String> {
+    match format {
+        DataFileFormat::Orc => OrcLayout::new(schema).map(drop).map_err(|columns| orc_refusal(&columns)),
+        _ => Ok(()),
+    }
+}
+
+fn orc_refusal(columns: &[String]) -> String {
+    format!(
+        "ORC data files cannot hold {}: Icefall's ORC files take top-level boolean, int, long, float, double, \
+         decimal, date, time, timestamp, timestamptz, string, binary, uuid and fixed columns only (no \
+         struct, list, map or nanosecond timestamp). Write this table as Parquet (the pipeline's \
+         file_format = \"parquet\", or the table property write.format.default = parquet), or change these \
+         columns' types (see docs/formats.md)",
+        columns.join(", ")
+    )
+}
+
+/// Opens files of one format for one schema.
+// One per table writer (and one writer per open file): boxing would save nothing worth it.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum FormatWriterBuilder {
+    Parquet(ParquetWriterBuilder),
+    Orc(OrcWriterBuilder),
+}
+
+impl FormatWriterBuilder {
+    /// Files of `format` for `schema`, set up from the table properties (`write.parquet.*`,
+    /// `write.orc.*`). Fails naming the property, or each column ORC cannot hold.
+    pub fn new(
+        format: DataFileFormat,
+        props: &HashMap<String, String>,
+        schema: &Arc<Schema>,
+        parquet: WriterProperties,
+    ) -> std::result::Result<Self, String> {
+        match format {
+            DataFileFormat::Parquet => Ok(Self::Parquet(ParquetWriterBuilder::new(parquet, Arc::clone(schema)))),
+            DataFileFormat::Orc => {
+                let layout = OrcLayout::new(schema).map_err(|columns| orc_refusal(&columns))?;
+                let stripe_bytes = match props.get("write.orc.stripe-size-bytes") {
+                    None => DEFAULT_STRIPE_BYTES,
+                    Some(v) => v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| format!("write.orc.stripe-size-bytes = {v:?} must be a positive number"))?,
+                };
+                let compression = OrcCompression::from_properties(props)?;
+                Ok(Self::Orc(OrcWriterBuilder::new(Arc::new(layout), stripe_bytes, compression)))
+            }
+            DataFileFormat::Avro | DataFileFormat::Puffin => {
+                Err(format!("{format:?} data files are not supported: write parquet or orc"))
+            }
+        }
+    }
+
+    pub fn format(&self) -> DataFileFormat {
+        match self {
+            Self::Parquet(_) => DataFileFormat::Parquet,
+            Self::Orc(_) => DataFileFormat::Orc,
+        }
+    }
+}
+
+impl FileWriterBuilder for FormatWriterBuilder {
+    type R = FormatWriter;
+
+    async fn build(&self, output: OutputFile) -> iceberg::Result<FormatWriter> {
+        Ok(match self {
+            Self::Parquet(b) => FormatWriter::Parquet(b.build(output).await?),
+            Self::Orc(b) => FormatWriter::Orc(b.build(output).await?),
+        })
+    }
+}
+
+#[allow(clippy::large_enum_variant)]
+pub enum FormatWriter {
+    Parquet(ParquetWriter),
+    Orc(OrcWriter),
+}
+
+impl FileWriter for FormatWriter {
+    async fn write(&mut self, batch: &RecordBatch) -> iceberg::Result<()> {
+        match self {
+            Self::Parquet(w) => w.write(batch).await,
+            Self::Orc(w) => w.write(batch).await,
+        }
+    }
+
+    async fn close(self) -> iceberg::Result<Vec<DataFileBuilder>> {
+        match self {
+            Self::Parquet(w) => w.close().await,
+            Self::Orc(w) => w.close().await,
+        }
+    }
+}
+
+impl CurrentFileStatus for FormatWriter {
+    fn current_file_path(&self) -> String {
+        match self {
+            Self::Parquet(w) => w.current_file_path(),
+            Self::Orc(w) => w.current_file_path(),
+        }
+    }
+
+    fn current_row_num(&self) -> usize {
+        match self {
+            Self::Parquet(w) => w.current_row_num(),
+            Self::Orc(w) => w.current_row_num(),
+        }
+    }
+
+    fn current_written_size(&self) -> usize {
+        match self {
+            Self::Parquet(w) => w.current_written_size(),
+            Self::Orc(w) => w.current_written_size(),
+        }
+    }
+}

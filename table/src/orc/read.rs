@@ -1,0 +1,182 @@
+//! Reading ORC data files into the table's current schema (iceberg-rust reads Parquet only).
+//!
+//! Columns are matched by Iceberg field id: from each ORC type's `iceberg.id` attribute (ours,
+//! Spark's, Trino's), else by the table's `schema.name-mapping.default`, else by the current
+//! column names (what Iceberg's own readers do for files without ids). Columns the file lacks
+//! read as null; others are cast to the current type (dates, uuids, widened numbers).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, new_null_array};
+use arrow_schema::SchemaRef as ArrowSchemaRef;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use iceberg::scan::FileScanTask;
+use iceberg::table::Table;
+use orc_prost::Message;
+use orc_rust::projection::ProjectionMask;
+use orc_rust::proto;
+
+use crate::read::{field_id, projected_arrow_schema};
+use crate::{Error, Result};
+
+/// Reads one ORC data file of `table` (a task from its scan plan).
+pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    let path = task.data_file_path.clone();
+    let file_error = |message: String| Error::Metadata { table: path.clone(), message };
+    if !task.deletes.is_empty() {
+        return Err(file_error(
+            "has delete files: deletes on ORC files are not applied by Icefall; compact with Spark's \
+             rewrite_data_files instead"
+                .into(),
+        ));
+    }
+    if task.predicate.is_some() {
+        return Err(file_error("filtered reads of ORC files are not supported: scan without a filter".into()));
+    }
+    let context = format!("read {path}");
+    let input = table.file_io().new_input(&path).map_err(Error::iceberg(&context))?;
+    let bytes = input.read().await.map_err(Error::iceberg(&context))?;
+
+    let builder = orc_rust::ArrowReaderBuilder::try_new(bytes.clone())
+        .map_err(|e| file_error(format!("unreadable ORC file: {e}")))?;
+    let metadata = builder.file_metadata().clone();
+    let root = metadata.root_data_type();
+    let types = footer_types(&bytes, metadata.compression()).map_err(&file_error)?;
+    let current = table.metadata().current_schema();
+    let ids = column_ids(root, &types, table.metadata().properties(), current);
+
+    let target = projected_arrow_schema(current, &task.project_field_ids).map_err(&file_error)?;
+    // ORC column index of each target column the file has.
+    let sources: Vec<Option<usize>> =
+        target.fields().iter().map(|f| field_id(f).and_then(|id| ids.get(&id).copied())).collect();
+    let mut read: Vec<usize> = sources.iter().flatten().copied().collect();
+    if read.is_empty() {
+        // No wanted column is in the file: read one anyway, for the row count.
+        read.extend(root.children().first().map(|c| c.data_type().column_index()));
+    }
+    read.sort_unstable();
+    read.dedup();
+    // A task may cover part of the file (split at stripe offsets): read the stripes it covers.
+    let range = task.start as usize..(task.start + task.length) as usize;
+    let reader =
+        builder.with_file_byte_range(range).with_projection(ProjectionMask::roots(root, read.iter().copied())).build();
+    let positions: Vec<Option<usize>> =
+        sources.iter().map(|s| s.and_then(|index| read.iter().position(|r| *r == index))).collect();
+    let stream = futures::stream::iter(reader).map(move |batch| {
+        let batch = batch.map_err(|e| Error::Metadata { table: path.clone(), message: e.to_string() })?;
+        to_target(&batch, &target, &positions).map_err(|message| Error::Metadata { table: path.clone(), message })
+    });
+    Ok(stream.boxed())
+}
+
+fn to_target(
+    batch: &RecordBatch,
+    target: &ArrowSchemaRef,
+    positions: &[Option<usize>],
+) -> std::result::Result<RecordBatch, String> {
+    let columns = target
+        .fields()
+        .iter()
+        .zip(positions)
+        .map(|(field, position)| match position {
+            Some(i) => {
+                let array = batch.column(*i);
+                if array.data_type() == field.data_type() {
+                    Ok(Arc::clone(array))
+                } else {
+                    arrow_cast::cast(array, field.data_type()).map_err(|e| format!("column {}: {e}", field.name()))
+                }
+            }
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(target), columns, &options).map_err(|e| e.to_string())
+}
+
+/// The footer's type tree (orc-rust's metadata leaves out the attributes).
+fn footer_types(
+    file: &Bytes,
+    compression: Option<orc_rust::compression::Compression>,
+) -> std::result::Result<Vec<proto::Type>, String> {
+    let (&postscript_length, rest) = file.split_last().ok_or("empty file")?;
+    let postscript_start = rest.len().checked_sub(postscript_length as usize).ok_or("short postscript")?;
+    let postscript = proto::PostScript::decode(&rest[postscript_start..]).map_err(|e| e.to_string())?;
+    let footer_start = postscript_start.checked_sub(postscript.footer_length() as usize).ok_or("short footer")?;
+    let mut footer = Vec::new();
+    orc_rust::compression::Decompressor::new(file.slice(footer_start..postscript_start), compression, Vec::new())
+        .read_to_end(&mut footer)
+        .map_err(|e| format!("footer: {e}"))?;
+    Ok(proto::Footer::decode(footer.as_slice()).map_err(|e| e.to_string())?.types)
+}
+
+/// Iceberg field id → ORC column index of the file's top-level columns.
+fn column_ids(
+    root: &orc_rust::schema::RootDataType,
+    types: &[proto::Type],
+    properties: &HashMap<String, String>,
+    current: &iceberg::spec::Schema,
+) -> HashMap<i32, usize> {
+    let attribute_id = |index: usize| {
+        types.get(index)?.attributes.iter().find(|a| a.key() == super::ID).and_then(|a| a.value().parse::<i32>().ok())
+    };
+    let by_attribute: HashMap<i32, usize> = root
+        .children()
+        .iter()
+        .filter_map(|c| Some((attribute_id(c.data_type().column_index())?, c.data_type().column_index())))
+        .collect();
+    if !by_attribute.is_empty() {
+        return by_attribute;
+    }
+    let mapping = properties.get("schema.name-mapping.default").map(|m| name_mapping(m)).unwrap_or_default();
+    root.children()
+        .iter()
+        .filter_map(|c| {
+            let id = match mapping.get(c.name()) {
+                Some(id) => *id,
+                None if mapping.is_empty() => current.field_by_name(c.name())?.id,
+                None => return None,
+            };
+            Some((id, c.data_type().column_index()))
+        })
+        .collect()
+}
+
+/// Top-level names → field id of a name mapping (`[{"field-id": 1, "names": ["id"]}, …]`).
+fn name_mapping(json: &str) -> HashMap<String, i32> {
+    let Ok(serde_json::Value::Array(fields)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    for field in fields {
+        let Some(id) = field.get("field-id").and_then(|v| v.as_i64()).and_then(|v| i32::try_from(v).ok()) else {
+            continue;
+        };
+        for name in field.get("names").and_then(|n| n.as_array()).into_iter().flatten() {
+            if let Some(name) = name.as_str() {
+                out.insert(name.to_string(), id);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_mapping_maps_every_alias() {
+        let mapping = name_mapping(
+            r#"[{"field-id": 1, "names": ["id", "ID"]}, {"field-id": 2, "names": ["v"]}, {"names": ["x"]}]"#,
+        );
+        assert_eq!(mapping.get("ID"), Some(&1));
+        assert_eq!(mapping.get("v"), Some(&2));
+        assert_eq!(mapping.len(), 3);
+        assert!(name_mapping("not json").is_empty());
+    }
+}

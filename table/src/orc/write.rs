@@ -1,0 +1,453 @@
+//! One ORC data file: stripes encoded by orc-rust, compressed and framed by us, our footer.
+//!
+//! A stripe's batches are kept (in Arrow) until the stripe is full; then a fresh orc-rust
+//! writer encodes them into memory and ends them as a complete one-stripe file (orc-rust's
+//! writer is not `Send`, so it never lives across an await); its own footer tells exactly where the stripe's streams and stripe footer
+//! lie. We compress each stream and the stripe footer (ORC's chunked framing), append the
+//! stripe to the data file, and after the last one write a footer of our own that lists our
+//! stripes and carries the Iceberg type attributes. Implements iceberg-rust's
+//! `FileWriterBuilder`, so ORC files go through the same rolling, data-file and partitioning
+//! writers as Parquet ones.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use arrow_array::{ArrayRef, RecordBatch};
+use bytes::Bytes;
+use iceberg::io::{FileWrite, OutputFile};
+use iceberg::spec::{DataContentType, DataFileBuilder, DataFileFormat, Struct};
+use iceberg::writer::CurrentFileStatus;
+use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder};
+use iceberg::{Error as IcebergError, ErrorKind};
+use orc_prost::Message;
+use orc_rust::proto;
+
+use super::encode::ColumnStreams;
+use super::metrics::FileMetrics;
+use super::{Encoding, OrcLayout};
+
+/// ORC's compression chunk size (ORC Java's default `orc.compress.size`).
+const CHUNK: usize = 256 * 1024;
+/// Our writer has no registered ORC writer code: readers treat an unknown one as current.
+const WRITER_ID: u32 = u32::MAX;
+/// The first version a non-Java ORC writer may use.
+const WRITER_VERSION: u32 = 6;
+
+/// Compression of streams and footers, from the table's `write.orc.compression-codec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrcCompression {
+    None,
+    Zlib(u32),
+    Zstd(i32),
+}
+
+impl OrcCompression {
+    /// From the table properties (`write.orc.compression-codec`, `-level`); zstd level 3 when
+    /// unset. The error names the key and what it takes.
+    pub fn from_properties(props: &HashMap<String, String>) -> std::result::Result<Self, String> {
+        let level = match props.get("write.orc.compression-level") {
+            None => None,
+            Some(v) => {
+                Some(v.parse::<i32>().map_err(|_| format!("write.orc.compression-level = {v:?} is not a number"))?)
+            }
+        };
+        let codec = props.get("write.orc.compression-codec").map(|c| c.to_ascii_lowercase());
+        match codec.as_deref().unwrap_or("zstd") {
+            "zstd" => Ok(OrcCompression::Zstd(level.unwrap_or(3))),
+            "zlib" => {
+                let level = u32::try_from(level.unwrap_or(6))
+                    .ok()
+                    .filter(|l| *l <= 9)
+                    .ok_or("write.orc.compression-level must be 0-9 for zlib")?;
+                Ok(OrcCompression::Zlib(level))
+            }
+            "none" | "uncompressed" => Ok(OrcCompression::None),
+            other => Err(format!(
+                "write.orc.compression-codec = {other:?} is not supported for ORC files; use zstd, zlib or none"
+            )),
+        }
+    }
+
+    fn kind(self) -> proto::CompressionKind {
+        match self {
+            OrcCompression::None => proto::CompressionKind::None,
+            OrcCompression::Zlib(_) => proto::CompressionKind::Zlib,
+            OrcCompression::Zstd(_) => proto::CompressionKind::Zstd,
+        }
+    }
+
+    /// `data` in ORC's framing: chunks of up to 256 KiB, each behind a 3-byte header holding its
+    /// length and whether it is stored as is (when compressing would not make it smaller).
+    fn frame(self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        let level = match self {
+            OrcCompression::None => return Ok(data.to_vec()),
+            OrcCompression::Zlib(level) => level as i32,
+            OrcCompression::Zstd(level) => level,
+        };
+        let mut out = Vec::with_capacity(data.len() / 2 + 16);
+        for chunk in data.chunks(CHUNK) {
+            let compressed = match self {
+                OrcCompression::Zstd(_) => zstd::bulk::compress(chunk, level)?,
+                _ => {
+                    let mut encoder =
+                        flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(level as u32));
+                    encoder.write_all(chunk)?;
+                    encoder.finish()?
+                }
+            };
+            let (original, body) = if compressed.len() < chunk.len() { (0, &compressed[..]) } else { (1, chunk) };
+            let header = ((body.len() as u32) << 1) | original;
+            out.extend_from_slice(&header.to_le_bytes()[..3]);
+            out.extend_from_slice(body);
+        }
+        Ok(out)
+    }
+}
+
+/// Opens [`OrcWriter`]s for one table schema.
+#[derive(Clone)]
+pub struct OrcWriterBuilder {
+    layout: Arc<OrcLayout>,
+    stripe_bytes: usize,
+    compression: OrcCompression,
+}
+
+impl OrcWriterBuilder {
+    pub fn new(layout: Arc<OrcLayout>, stripe_bytes: usize, compression: OrcCompression) -> Self {
+        OrcWriterBuilder { layout, stripe_bytes: stripe_bytes.max(1), compression }
+    }
+}
+
+impl FileWriterBuilder for OrcWriterBuilder {
+    type R = OrcWriter;
+
+    async fn build(&self, output: OutputFile) -> iceberg::Result<OrcWriter> {
+        let metrics = FileMetrics::new(self.layout.columns.iter().map(|c| (c.id, c.iceberg.clone())));
+        Ok(OrcWriter {
+            layout: Arc::clone(&self.layout),
+            stripe_bytes: self.stripe_bytes,
+            compression: self.compression,
+            output,
+            sink: None,
+            stripe: None,
+            written: 0,
+            stripes: Vec::new(),
+            column_sizes: vec![0; self.layout.columns.len() + 1],
+            rows: 0,
+            metrics,
+        })
+    }
+}
+
+/// Writes one ORC data file; the file is created by the first row.
+pub struct OrcWriter {
+    layout: Arc<OrcLayout>,
+    stripe_bytes: usize,
+    compression: OrcCompression,
+    output: OutputFile,
+    sink: Option<Box<dyn FileWrite>>,
+    stripe: Option<StripeBatches>,
+    /// Bytes in the file so far.
+    written: u64,
+    stripes: Vec<proto::StripeInformation>,
+    /// Bytes on disk per ORC column (0 is the root).
+    column_sizes: Vec<u64>,
+    rows: usize,
+    metrics: FileMetrics,
+}
+
+fn failed(what: &str) -> impl Fn(String) -> IcebergError + '_ {
+    move |message| IcebergError::new(ErrorKind::DataInvalid, format!("ORC: {what}: {message}"))
+}
+
+impl OrcWriter {
+    async fn flush_stripe(&mut self) -> iceberg::Result<()> {
+        let Some(stripe) = self.stripe.take() else { return Ok(()) };
+        let encoded = stripe.encode(&self.layout, self.compression).map_err(failed("encode a stripe"))?;
+        let Some(sink) = self.sink.as_mut() else { return Ok(()) };
+        let info = proto::StripeInformation {
+            offset: Some(self.written),
+            index_length: Some(encoded.index_length),
+            data_length: Some(encoded.data_length),
+            footer_length: Some(encoded.footer_length),
+            number_of_rows: Some(encoded.rows),
+            ..Default::default()
+        };
+        self.written += encoded.bytes.len() as u64;
+        sink.write(Bytes::from(encoded.bytes)).await?;
+        for (total, size) in self.column_sizes.iter_mut().zip(encoded.column_sizes) {
+            *total += size;
+        }
+        self.stripes.push(info);
+        Ok(())
+    }
+}
+
+impl FileWriter for OrcWriter {
+    async fn write(&mut self, batch: &RecordBatch) -> iceberg::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.metrics.update(batch.columns());
+        if self.sink.is_none() {
+            let mut sink = self.output.writer().await?;
+            sink.write(Bytes::from_static(b"ORC")).await?;
+            self.sink = Some(sink);
+            self.written = 3;
+        }
+        let stripe = self.stripe.get_or_insert_with(StripeBatches::default);
+        stripe.rows += batch.num_rows() as u64;
+        stripe.arrow_bytes += batch.get_array_memory_size();
+        stripe.batches.push(batch.clone());
+        self.rows += batch.num_rows();
+        if stripe.arrow_bytes >= self.stripe_bytes {
+            self.flush_stripe().await?;
+        }
+        Ok(())
+    }
+
+    async fn close(mut self) -> iceberg::Result<Vec<DataFileBuilder>> {
+        if self.sink.is_none() {
+            return Ok(vec![]); // no row: no file
+        }
+        self.flush_stripe().await?;
+        let footer = proto::Footer {
+            header_length: Some(3),
+            content_length: Some(self.written),
+            stripes: self.stripes.clone(),
+            types: self.layout.types(),
+            number_of_rows: Some(self.rows as u64),
+            writer: Some(WRITER_ID),
+            software_version: Some(format!("Icefall {}", env!("CARGO_PKG_VERSION"))),
+            ..Default::default()
+        };
+        let footer = self
+            .compression
+            .frame(&footer.encode_to_vec())
+            .map_err(|e| failed("compress the footer")(e.to_string()))?;
+        let postscript = proto::PostScript {
+            footer_length: Some(footer.len() as u64),
+            compression: Some(self.compression.kind() as i32),
+            compression_block_size: (self.compression != OrcCompression::None).then_some(CHUNK as u64),
+            version: vec![0, 12],
+            metadata_length: Some(0),
+            writer_version: Some(WRITER_VERSION),
+            magic: Some("ORC".to_string()),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // A postscript is a handful of small fields: its length always fits the last byte.
+        let postscript_length =
+            u8::try_from(postscript.len()).map_err(|_| failed("write the postscript")("too long".into()))?;
+        let mut tail = footer;
+        tail.extend_from_slice(&postscript);
+        tail.push(postscript_length);
+        let size = self.written + tail.len() as u64;
+        let Some(mut sink) = self.sink.take() else { return Ok(vec![]) };
+        sink.write(Bytes::from(tail)).await?;
+        sink.close().await?;
+
+        let metrics = self.metrics.finish();
+        let column_sizes =
+            self.layout.columns.iter().enumerate().map(|(i, c)| (c.id, self.column_sizes[i + 1])).collect();
+        let mut builder = DataFileBuilder::default();
+        builder
+            .content(DataContentType::Data)
+            .file_path(self.output.location().to_string())
+            .file_format(DataFileFormat::Orc)
+            .partition(Struct::empty())
+            .record_count(self.rows as u64)
+            .file_size_in_bytes(size)
+            .column_sizes(column_sizes)
+            .value_counts(metrics.value_counts)
+            .null_value_counts(metrics.null_value_counts)
+            .nan_value_counts(metrics.nan_value_counts)
+            .lower_bounds(metrics.lower_bounds)
+            .upper_bounds(metrics.upper_bounds)
+            .split_offsets(Some(self.stripes.iter().map(|s| s.offset() as i64).collect()));
+        Ok(vec![builder])
+    }
+}
+
+impl CurrentFileStatus for OrcWriter {
+    fn current_file_path(&self) -> String {
+        self.output.location().to_string()
+    }
+
+    fn current_row_num(&self) -> usize {
+        self.rows
+    }
+
+    fn current_written_size(&self) -> usize {
+        // The open stripe counts at its Arrow size: compressed, it is smaller, so files roll
+        // a little early rather than late.
+        self.written as usize + self.stripe.as_ref().map_or(0, |s| s.arrow_bytes)
+    }
+}
+
+/// An in-memory sink orc-rust writes into while we keep a handle to take the bytes out.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// The batches of the stripe being filled (in the table's Arrow schema).
+#[derive(Default)]
+struct StripeBatches {
+    batches: Vec<RecordBatch>,
+    rows: u64,
+    arrow_bytes: usize,
+}
+
+/// A finished stripe, framed and ready to append.
+struct EncodedStripe {
+    bytes: Vec<u8>,
+    index_length: u64,
+    data_length: u64,
+    footer_length: u64,
+    rows: u64,
+    /// Bytes per ORC column (0 is the root).
+    column_sizes: Vec<u64>,
+}
+
+impl StripeBatches {
+    /// Encodes the stripe: orc-rust's columns through a one-stripe orc-rust file (taken apart
+    /// by its own footer), ours by [`OwnEncoder`]; every stream framed by `compression`.
+    fn encode(self, layout: &OrcLayout, compression: OrcCompression) -> std::result::Result<EncodedStripe, String> {
+        let mut by_orc_rust = match &layout.encoded {
+            Some(schema) => orc_rust_streams(layout, schema, &self.batches)?.into_iter(),
+            None => Vec::new().into_iter(),
+        };
+        // Streams in column order, each column under its final index (0 is the root).
+        let mut streams: Vec<(u32, proto::stream::Kind, Vec<u8>)> = Vec::new();
+        let mut encodings = vec![direct()];
+        for (i, column) in layout.columns.iter().enumerate() {
+            let index = i as u32 + 1;
+            let ColumnStreams { streams: column_streams, encoding } = match &column.ty.encoding {
+                Encoding::OrcRust(_) => by_orc_rust.next().ok_or("orc-rust wrote fewer columns than it was given")?,
+                Encoding::Own(encoder) => {
+                    let arrays: Vec<&ArrayRef> = self.batches.iter().map(|b| b.column(i)).collect();
+                    encoder.encode(&arrays).map_err(|e| format!("column {}: {e}", column.name))?
+                }
+            };
+            streams.extend(column_streams.into_iter().map(|(kind, bytes)| (index, kind, bytes)));
+            encodings.push(encoding);
+        }
+        let mut out = EncodedStripe {
+            bytes: Vec::new(),
+            index_length: 0,
+            data_length: 0,
+            footer_length: 0,
+            rows: self.rows,
+            column_sizes: vec![0; layout.columns.len() + 1],
+        };
+        let mut footer_streams = Vec::with_capacity(streams.len());
+        for (column, kind, bytes) in streams {
+            let framed = compression.frame(&bytes).map_err(|e| e.to_string())?;
+            match kind {
+                proto::stream::Kind::RowIndex
+                | proto::stream::Kind::BloomFilter
+                | proto::stream::Kind::BloomFilterUtf8 => out.index_length += framed.len() as u64,
+                _ => out.data_length += framed.len() as u64,
+            }
+            out.column_sizes[column as usize] += framed.len() as u64;
+            footer_streams.push(proto::Stream {
+                kind: Some(kind as i32),
+                column: Some(column),
+                length: Some(framed.len() as u64),
+            });
+            out.bytes.extend_from_slice(&framed);
+        }
+        let stripe_footer = proto::StripeFooter {
+            streams: footer_streams,
+            columns: encodings,
+            // Timestamps are written in UTC: readers must not shift them.
+            writer_timezone: Some("UTC".to_string()),
+            ..Default::default()
+        };
+        let footer_bytes = compression.frame(&stripe_footer.encode_to_vec()).map_err(|e| e.to_string())?;
+        out.footer_length = footer_bytes.len() as u64;
+        out.bytes.extend_from_slice(&footer_bytes);
+        Ok(out)
+    }
+}
+
+fn direct() -> proto::ColumnEncoding {
+    proto::ColumnEncoding { kind: Some(proto::column_encoding::Kind::Direct as i32), ..Default::default() }
+}
+
+/// orc-rust's encoding of its columns of `batches`: per column (in order), its streams and
+/// encoding, taken out of the one-stripe file orc-rust writes.
+fn orc_rust_streams(
+    layout: &OrcLayout,
+    schema: &arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<Vec<ColumnStreams>, String> {
+    let buffer = Buffer::default();
+    let mut encoder = orc_rust::ArrowWriterBuilder::new(buffer.clone(), Arc::clone(schema))
+        // One stripe per encoder: we decide where stripes end.
+        .with_stripe_byte_size(usize::MAX)
+        .try_build()
+        .map_err(|e| e.to_string())?;
+    for batch in batches {
+        encoder.write(&layout.encode(batch, schema)?).map_err(|e| e.to_string())?;
+    }
+    encoder.close().map_err(|e| e.to_string())?;
+    let file = buffer.take();
+    let stripe = one_stripe(&file)?;
+    let start = stripe.offset() as usize;
+    let footer_start = start + (stripe.index_length() + stripe.data_length()) as usize;
+    let footer_end = footer_start + stripe.footer_length() as usize;
+    if footer_end > file.len() {
+        return Err(format!("stripe ends at {footer_end}, past the file's {} bytes", file.len()));
+    }
+    let footer = proto::StripeFooter::decode(&file[footer_start..footer_end]).map_err(|e| e.to_string())?;
+    // Column 0 is orc-rust's root; its columns are 1..=n in schema order.
+    let mut out: Vec<ColumnStreams> = footer
+        .columns
+        .iter()
+        .skip(1)
+        .map(|encoding| ColumnStreams { streams: Vec::new(), encoding: encoding.clone() })
+        .collect();
+    let mut at = start;
+    for stream in &footer.streams {
+        let end = at + stream.length() as usize;
+        if end > footer_start {
+            return Err("a stream runs past its stripe".into());
+        }
+        let column = (stream.column() as usize).checked_sub(1).and_then(|c| out.get_mut(c));
+        let column = column.ok_or_else(|| format!("a stream of unknown column {}", stream.column()))?;
+        column.streams.push((stream.kind(), file[at..end].to_vec()));
+        at = end;
+    }
+    Ok(out)
+}
+
+/// The stripe of a one-stripe, uncompressed ORC file (as orc-rust writes it).
+fn one_stripe(file: &[u8]) -> std::result::Result<proto::StripeInformation, String> {
+    let (&postscript_length, rest) = file.split_last().ok_or("empty file")?;
+    let postscript_start = rest.len().checked_sub(postscript_length as usize).ok_or("short postscript")?;
+    let postscript = proto::PostScript::decode(&rest[postscript_start..]).map_err(|e| e.to_string())?;
+    let footer_start = postscript_start.checked_sub(postscript.footer_length() as usize).ok_or("short footer")?;
+    let footer = proto::Footer::decode(&rest[footer_start..postscript_start]).map_err(|e| e.to_string())?;
+    match footer.stripes.as_slice() {
+        [stripe] => Ok(stripe.clone()),
+        stripes => Err(format!("expected one stripe, orc-rust wrote {}", stripes.len())),
+    }
+}
