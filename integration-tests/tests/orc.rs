@@ -120,3 +120,89 @@ schema = [
     let compacted = tables::engines_report(&catalog, dir, &table, &options).await;
     assert_eq!(tables::assert_engines_agree(&compacted, &filters, N), checksum, "compaction changed no value");
 }
+
+/// A table Spark made with `'write.format.default'='orc'` and filled (ORC Java's files, zlib):
+/// a pipeline with no `file_format` follows the table and writes ORC, the optimizer compacts
+/// Spark's and our files together (our reader on Java-written ORC), and every engine agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own() {
+    const N: i64 = 300;
+    const SPARK_ROWS: i64 = 40;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Broker::start();
+    let namespace = unique("ns");
+    let table = format!("{namespace}.spark_orc");
+    let values: Vec<String> = (0..SPARK_ROWS)
+        .map(|i| {
+            format!(
+                "({}, timestamp'2026-11-0{} 0{}:15:00.125', 'spark-{}', {}.25, 99, {i})",
+                -1 - i,
+                1 + i % 3,
+                i % 10,
+                i % 5,
+                i * 3
+            )
+        })
+        .collect();
+    tables::spark_sql(
+        dir,
+        None,
+        &table,
+        &[
+            &format!("CREATE NAMESPACE icefall.{namespace}"),
+            &format!(
+                "CREATE TABLE icefall.{table} (id bigint NOT NULL, ts timestamp NOT NULL, `user` string, \
+                 amount decimal(12, 2), kafka_partition int, kafka_offset bigint) USING iceberg \
+                 PARTITIONED BY (days(ts)) \
+                 TBLPROPERTIES ('format-version' = '2', 'write.format.default' = 'orc')"
+            ),
+            &format!("INSERT INTO icefall.{table} VALUES {}", values.join(", ")),
+            &format!("INSERT INTO icefall.{table} VALUES {}", values.join(", ").replace("'spark-", "'again-")),
+        ],
+    );
+    let catalog = tables::catalog(dir).await;
+    let spark_files = tables::data_file_formats(&catalog, &table).await;
+    assert_eq!(spark_files.keys().collect::<Vec<_>>(), ["Orc"], "Spark wrote ORC: {spark_files:?}");
+
+    let topic = unique("spark_orc");
+    broker.create_topic(&topic, 2);
+    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    let mut landed = BTreeMap::new();
+    producer.send_events(0, N, 2, &mut landed);
+    let config = format_pipeline(
+        dir,
+        &broker.bootstrap(),
+        &topic,
+        &table,
+        r#"schema = [
+  { name = "id", type = "long", required = true },
+  { name = "ts", type = "timestamptz", required = true },
+  { name = "user", type = "string" },
+  { name = "amount", type = "decimal(12, 2)" },
+]"#,
+        "",
+    );
+    let writer = WriterProcess::start(&config, "writer");
+    tables::wait_for_offsets(&catalog, &table, &topic, &landed, Duration::from_secs(90)).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+    let formats = tables::data_file_formats(&catalog, &table).await;
+    assert_eq!(formats.keys().collect::<Vec<_>>(), ["Orc"], "the writer followed write.format.default: {formats:?}");
+    let ours: Vec<(i32, i64)> =
+        tables::partition_offsets(&catalog, &table).await.into_iter().filter(|(p, _)| *p != 99).collect();
+    tables::assert_offsets_exactly_once(&ours, &landed);
+    let before = tables::checksum(&catalog, &table).await;
+    assert_eq!(before.0 as i64, N + 2 * SPARK_ROWS);
+
+    optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
+    let compacted = tables::data_file_formats(&catalog, &table).await;
+    assert_eq!(compacted.keys().collect::<Vec<_>>(), ["Orc"], "{compacted:?}");
+    assert!(compacted["Orc"] < formats["Orc"], "compaction merged Spark's and our files: {formats:?} -> {compacted:?}");
+    assert_eq!(tables::checksum(&catalog, &table).await, before, "compaction changed no value");
+
+    let filters = ["ts >= timestamp'2026-11-02 00:00:00'", "id < 50", "`user` = 'user-7'", "amount > 100"];
+    let options =
+        tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
+    let report = tables::engines_report(&catalog, dir, &table, &options).await;
+    tables::assert_engines_agree(&report, &filters, N + 2 * SPARK_ROWS);
+}

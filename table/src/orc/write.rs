@@ -1,13 +1,14 @@
-//! One ORC data file: stripes encoded by orc-rust, compressed and framed by us, our footer.
+//! One ORC data file: stripes spliced from orc-rust's and our own column encodings, framed
+//! (compressed) by us, ended by our footer.
 //!
-//! A stripe's batches are kept (in Arrow) until the stripe is full; then a fresh orc-rust
-//! writer encodes them into memory and ends them as a complete one-stripe file (orc-rust's
-//! writer is not `Send`, so it never lives across an await); its own footer tells exactly where the stripe's streams and stripe footer
-//! lie. We compress each stream and the stripe footer (ORC's chunked framing), append the
-//! stripe to the data file, and after the last one write a footer of our own that lists our
-//! stripes and carries the Iceberg type attributes. Implements iceberg-rust's
-//! `FileWriterBuilder`, so ORC files go through the same rolling, data-file and partitioning
-//! writers as Parquet ones.
+//! A stripe's batches are kept (in Arrow) until the stripe is full. Then a fresh orc-rust
+//! writer encodes orc-rust's columns into memory as a complete one-stripe file, whose own footer
+//! tells exactly where each column's streams lie (orc-rust's writer is not `Send`, so it never
+//! lives across an await); [`OwnEncoder`](super::encode) encodes the rest. We lay the streams out
+//! in column order, compress each and the stripe footer (ORC's chunked framing), append the
+//! stripe to the data file, and after the last one write a footer that lists our stripes and
+//! carries the Iceberg type attributes. Implements iceberg-rust's `FileWriterBuilder`, so ORC
+//! files go through the same rolling, data-file and partitioning writers as Parquet ones.
 
 use std::collections::HashMap;
 use std::io::Write;
