@@ -1,4 +1,5 @@
-//! ORC tables end to end: the writer lands a topic as ORC files (killed -9 and restarted on
+//! ORC tables end to end (every type Spark reads: timestamps, decimals, lists, structs, maps):
+//! the writer lands a topic as ORC files (killed -9 and restarted on
 //! the way: every offset exactly once), the optimizer compacts them into ORC files, and Spark
 //! and PyIceberg read the table identically to our scan before and after, with Spark's pruned
 //! counts (which trust our computed bounds) equal to plain counts. (No uuid column: PyIceberg
@@ -25,6 +26,9 @@ fn record(id: i64) -> serde_json::Value {
         "amount": format!("{}.{:02}", id - 100, id % 100),
         "local": format!("2024-05-0{} 0{}:30:00.{:06}", 1 + id % 9, id % 10, id * 7),
         "ts": format!("2024-05-{:02}T{:02}:00:00.25+02:00", 1 + id % 28, id % 24),
+        "tags": if id % 5 == 0 { json!(null) } else { json!([format!("t{id}"), "x"]) },
+        "geo": {"lat": 59.5 + id as f64, "city": if id % 4 == 0 { json!(null) } else { json!("Oslo") }},
+        "counts": {"a": id, "b": -id},
         "blob": "AAEC/w==",
     })
 }
@@ -58,6 +62,9 @@ schema = [
   { name = "local", type = "timestamp" },
   { name = "ts", type = "timestamptz" },
   { name = "blob", type = "binary" },
+  { name = "tags", type = "list<string>" },
+  { name = "geo", type = "struct<lat: double, city: string>" },
+  { name = "counts", type = "map<string, long>" },
 ]"#,
         "",
     );
@@ -104,6 +111,8 @@ schema = [
         "amount > 10.50",
         "local >= timestamp_ntz'2024-05-03 00:00:00' and local < timestamp_ntz'2024-05-05 00:00:00'",
         "ts >= timestamp'2024-05-10 00:00:00' and ts < timestamp'2024-05-12 00:00:00'",
+        "geo.city is null",
+        "tags is null",
     ];
     let options =
         tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };

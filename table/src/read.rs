@@ -225,7 +225,7 @@ fn reshape_children(
         .collect()
 }
 
-fn reshape(array: &ArrayRef, target: &Field) -> std::result::Result<ArrayRef, String> {
+pub(crate) fn reshape(array: &ArrayRef, target: &Field) -> std::result::Result<ArrayRef, String> {
     if array.data_type() == target.data_type() {
         return Ok(Arc::clone(array));
     }

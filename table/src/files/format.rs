@@ -39,11 +39,10 @@ pub fn check_columns(format: DataFileFormat, schema: &Schema) -> std::result::Re
 
 fn orc_refusal(columns: &[String]) -> String {
     format!(
-        "ORC data files cannot hold {}: Icefall's ORC files take top-level boolean, int, long, float, double, \
-         decimal, date, time, timestamp, timestamptz, string, binary, uuid and fixed columns only (no \
-         struct, list, map or nanosecond timestamp). Write this table as Parquet (the pipeline's \
-         file_format = \"parquet\", or the table property write.format.default = parquet), or change these \
-         columns' types (see docs/formats.md)",
+        "ORC data files cannot hold {}: Icefall's ORC files take every Iceberg type but nanosecond \
+         timestamps (timestamp_ns, timestamptz_ns), at any depth. Write this table as Parquet (the \
+         pipeline's file_format = \"parquet\", or the table property write.format.default = parquet), or \
+         change these columns' types (see docs/formats.md)",
         columns.join(", ")
     )
 }

@@ -1,29 +1,48 @@
-//! Our own ORC column encoders, for the types orc-rust's writer cannot encode: timestamps
-//! (with and without time zone) and decimals. Their streams are spliced into the stripes
-//! orc-rust encodes (see `write.rs`).
+//! Our own ORC column encoders, for what orc-rust's writer cannot encode: timestamps (with and
+//! without time zone), decimals, and structs, lists and maps (with every primitive inside
+//! them). Their streams are spliced into the stripes orc-rust encodes (see `write.rs`).
 //!
 //! They use ORC's original run-length encodings (`DIRECT`, RLE v1), which every ORC reader
 //! supports, and follow ORC Java's writer value for value, so readers treat them exactly as
 //! Java-written columns:
 //! - timestamp: DATA = seconds since 2015-01-01 00:00:00 UTC (signed RLE; the stripe's writer
 //!   time zone is UTC), SECONDARY = nanoseconds with trailing zeros folded (unsigned RLE);
-//! - decimal: DATA = unscaled values as zigzag varints, SECONDARY = each value's scale (signed RLE).
+//! - decimal: DATA = unscaled values as zigzag varints, SECONDARY = each value's scale (signed RLE);
+//! - struct: PRESENT only, children hold values where the struct is present; list and map:
+//!   LENGTH of each present row, the child (or key and value) holds their entries in order.
+
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrayRef};
+use arrow_array::types::{Decimal128Type, Float32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, ArrayRef, BooleanArray, UInt64Array};
+use arrow_buffer::NullBuffer;
+use arrow_schema::DataType;
 use orc_rust::proto;
 
 /// Seconds from the Unix epoch to ORC's, 2015-01-01 00:00:00 UTC.
 const ORC_EPOCH_SECONDS: i64 = 1_420_070_400;
 
-/// A column we encode ourselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A column we encode ourselves (with its children, for nested types).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum OwnEncoder {
+    Boolean,
+    /// int, long, date (days) and time (microseconds): signed integer runs.
+    Integer,
+    Float,
+    Double,
+    /// string, binary, uuid and fixed: the bytes, and each value's length.
+    Bytes,
     /// Microseconds since the Unix epoch (Iceberg `timestamp` and `timestamptz`).
     TimestampMicros,
     /// Unscaled values of a `decimal(p, s)`.
-    Decimal { scale: u32 },
+    Decimal {
+        scale: u32,
+    },
+    Struct(Vec<OwnEncoder>),
+    List(Box<OwnEncoder>),
+    /// Key and value.
+    Map(Box<OwnEncoder>, Box<OwnEncoder>),
 }
 
 /// The streams of one column in one stripe.
@@ -33,51 +52,171 @@ pub(super) struct ColumnStreams {
 }
 
 impl OwnEncoder {
-    /// Encodes a stripe's values of one column (all its batches' arrays, in order).
-    pub fn encode(self, arrays: &[&ArrayRef]) -> std::result::Result<ColumnStreams, String> {
-        let mut present = Vec::new();
-        let mut data = Vec::new();
-        let mut secondary = IntRle::new(matches!(self, OwnEncoder::Decimal { .. }));
-        let mut seconds = IntRle::new(true);
-        let has_nulls = arrays.iter().any(|a| a.null_count() > 0);
-        for array in arrays {
-            present.extend((0..array.len()).map(|i| array.is_valid(i)));
-            match self {
-                OwnEncoder::TimestampMicros => {
-                    let values = array
-                        .as_primitive_opt::<TimestampMicrosecondType>()
-                        .ok_or_else(|| format!("expected microsecond timestamps, got {}", array.data_type()))?;
-                    for micros in values.iter().flatten() {
-                        let (secs, nanos) = java_seconds_and_nanos(micros);
-                        seconds.push(secs - ORC_EPOCH_SECONDS);
-                        secondary.push(format_nanos(nanos));
-                    }
+    /// Encodes a stripe's values of one column (all its batches' arrays, in order): the
+    /// column's streams, then its children's, in ORC's pre-order.
+    pub fn encode(&self, arrays: &[&ArrayRef]) -> std::result::Result<Vec<ColumnStreams>, String> {
+        let array = match arrays {
+            [one] => Arc::clone(one),
+            many => {
+                let many: Vec<&dyn Array> = many.iter().map(|a| a.as_ref()).collect();
+                arrow_select::concat::concat(&many).map_err(|e| e.to_string())?
+            }
+        };
+        let mut out = Vec::new();
+        self.encode_array(&array, &mut out)?;
+        Ok(out)
+    }
+
+    fn encode_array(&self, array: &ArrayRef, out: &mut Vec<ColumnStreams>) -> std::result::Result<(), String> {
+        use proto::stream::Kind;
+        let mut streams = Vec::new();
+        if array.null_count() > 0 {
+            let present: Vec<bool> = (0..array.len()).map(|i| array.is_valid(i)).collect();
+            streams.push((Kind::Present, boolean_rle(&present)));
+        }
+        let wrong = || format!("{self:?} cannot encode {}", array.data_type());
+        let index = out.len();
+        out.push(ColumnStreams { streams: Vec::new(), encoding: direct() });
+        match self {
+            OwnEncoder::Boolean => {
+                let values: Vec<bool> = array.as_boolean_opt().ok_or_else(wrong)?.iter().flatten().collect();
+                streams.push((Kind::Data, boolean_rle(&values)));
+            }
+            OwnEncoder::Integer => {
+                let longs = arrow_cast::cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
+                let mut data = IntRle::new(true);
+                longs.as_primitive::<Int64Type>().iter().flatten().for_each(|v| data.push(v));
+                streams.push((Kind::Data, data.finish()));
+            }
+            OwnEncoder::Float => {
+                let values = array.as_primitive_opt::<Float32Type>().ok_or_else(wrong)?;
+                streams.push((Kind::Data, values.iter().flatten().flat_map(f32::to_le_bytes).collect()));
+            }
+            OwnEncoder::Double => {
+                let values = array.as_primitive_opt::<Float64Type>().ok_or_else(wrong)?;
+                streams.push((Kind::Data, values.iter().flatten().flat_map(f64::to_le_bytes).collect()));
+            }
+            OwnEncoder::Bytes => {
+                let mut data = Vec::new();
+                let mut lengths = IntRle::new(false);
+                for value in byte_values(array).ok_or_else(wrong)?.into_iter().flatten() {
+                    data.extend_from_slice(value);
+                    lengths.push(value.len() as i64);
                 }
-                OwnEncoder::Decimal { scale } => {
-                    let values = array
-                        .as_primitive_opt::<Decimal128Type>()
-                        .ok_or_else(|| format!("expected decimal128, got {}", array.data_type()))?;
-                    for unscaled in values.iter().flatten() {
-                        write_signed_varint(&mut data, unscaled);
-                        secondary.push(i64::from(scale));
-                    }
+                streams.push((Kind::Data, data));
+                streams.push((Kind::Length, lengths.finish()));
+            }
+            OwnEncoder::TimestampMicros => {
+                let values = array.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(wrong)?;
+                let (mut seconds, mut nanos) = (IntRle::new(true), IntRle::new(false));
+                for micros in values.iter().flatten() {
+                    let (secs, n) = java_seconds_and_nanos(micros);
+                    seconds.push(secs - ORC_EPOCH_SECONDS);
+                    nanos.push(format_nanos(n));
+                }
+                streams.push((Kind::Data, seconds.finish()));
+                streams.push((Kind::Secondary, nanos.finish()));
+            }
+            OwnEncoder::Decimal { scale } => {
+                let values = array.as_primitive_opt::<Decimal128Type>().ok_or_else(wrong)?;
+                let (mut data, mut scales) = (Vec::new(), IntRle::new(true));
+                for unscaled in values.iter().flatten() {
+                    write_signed_varint(&mut data, unscaled);
+                    scales.push(i64::from(*scale));
+                }
+                streams.push((Kind::Data, data));
+                streams.push((Kind::Secondary, scales.finish()));
+            }
+            OwnEncoder::Struct(children) => {
+                let strukt = array.as_struct_opt().ok_or_else(wrong)?;
+                for (child, encoder) in strukt.columns().iter().zip(children) {
+                    // A child holds values only where its struct is present.
+                    encoder.encode_array(&present_only(child, strukt.nulls())?, out)?;
                 }
             }
+            OwnEncoder::List(element) => {
+                let (offsets, values) = match array.data_type() {
+                    DataType::List(_) => {
+                        let list = array.as_list::<i32>();
+                        (list.offsets().iter().map(|o| i64::from(*o)).collect::<Vec<_>>(), Arc::clone(list.values()))
+                    }
+                    DataType::LargeList(_) => {
+                        let list = array.as_list::<i64>();
+                        (list.offsets().to_vec(), Arc::clone(list.values()))
+                    }
+                    _ => return Err(wrong()),
+                };
+                let (lengths, values) = present_entries(array, &offsets, &values)?;
+                streams.push((Kind::Length, lengths));
+                element.encode_array(&values, out)?;
+            }
+            OwnEncoder::Map(key, value) => {
+                let map = array.as_map_opt().ok_or_else(wrong)?;
+                let offsets: Vec<i64> = map.offsets().iter().map(|o| i64::from(*o)).collect();
+                let entries: ArrayRef = Arc::new(map.entries().clone());
+                let (lengths, entries) = present_entries(array, &offsets, &entries)?;
+                streams.push((Kind::Length, lengths));
+                let entries = entries.as_struct();
+                key.encode_array(entries.column(0), out)?;
+                value.encode_array(entries.column(1), out)?;
+            }
         }
-        let data = match self {
-            OwnEncoder::TimestampMicros => seconds.finish(),
-            OwnEncoder::Decimal { .. } => data,
-        };
-        let mut streams = Vec::new();
-        if has_nulls {
-            streams.push((proto::stream::Kind::Present, boolean_rle(&present)));
-        }
-        streams.push((proto::stream::Kind::Data, data));
-        streams.push((proto::stream::Kind::Secondary, secondary.finish()));
-        let encoding =
-            proto::ColumnEncoding { kind: Some(proto::column_encoding::Kind::Direct as i32), ..Default::default() };
-        Ok(ColumnStreams { streams, encoding })
+        out[index].streams = streams;
+        Ok(())
     }
+}
+
+fn direct() -> proto::ColumnEncoding {
+    proto::ColumnEncoding { kind: Some(proto::column_encoding::Kind::Direct as i32), ..Default::default() }
+}
+
+/// The values of `child` at the rows its parent is present.
+fn present_only(child: &ArrayRef, parent: Option<&NullBuffer>) -> std::result::Result<ArrayRef, String> {
+    match parent {
+        Some(nulls) if nulls.null_count() > 0 => {
+            let keep = BooleanArray::new(nulls.inner().clone(), None);
+            arrow_select::filter::filter(child, &keep).map_err(|e| e.to_string())
+        }
+        _ => Ok(Arc::clone(child)),
+    }
+}
+
+/// The LENGTH stream of a list or map column and the entries of its present rows.
+fn present_entries(
+    array: &ArrayRef,
+    offsets: &[i64],
+    values: &ArrayRef,
+) -> std::result::Result<(Vec<u8>, ArrayRef), String> {
+    let mut lengths = IntRle::new(false);
+    let mut indices: Vec<u64> = Vec::new();
+    for row in 0..array.len() {
+        if array.is_valid(row) {
+            let (start, end) = (offsets[row], offsets[row + 1]);
+            lengths.push(end - start);
+            indices.extend(start as u64..end as u64);
+        }
+    }
+    let first = offsets.first().copied().unwrap_or(0) as u64;
+    let contiguous = indices.first().is_none_or(|i| *i == first)
+        && indices.len() as u64 == offsets.last().copied().unwrap_or(0) as u64 - first;
+    let entries = if contiguous {
+        values.slice(first as usize, indices.len())
+    } else {
+        arrow_select::take::take(values, &UInt64Array::from(indices), None).map_err(|e| e.to_string())?
+    };
+    Ok((lengths.finish(), entries))
+}
+
+/// Each value of a string or binary array as bytes (`None` for other types).
+fn byte_values(array: &ArrayRef) -> Option<Vec<Option<&[u8]>>> {
+    Some(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().map(|v| v.map(str::as_bytes)).collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)).collect(),
+        DataType::Binary => array.as_binary::<i32>().iter().collect(),
+        DataType::LargeBinary => array.as_binary::<i64>().iter().collect(),
+        DataType::FixedSizeBinary(_) => array.as_fixed_size_binary().iter().collect(),
+        _ => return None,
+    })
 }
 
 /// Seconds and nanoseconds as ORC Java's writer derives them from a `java.sql.Timestamp`:

@@ -41,10 +41,11 @@ struct ColumnMetrics {
     bounds: Option<Bounds>,
 }
 
-/// Metrics of one data file's columns, in the table's column order.
+/// Metrics of one data file's top-level primitive columns (`None`: a nested column, which
+/// gets none; readers then never prune by it).
 #[derive(Debug)]
 pub(super) struct FileMetrics {
-    columns: Vec<(i32, PrimitiveType, ColumnMetrics)>,
+    columns: Vec<Option<(i32, PrimitiveType, ColumnMetrics)>>,
 }
 
 /// What goes into the data file entry.
@@ -77,13 +78,15 @@ fn wider<T: PartialOrd>((lo, hi): (T, T), (l, h): (T, T)) -> (T, T) {
 }
 
 impl FileMetrics {
-    pub fn new(columns: impl IntoIterator<Item = (i32, PrimitiveType)>) -> Self {
-        FileMetrics { columns: columns.into_iter().map(|(id, ty)| (id, ty, ColumnMetrics::default())).collect() }
+    pub fn new(columns: impl IntoIterator<Item = Option<(i32, PrimitiveType)>>) -> Self {
+        FileMetrics {
+            columns: columns.into_iter().map(|c| c.map(|(id, ty)| (id, ty, ColumnMetrics::default()))).collect(),
+        }
     }
 
     /// Adds a batch's columns (in the table's Arrow types, same order as `new`).
     pub fn update(&mut self, arrays: &[ArrayRef]) {
-        for ((_, _, m), array) in self.columns.iter_mut().zip(arrays) {
+        for ((_, _, m), array) in self.columns.iter_mut().zip(arrays).filter_map(|(c, a)| Some((c.as_mut()?, a))) {
             m.values += array.len() as u64;
             m.nulls += array.null_count() as u64;
             let batch = match array.data_type() {
@@ -143,7 +146,7 @@ impl FileMetrics {
             lower_bounds: HashMap::new(),
             upper_bounds: HashMap::new(),
         };
-        for (id, ty, m) in self.columns {
+        for (id, ty, m) in self.columns.into_iter().flatten() {
             out.value_counts.insert(id, m.values);
             out.null_value_counts.insert(id, m.nulls);
             if matches!(ty, PrimitiveType::Float | PrimitiveType::Double) {
@@ -284,10 +287,10 @@ mod tests {
     #[test]
     fn counts_and_bounds_span_every_batch_and_skip_nulls_and_nans() {
         let mut m = FileMetrics::new([
-            (1, PrimitiveType::Int),
-            (2, PrimitiveType::Double),
-            (3, PrimitiveType::String),
-            (4, PrimitiveType::Boolean),
+            Some((1, PrimitiveType::Int)),
+            Some((2, PrimitiveType::Double)),
+            Some((3, PrimitiveType::String)),
+            Some((4, PrimitiveType::Boolean)),
         ]);
         m.update(&[
             Arc::new(Int32Array::from(vec![Some(5), None, Some(-3)])),
@@ -324,7 +327,7 @@ mod tests {
         assert_eq!(decimal_bytes(-1), [0xff]);
         assert_eq!(decimal_bytes(-129), [0xff, 0x7f]);
         let ty = PrimitiveType::Decimal { precision: 9, scale: 2 };
-        let mut m = FileMetrics::new([(1, ty)]);
+        let mut m = FileMetrics::new([Some((1, ty))]);
         let values = arrow_array::Decimal128Array::from(vec![Some(-12_345), None, Some(99_999)])
             .with_precision_and_scale(9, 2)
             .expect("decimal");
@@ -336,7 +339,7 @@ mod tests {
 
     #[test]
     fn all_null_columns_have_counts_but_no_bounds() {
-        let mut m = FileMetrics::new([(1, PrimitiveType::Int)]);
+        let mut m = FileMetrics::new([Some((1, PrimitiveType::Int))]);
         m.update(&[Arc::new(Int32Array::from(vec![None, None]))]);
         let out = m.finish();
         assert_eq!((out.value_counts[&1], out.null_value_counts[&1]), (2, 2));
@@ -351,7 +354,7 @@ mod tests {
         assert!(truncate_str_upper(long).expect("upper").as_str() > long);
         let top = "\u{10FFFF}".repeat(17);
         assert_eq!(truncate_str_upper(&top), None, "no string of 16 characters is above it");
-        let mut m = FileMetrics::new([(1, PrimitiveType::Binary)]);
+        let mut m = FileMetrics::new([Some((1, PrimitiveType::Binary))]);
         let value = [vec![0xFFu8; 15], vec![0x01, 0x02]].concat();
         m.update(&[Arc::new(LargeBinaryArray::from(vec![Some(value.as_slice())]))]);
         let out = m.finish();

@@ -3,14 +3,16 @@
 //! Columns are matched by Iceberg field id: from each ORC type's `iceberg.id` attribute (ours,
 //! Spark's, Trino's), else by the table's `schema.name-mapping.default`, else by the current
 //! column names (what Iceberg's own readers do for files without ids). Columns the file lacks
-//! read as null; others are cast to the current type (dates, uuids, widened numbers).
+//! read as null; others are cast to the current type (dates, uuids, widened numbers). Nested
+//! columns are rebuilt by the field ids of their children, like Parquet ones (`crate::read`).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, new_null_array};
-use arrow_schema::SchemaRef as ArrowSchemaRef;
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, ListArray, MapArray, RecordBatch, StructArray, new_null_array};
+use arrow_schema::{DataType, Field, FieldRef, Fields, SchemaRef as ArrowSchemaRef};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -19,8 +21,9 @@ use iceberg::table::Table;
 use orc_prost::Message;
 use orc_rust::projection::ProjectionMask;
 use orc_rust::proto;
+use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
-use crate::read::{field_id, projected_arrow_schema};
+use crate::read::{field_id, projected_arrow_schema, reshape};
 use crate::{Error, Result};
 
 /// Reads one ORC data file of `table` (a task from its scan plan).
@@ -68,34 +71,98 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
         sources.iter().map(|s| s.and_then(|index| read.iter().position(|r| *r == index))).collect();
     let stream = futures::stream::iter(reader).map(move |batch| {
         let batch = batch.map_err(|e| Error::Metadata { table: path.clone(), message: e.to_string() })?;
-        to_target(&batch, &target, &positions).map_err(|message| Error::Metadata { table: path.clone(), message })
+        to_target(&batch, &target, &positions, &sources, &types)
+            .map_err(|message| Error::Metadata { table: path.clone(), message })
     });
     Ok(stream.boxed())
 }
 
+/// A batch as read into the target schema: columns by field id (nested children too), cast
+/// to the current types, null where the file lacks them.
 fn to_target(
     batch: &RecordBatch,
     target: &ArrowSchemaRef,
     positions: &[Option<usize>],
+    sources: &[Option<usize>],
+    types: &[proto::Type],
 ) -> std::result::Result<RecordBatch, String> {
     let columns = target
         .fields()
         .iter()
-        .zip(positions)
-        .map(|(field, position)| match position {
-            Some(i) => {
-                let array = batch.column(*i);
-                if array.data_type() == field.data_type() {
-                    Ok(Arc::clone(array))
-                } else {
-                    arrow_cast::cast(array, field.data_type()).map_err(|e| format!("column {}: {e}", field.name()))
-                }
-            }
-            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        .zip(positions.iter().zip(sources))
+        .map(|(field, source)| match source {
+            (Some(i), Some(index)) => reshape(&with_field_ids(batch.column(*i), types, *index)?, field),
+            _ => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     RecordBatch::try_new_with_options(Arc::clone(target), columns, &options).map_err(|e| e.to_string())
+}
+
+/// `field` with the Iceberg field id of ORC column `index` (from its `iceberg.id`), as our
+/// reader's by-id matching expects it.
+fn with_id(field: &Field, data_type: DataType, types: &[proto::Type], index: usize) -> FieldRef {
+    let id = types
+        .get(index)
+        .and_then(|t| t.attributes.iter().find(|a| a.key() == super::ID))
+        .map(|a| a.value().to_string());
+    let mut field = field.clone().with_data_type(data_type);
+    if let Some(id) = id {
+        field = field.with_metadata(HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id)]));
+    }
+    Arc::new(field)
+}
+
+/// `array` (ORC column `index` as orc-rust read it) with the Iceberg field id of every nested
+/// field in its Arrow fields, so it is rebuilt into the current schema by id, not by position.
+fn with_field_ids(array: &ArrayRef, types: &[proto::Type], index: usize) -> std::result::Result<ArrayRef, String> {
+    let subtypes: Vec<usize> =
+        types.get(index).map(|t| t.subtypes.iter().map(|s| *s as usize).collect()).unwrap_or_default();
+    let failed = |e: arrow_schema::ArrowError| format!("ORC column {index}: {e}");
+    Ok(match array.data_type() {
+        DataType::Struct(fields) => {
+            let strukt = array.as_struct();
+            let mut tagged = Vec::new();
+            let mut children = Vec::new();
+            for ((field, child), sub) in fields.iter().zip(strukt.columns()).zip(subtypes) {
+                let child = with_field_ids(child, types, sub)?;
+                tagged.push(with_id(field, child.data_type().clone(), types, sub));
+                children.push(child);
+            }
+            Arc::new(StructArray::try_new(tagged.into(), children, strukt.nulls().cloned()).map_err(failed)?)
+        }
+        DataType::List(element) => {
+            let list = array.as_list::<i32>();
+            let sub = subtypes.first().copied().ok_or("a list without an element type")?;
+            let values = with_field_ids(list.values(), types, sub)?;
+            let element = with_id(element, values.data_type().clone(), types, sub);
+            Arc::new(
+                ListArray::try_new(element, list.offsets().clone(), values, list.nulls().cloned()).map_err(failed)?,
+            )
+        }
+        DataType::Map(entries_field, sorted) => {
+            let map = array.as_map();
+            let [key_type, value_type] = subtypes[..] else { return Err("a map without key and value types".into()) };
+            let entries = map.entries();
+            let DataType::Struct(kv) = entries_field.data_type() else {
+                return Err("map entries are not a struct".into());
+            };
+            let key = with_field_ids(entries.column(0), types, key_type)?;
+            let value = with_field_ids(entries.column(1), types, value_type)?;
+            let fields = Fields::from(vec![
+                with_id(&kv[0], key.data_type().clone(), types, key_type),
+                with_id(&kv[1], value.data_type().clone(), types, value_type),
+            ]);
+            let entries =
+                StructArray::try_new(fields.clone(), vec![key, value], entries.nulls().cloned()).map_err(failed)?;
+            let entries_field = Arc::new(entries_field.as_ref().clone().with_data_type(DataType::Struct(fields)));
+            Arc::new(
+                MapArray::try_new(entries_field, map.offsets().clone(), entries, map.nulls().cloned(), *sorted)
+                    .map_err(failed)?,
+            )
+        }
+        _ => Arc::clone(array),
+    })
 }
 
 /// The footer's type tree (orc-rust's metadata leaves out the attributes).

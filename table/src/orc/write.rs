@@ -124,7 +124,7 @@ impl FileWriterBuilder for OrcWriterBuilder {
     type R = OrcWriter;
 
     async fn build(&self, output: OutputFile) -> iceberg::Result<OrcWriter> {
-        let metrics = FileMetrics::new(self.layout.columns.iter().map(|c| (c.id, c.iceberg.clone())));
+        let metrics = FileMetrics::new(self.layout.columns.iter().map(|c| c.primitive.clone().map(|p| (c.id, p))));
         Ok(OrcWriter {
             layout: Arc::clone(&self.layout),
             stripe_bytes: self.stripe_bytes,
@@ -134,7 +134,7 @@ impl FileWriterBuilder for OrcWriterBuilder {
             stripe: None,
             written: 0,
             stripes: Vec::new(),
-            column_sizes: vec![0; self.layout.columns.len() + 1],
+            column_sizes: vec![0; self.layout.types.len()],
             rows: 0,
             metrics,
         })
@@ -250,8 +250,13 @@ impl FileWriter for OrcWriter {
         sink.close().await?;
 
         let metrics = self.metrics.finish();
-        let column_sizes =
-            self.layout.columns.iter().enumerate().map(|(i, c)| (c.id, self.column_sizes[i + 1])).collect();
+        let column_sizes = self
+            .layout
+            .leaf_ids
+            .iter()
+            .zip(&self.column_sizes)
+            .filter_map(|(id, size)| id.map(|id| (id, *size)))
+            .collect();
         let mut builder = DataFileBuilder::default();
         builder
             .content(DataContentType::Data)
@@ -335,20 +340,27 @@ impl StripeBatches {
             Some(schema) => orc_rust_streams(layout, schema, &self.batches)?.into_iter(),
             None => Vec::new().into_iter(),
         };
-        // Streams in column order, each column under its final index (0 is the root).
+        // Streams in ORC column order (pre-order), each under its column index (0 is the root).
         let mut streams: Vec<(u32, proto::stream::Kind, Vec<u8>)> = Vec::new();
         let mut encodings = vec![direct()];
         for (i, column) in layout.columns.iter().enumerate() {
-            let index = i as u32 + 1;
-            let ColumnStreams { streams: column_streams, encoding } = match &column.ty.encoding {
-                Encoding::OrcRust(_) => by_orc_rust.next().ok_or("orc-rust wrote fewer columns than it was given")?,
+            let columns = match &column.encoding {
+                Encoding::OrcRust(_) => {
+                    vec![by_orc_rust.next().ok_or("orc-rust wrote fewer columns than it was given")?]
+                }
                 Encoding::Own(encoder) => {
                     let arrays: Vec<&ArrayRef> = self.batches.iter().map(|b| b.column(i)).collect();
                     encoder.encode(&arrays).map_err(|e| format!("column {}: {e}", column.name))?
                 }
             };
-            streams.extend(column_streams.into_iter().map(|(kind, bytes)| (index, kind, bytes)));
-            encodings.push(encoding);
+            for ColumnStreams { streams: column_streams, encoding } in columns {
+                let index = encodings.len() as u32;
+                streams.extend(column_streams.into_iter().map(|(kind, bytes)| (index, kind, bytes)));
+                encodings.push(encoding);
+            }
+        }
+        if encodings.len() != layout.types.len() {
+            return Err(format!("encoded {} ORC columns, the schema has {}", encodings.len(), layout.types.len()));
         }
         let mut out = EncodedStripe {
             bytes: Vec::new(),
@@ -356,7 +368,7 @@ impl StripeBatches {
             data_length: 0,
             footer_length: 0,
             rows: self.rows,
-            column_sizes: vec![0; layout.columns.len() + 1],
+            column_sizes: vec![0; layout.types.len()],
         };
         let mut footer_streams = Vec::with_capacity(streams.len());
         for (column, kind, bytes) in streams {
