@@ -223,6 +223,7 @@ def spark_checks(args, spark, filters):
         out["snapshots"].append(
             {"id": row["snapshot_id"], "operation": row["operation"], "total_records": int(summary.get("total-records", -1)),
              "position_deletes": int(summary.get("total-position-deletes", 0)),
+             "equality_deletes": int(summary.get("total-equality-deletes", 0)),
              "count_as_of": as_of, "writer": summary.get("icefall.writer-id"), "offsets": summary.get("icefall.offsets")}
         )
     return out

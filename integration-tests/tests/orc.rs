@@ -131,10 +131,12 @@ schema = [
 }
 
 /// A table Spark made with `'write.format.default'='orc'` and filled (ORC Java's files, zlib):
-/// a pipeline with no `file_format` follows the table and writes ORC, the optimizer compacts
-/// Spark's and our files together (our reader on Java-written ORC), and every engine agrees.
+/// a pipeline with no `file_format` follows the table and writes ORC; Spark deletes and
+/// updates rows in merge-on-read mode (ORC position delete files) and we add equality deletes
+/// (Parquet); our reader applies both; the optimizer compacts Spark's and our files together,
+/// folding the deletes in, and every engine agrees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own() {
+async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own_files_and_deletes() {
     const N: i64 = 300;
     const SPARK_ROWS: i64 = 40;
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -200,18 +202,56 @@ async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own() {
     let ours: Vec<(i32, i64)> =
         tables::partition_offsets(&catalog, &table).await.into_iter().filter(|(p, _)| *p != 99).collect();
     tables::assert_offsets_exactly_once(&ours, &landed);
-    let before = tables::checksum(&catalog, &table).await;
-    assert_eq!(before.0 as i64, N + 2 * SPARK_ROWS);
+    assert_eq!(tables::checksum(&catalog, &table).await.0 as i64, N + 2 * SPARK_ROWS);
 
-    optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
+    // Row-level deletes on the ORC files: Spark's merge-on-read DELETE and UPDATE (ORC
+    // position delete files, written by ORC Java), then equality deletes on `id` (Parquet).
+    let t = format!("icefall.{table}");
+    let statements = [
+        format!(
+            "ALTER TABLE {t} SET TBLPROPERTIES ('write.delete.mode'='merge-on-read', \
+             'write.update.mode'='merge-on-read')"
+        ),
+        format!("DELETE FROM {t} WHERE id % 7 = 0"),
+        format!("UPDATE {t} SET `user` = 'updated', amount = amount + 1 WHERE id % 5 = 1"),
+        format!("SELECT file_format, count(*) FROM {t}.delete_files GROUP BY file_format"),
+        format!("SELECT count(*) FROM {t}"),
+    ];
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    let results = tables::spark_sql(dir, None, &table, &statements);
+    let delete_formats = &results[3]["rows"];
+    assert_eq!(delete_formats.as_array().map(Vec::len), Some(1), "{results:#}");
+    assert_eq!(delete_formats[0][0], "ORC", "Spark wrote ORC position deletes: {results:#}");
+    let ids = |range: Vec<i64>| range.into_iter().filter(|id| id % 7 != 0).collect::<Vec<_>>();
+    let mut expected: Vec<i64> = ids((0..N).collect());
+    expected.extend(ids((-SPARK_ROWS..0).collect()));
+    expected.extend(ids((-SPARK_ROWS..0).collect()));
+    let spark_count: i64 = results[4]["rows"][0][0].as_str().and_then(|n| n.parse().ok()).expect("count");
+    assert_eq!(spark_count, expected.len() as i64, "{results:#}");
+    let mut ours = tables::long_column(&catalog, &table, "id").await;
+    ours.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(ours, expected, "our reader applies Spark's ORC position deletes");
+
+    let doomed = std::collections::BTreeSet::from([1, 2, 3, -1, -2]);
+    assert!(icefall_integration_tests::deletes::delete_ids(&catalog, &table, &doomed).await > 0);
+    expected.retain(|id| !doomed.contains(id));
+    let before = tables::checksum(&catalog, &table).await;
+    assert_eq!(before.0, expected.len(), "our reader applies Parquet equality deletes to ORC files");
+    assert!(tables::delete_file_count(&catalog, &table).await > 0);
+
+    let report = optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
+    assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
     let compacted = tables::data_file_formats(&catalog, &table).await;
     assert_eq!(compacted.keys().collect::<Vec<_>>(), ["Orc"], "{compacted:?}");
     assert!(compacted["Orc"] < formats["Orc"], "compaction merged Spark's and our files: {formats:?} -> {compacted:?}");
-    assert_eq!(tables::checksum(&catalog, &table).await, before, "compaction changed no value");
+    assert_eq!(tables::checksum(&catalog, &table).await, before, "compaction changed no value, revived no row");
+    assert_eq!(tables::delete_file_count(&catalog, &table).await, 0, "compaction folded every delete file in");
 
-    let filters = ["ts >= timestamp'2026-11-02 00:00:00'", "id < 50", "`user` = 'user-7'", "amount > 100"];
+    let filters =
+        ["ts >= timestamp'2026-11-02 00:00:00'", "id < 50", "`user` = 'user-8'", "`user` = 'updated'", "amount > 100"];
     let options =
         tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
     let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &filters, N + 2 * SPARK_ROWS);
+    tables::assert_engines_agree(&report, &filters, expected.len() as i64);
 }

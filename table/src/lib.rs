@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod commit;
 pub mod config;
 pub mod create;
+mod deletes;
 mod error;
 pub mod files;
 pub mod freshness;

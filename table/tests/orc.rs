@@ -335,3 +335,101 @@ async fn bad_orc_table_properties_are_refused_naming_the_key() {
         assert!(err.contains(key) && err.contains(needle), "{err}");
     }
 }
+
+/// Position deletes count rows from the start of the data file, whichever stripes a task
+/// covers: every row deleted by position stays deleted when the file is read whole or stripe
+/// by stripe (as tasks split at split offsets read it).
+#[tokio::test]
+async fn position_deletes_apply_to_orc_files_read_whole_or_by_stripe() {
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema as ArrowSchema};
+    use iceberg::spec::{DataContentType, DataFileBuilder};
+    use icefall_table::Change;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let name = "ns.orc_deletes";
+    let table = create(&catalog, name, &[("write.orc.stripe-size-bytes", "20000")], &[]).await;
+    let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+    let arrow = Arc::new(files.arrow_schema().expect("arrow schema"));
+    let mut writer = files.open("w".into()).expect("open");
+    for i in 0..4 {
+        writer.write(batch(&arrow, i * 500, (i + 1) * 500)).await.expect("write");
+    }
+    let data_files = writer.close().await.expect("close");
+    let [data_file] = &data_files[..] else { panic!("one file: {}", data_files.len()) };
+    let stripes = data_file.split_offsets().expect("split offsets").to_vec();
+    assert!(stripes.len() > 2, "several stripes: {stripes:?}");
+    let (path, size) = (data_file.file_path().to_string(), data_file.file_size_in_bytes());
+    let base = catalog.load(&parse_ident(name).expect("ident")).await.expect("load");
+    let append = PendingCommit::append(data_files, HashMap::new());
+    catalog.commit(base, &append, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("append");
+
+    // Every 7th row, plus the last one; a row of another file is ignored.
+    let mut positions: Vec<i64> = (0..2000).step_by(7).collect();
+    positions.push(1999);
+    let mut paths = vec![path.clone(); positions.len()];
+    paths.push("file:/elsewhere.orc".into());
+    positions.push(3);
+    let field = |name: &str, ty: DataType, id: i32| {
+        Field::new(name, ty, false).with_metadata(HashMap::from([("PARQUET:field_id".to_string(), id.to_string())]))
+    };
+    let delete_schema = Arc::new(ArrowSchema::new(vec![
+        field("file_path", DataType::Utf8, 2147483546),
+        field("pos", DataType::Int64, 2147483545),
+    ]));
+    let deletes = RecordBatch::try_new(
+        delete_schema.clone(),
+        vec![Arc::new(StringArray::from(paths)), Arc::new(Int64Array::from(positions.clone()))],
+    )
+    .expect("deletes");
+    let mut buffer = Vec::new();
+    let mut parquet = parquet::arrow::ArrowWriter::try_new(&mut buffer, delete_schema, None).expect("writer");
+    parquet.write(&deletes).expect("write deletes");
+    parquet.close().expect("close deletes");
+    let delete_path = format!("{}/data/pos-deletes.parquet", table.metadata.location());
+    let delete_size = buffer.len() as u64;
+    catalog.file_io().new_output(&delete_path).expect("output").write(buffer.into()).await.expect("store");
+    let delete_file = DataFileBuilder::default()
+        .content(DataContentType::PositionDeletes)
+        .file_path(delete_path)
+        .file_format(DataFileFormat::Parquet)
+        .partition(iceberg::spec::Struct::empty())
+        .partition_spec_id(0)
+        .record_count(deletes.num_rows() as u64)
+        .file_size_in_bytes(delete_size)
+        .build()
+        .expect("delete file");
+    let base = catalog.load(&parse_ident(name).expect("ident")).await.expect("load");
+    let pending = PendingCommit::new(Change::AddDeletes { delete_files: vec![delete_file] }, HashMap::new());
+    catalog.commit(base, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("deletes");
+
+    let deleted: std::collections::BTreeSet<i64> = positions[..positions.len() - 1].iter().copied().collect();
+    let expected: Vec<i64> = (0..2000).filter(|id| !deleted.contains(id)).collect();
+    let read = scan_sorted(&catalog, name).await;
+    assert_eq!(read.column(0).as_primitive::<Int64Type>().values().to_vec(), expected, "the whole file");
+
+    // The same file as one task per stripe.
+    let loaded = catalog.load(&parse_ident(name).expect("ident")).await.expect("load");
+    let table = loaded.to_table(catalog.file_io()).expect("table");
+    let scan = table.scan().select(["id"]).build().expect("scan");
+    let tasks: Vec<_> = scan.plan_files().await.expect("plan").try_collect().await.expect("plan");
+    let [task] = &tasks[..] else { panic!("one task: {}", tasks.len()) };
+    assert_eq!(task.deletes.len(), 1);
+    let mut ends = stripes[1..].to_vec();
+    ends.push(size as i64);
+    let split: Vec<_> = stripes
+        .iter()
+        .zip(&ends)
+        .map(|(start, end)| {
+            let mut part = task.clone();
+            part.start = *start as u64;
+            part.length = (*end - *start) as u64;
+            part
+        })
+        .collect();
+    let batches: Vec<RecordBatch> = icefall_table::read::read_tasks(&table, split).try_collect().await.expect("read");
+    let ids: Vec<i64> =
+        batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
+    assert_eq!(ids, expected, "stripe by stripe, in file order");
+}

@@ -23,6 +23,7 @@ use orc_rust::projection::ProjectionMask;
 use orc_rust::proto;
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
+use crate::deletes::RowDeletes;
 use crate::read::{field_id, projected_arrow_schema, reshape};
 use crate::{Error, Result};
 
@@ -30,16 +31,10 @@ use crate::{Error, Result};
 pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'static, Result<RecordBatch>>> {
     let path = task.data_file_path.clone();
     let file_error = |message: String| Error::Metadata { table: path.clone(), message };
-    if !task.deletes.is_empty() {
-        return Err(file_error(
-            "has delete files: deletes on ORC files are not applied by Icefall; compact with Spark's \
-             rewrite_data_files instead"
-                .into(),
-        ));
-    }
     if task.predicate.is_some() {
         return Err(file_error("filtered reads of ORC files are not supported: scan without a filter".into()));
     }
+    let deletes = RowDeletes::load(table, &task).await?;
     let context = format!("read {path}");
     let input = table.file_io().new_input(&path).map_err(Error::iceberg(&context))?;
     let bytes = input.read().await.map_err(Error::iceberg(&context))?;
@@ -52,7 +47,13 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
     let current = table.metadata().current_schema();
     let ids = column_ids(root, &types, table.metadata().properties(), current);
 
-    let target = projected_arrow_schema(current, &task.project_field_ids).map_err(&file_error)?;
+    // Equality deletes compare columns the task may not project: read them too, drop them after.
+    let mut wanted = task.project_field_ids.clone();
+    let projected = wanted.len();
+    if !wanted.is_empty() {
+        wanted.extend(deletes.equality_ids().into_iter().filter(|id| !task.project_field_ids.contains(id)));
+    }
+    let target = projected_arrow_schema(current, &wanted).map_err(&file_error)?;
     // ORC column index of each target column the file has.
     let sources: Vec<Option<usize>> =
         target.fields().iter().map(|f| field_id(f).and_then(|id| ids.get(&id).copied())).collect();
@@ -65,16 +66,60 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
     read.dedup();
     // A task may cover part of the file (split at stripe offsets): read the stripes it covers.
     let range = task.start as usize..(task.start + task.length) as usize;
+    // Position deletes count rows from the start of the file; this task's first row is after
+    // the rows of the stripes before its range.
+    let mut next_row: u64 = metadata
+        .stripe_metadatas()
+        .iter()
+        .filter(|stripe| (stripe.offset() as usize) < range.start)
+        .map(|stripe| stripe.number_of_rows())
+        .sum();
     let reader =
         builder.with_file_byte_range(range).with_projection(ProjectionMask::roots(root, read.iter().copied())).build();
     let positions: Vec<Option<usize>> =
         sources.iter().map(|s| s.and_then(|index| read.iter().position(|r| *r == index))).collect();
     let stream = futures::stream::iter(reader).map(move |batch| {
-        let batch = batch.map_err(|e| Error::Metadata { table: path.clone(), message: e.to_string() })?;
-        to_target(&batch, &target, &positions, &sources, &types)
-            .map_err(|message| Error::Metadata { table: path.clone(), message })
+        let failed = |message: String| Error::Metadata { table: path.clone(), message };
+        let batch = batch.map_err(|e| failed(e.to_string()))?;
+        let first_row = next_row;
+        next_row += batch.num_rows() as u64;
+        let batch = to_target(&batch, &target, &positions, &sources, &types).map_err(failed)?;
+        let batch = deletes.apply(batch, first_row).map_err(failed)?;
+        if projected > 0 && batch.num_columns() > projected {
+            return batch.project(&(0..projected).collect::<Vec<_>>()).map_err(|e| failed(e.to_string()));
+        }
+        Ok(batch)
     });
     Ok(stream.boxed())
+}
+
+/// Every row of an ORC file (a delete file), its columns tagged with their `iceberg.id`s.
+pub(crate) fn read_all(bytes: Bytes) -> std::result::Result<Vec<RecordBatch>, String> {
+    let builder = orc_rust::ArrowReaderBuilder::try_new(bytes.clone()).map_err(|e| format!("unreadable ORC: {e}"))?;
+    let types = footer_types(&bytes, builder.file_metadata().compression())?;
+    let indexes: Vec<usize> =
+        builder.file_metadata().root_data_type().children().iter().map(|c| c.data_type().column_index()).collect();
+    let mut out = Vec::new();
+    for batch in builder.build() {
+        let batch = batch.map_err(|e| format!("unreadable ORC: {e}"))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&indexes)
+            .map(|(column, index)| with_field_ids(column, &types, *index))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let fields: Vec<FieldRef> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(&columns)
+            .zip(&indexes)
+            .map(|((field, column), index)| with_id(field, column.data_type().clone(), &types, *index))
+            .collect();
+        let schema = Arc::new(arrow_schema::Schema::new(fields));
+        out.push(RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
 }
 
 /// A batch as read into the target schema: columns by field id (nested children too), cast
