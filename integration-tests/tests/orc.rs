@@ -112,6 +112,8 @@ schema = [
         "local >= timestamp_ntz'2024-05-03 00:00:00' and local < timestamp_ntz'2024-05-05 00:00:00'",
         "ts >= timestamp'2024-05-10 00:00:00' and ts < timestamp'2024-05-12 00:00:00'",
         "geo.city is null",
+        "geo.city = 'Oslo'",
+        "geo.lat > 300.0",
         "tags is null",
     ];
     let options =

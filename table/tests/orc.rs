@@ -265,7 +265,8 @@ async fn orc_files_round_trip_every_supported_type_with_metrics() {
                 assert!(f.column_sizes().get(&id).is_some_and(|s| *s > 0), "{codec}: column size of {id}");
                 assert_eq!(f.value_counts().get(&id), Some(&300));
             }
-            // Nested values: sizes per leaf; no counts or bounds (never pruned by).
+            // Nested values: sizes per leaf; counts and bounds inside structs only (none inside
+            // lists and maps: never pruned by).
             for name in NESTED_LEAVES {
                 let id = table.metadata.current_schema().field_id_by_name(name).expect("nested leaf");
                 *nested_sizes.entry(id).or_insert(0) += f
@@ -273,10 +274,24 @@ async fn orc_files_round_trip_every_supported_type_with_metrics() {
                     .get(&id)
                     .copied()
                     .unwrap_or_else(|| panic!("leaf size of {id}: {:?}", f.column_sizes()));
-                assert!(!f.value_counts().contains_key(&id) && !f.lower_bounds().contains_key(&id));
+                let in_struct = name.starts_with("geo.");
+                assert_eq!(f.value_counts().contains_key(&id), in_struct, "{name}");
+                assert_eq!(f.lower_bounds().contains_key(&id), in_struct, "{name}");
             }
             // Day d holds the ids ≡ d (mod 10): for odd days half are ≡ 3 (mod 4), i.e. null.
             let day = (0..10).find(|d| f.lower_bounds()[&6] == Datum::date(19_000 + d)).expect("day bound");
+            // `geo` is null for ids ≡ 0 (mod 6), `geo.city` also for ids ≡ 0 (mod 4).
+            let ids: Vec<i64> = (0..3000).filter(|i| i % 10 == day as i64).collect();
+            let id_of = |name: &str| table.metadata.current_schema().field_id_by_name(name).expect("field");
+            let (lat, city) = (id_of("geo.lat"), id_of("geo.city"));
+            let null_geo = ids.iter().filter(|i| *i % 6 == 0).count() as u64;
+            let null_city = ids.iter().filter(|i| *i % 6 == 0 || *i % 4 == 0).count() as u64;
+            assert_eq!((f.value_counts()[&lat], f.null_value_counts()[&lat]), (300, null_geo));
+            assert_eq!((f.value_counts()[&city], f.null_value_counts()[&city]), (300, null_city));
+            let lats: Vec<i64> = ids.iter().copied().filter(|i| i % 6 != 0).collect();
+            let (low, high) = (lats.iter().min().expect("lat"), lats.iter().max().expect("lat"));
+            assert_eq!(f.lower_bounds()[&lat], Datum::double(*low as f64 / 3.0));
+            assert_eq!(f.upper_bounds()[&lat], Datum::double(*high as f64 / 3.0));
             assert_eq!(f.upper_bounds()[&6], f.lower_bounds()[&6]);
             assert_eq!(f.null_value_counts().get(&2), Some(&if day % 2 == 1 { 150 } else { 0 }));
             assert_eq!(f.nan_value_counts().get(&5), Some(&u64::from(day == 5)), "id 5's score is NaN");

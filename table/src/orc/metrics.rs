@@ -8,15 +8,17 @@
 //! character incremented, so both still bound every value.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Date32Type, Decimal128Type, Float32Type, Float64Type, Int32Type, Int64Type, Time64MicrosecondType,
     TimestampMicrosecondType,
 };
-use arrow_array::{Array, ArrayRef};
+use arrow_array::{Array, ArrayRef, make_array};
+use arrow_buffer::NullBuffer;
 use arrow_schema::DataType;
-use iceberg::spec::{Datum, PrimitiveType};
+use iceberg::spec::{Datum, NestedFieldRef, PrimitiveType, Schema, Type};
 
 const TRUNCATE: usize = 16;
 
@@ -41,11 +43,21 @@ struct ColumnMetrics {
     bounds: Option<Bounds>,
 }
 
-/// Metrics of one data file's top-level primitive columns (`None`: a nested column, which
-/// gets none; readers then never prune by it).
+/// Metrics of one data file's primitive fields: top-level ones and those inside structs (at any
+/// depth). Fields inside lists and maps get none, as from Iceberg's Java writers: readers then
+/// never prune by them.
 #[derive(Debug)]
 pub(super) struct FileMetrics {
-    columns: Vec<Option<(i32, PrimitiveType, ColumnMetrics)>>,
+    columns: Vec<MetricColumn>,
+}
+
+#[derive(Debug)]
+struct MetricColumn {
+    /// Top-level column index, then struct child indexes down to the field.
+    path: Vec<usize>,
+    id: i32,
+    ty: PrimitiveType,
+    metrics: ColumnMetrics,
 }
 
 /// What goes into the data file entry.
@@ -78,15 +90,45 @@ fn wider<T: PartialOrd>((lo, hi): (T, T), (l, h): (T, T)) -> (T, T) {
 }
 
 impl FileMetrics {
+    /// Metrics of top-level columns (`None`: a column that gets none).
+    #[cfg(test)]
     pub fn new(columns: impl IntoIterator<Item = Option<(i32, PrimitiveType)>>) -> Self {
-        FileMetrics {
-            columns: columns.into_iter().map(|c| c.map(|(id, ty)| (id, ty, ColumnMetrics::default()))).collect(),
-        }
+        let columns = columns
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.map(|(id, ty)| MetricColumn { path: vec![i], id, ty, metrics: Default::default() }))
+            .collect();
+        FileMetrics { columns }
     }
 
-    /// Adds a batch's columns (in the table's Arrow types, same order as `new`).
+    /// Metrics of every primitive field of `schema` outside lists and maps.
+    pub fn for_schema(schema: &Schema) -> Self {
+        fn walk(fields: &[NestedFieldRef], path: &mut Vec<usize>, out: &mut Vec<MetricColumn>) {
+            for (i, field) in fields.iter().enumerate() {
+                path.push(i);
+                match field.field_type.as_ref() {
+                    Type::Primitive(ty) => out.push(MetricColumn {
+                        path: path.clone(),
+                        id: field.id,
+                        ty: ty.clone(),
+                        metrics: ColumnMetrics::default(),
+                    }),
+                    Type::Struct(strukt) => walk(strukt.fields(), path, out),
+                    Type::List(_) | Type::Map(_) => {}
+                }
+                path.pop();
+            }
+        }
+        let mut columns = Vec::new();
+        walk(schema.as_struct().fields(), &mut Vec::new(), &mut columns);
+        FileMetrics { columns }
+    }
+
+    /// Adds a batch's columns (in the table's Arrow types, same order as the schema).
     pub fn update(&mut self, arrays: &[ArrayRef]) {
-        for ((_, _, m), array) in self.columns.iter_mut().zip(arrays).filter_map(|(c, a)| Some((c.as_mut()?, a))) {
+        for column in &mut self.columns {
+            let Some(array) = field_values(arrays, &column.path) else { continue };
+            let m = &mut column.metrics;
             m.values += array.len() as u64;
             m.nulls += array.null_count() as u64;
             let batch = match array.data_type() {
@@ -146,7 +188,7 @@ impl FileMetrics {
             lower_bounds: HashMap::new(),
             upper_bounds: HashMap::new(),
         };
-        for (id, ty, m) in self.columns.into_iter().flatten() {
+        for MetricColumn { id, ty, metrics: m, .. } in self.columns {
             out.value_counts.insert(id, m.values);
             out.null_value_counts.insert(id, m.nulls);
             if matches!(ty, PrimitiveType::Float | PrimitiveType::Double) {
@@ -163,6 +205,19 @@ impl FileMetrics {
         }
         out
     }
+}
+
+/// The values of the field at `path`: a field inside a struct is null where the struct is.
+fn field_values(arrays: &[ArrayRef], path: &[usize]) -> Option<ArrayRef> {
+    let (first, rest) = path.split_first()?;
+    let mut array = Arc::clone(arrays.get(*first)?);
+    for index in rest {
+        let strukt = array.as_struct_opt()?;
+        let child = strukt.columns().get(*index)?;
+        let nulls = NullBuffer::union(strukt.nulls(), child.nulls());
+        array = make_array(child.to_data().into_builder().nulls(nulls).build().ok()?);
+    }
+    Some(array)
 }
 
 fn merge_bounds(old: Bounds, new: Bounds) -> Bounds {
@@ -317,6 +372,71 @@ mod tests {
         assert_eq!(out.upper_bounds[&3], Datum::string("z"));
         assert_eq!(out.lower_bounds[&4], Datum::bool(false));
         assert_eq!(out.upper_bounds[&4], Datum::bool(true));
+    }
+
+    #[test]
+    fn fields_inside_structs_get_metrics_null_where_their_struct_is_and_lists_get_none() {
+        use arrow_array::{ListArray, StructArray};
+        use arrow_buffer::NullBuffer;
+        use arrow_schema::Field;
+        use iceberg::spec::{ListType, NestedField, StructType};
+
+        let inner =
+            StructType::new(vec![Arc::new(NestedField::optional(4, "city", Type::Primitive(PrimitiveType::String)))]);
+        let schema = Schema::builder()
+            .with_fields(vec![
+                Arc::new(NestedField::required(1, "id", Type::Primitive(PrimitiveType::Int))),
+                Arc::new(NestedField::optional(
+                    2,
+                    "geo",
+                    Type::Struct(StructType::new(vec![
+                        Arc::new(NestedField::optional(3, "lat", Type::Primitive(PrimitiveType::Double))),
+                        Arc::new(NestedField::optional(5, "place", Type::Struct(inner))),
+                    ])),
+                )),
+                Arc::new(NestedField::optional(
+                    6,
+                    "tags",
+                    Type::List(ListType::new(Arc::new(NestedField::optional(
+                        7,
+                        "element",
+                        Type::Primitive(PrimitiveType::String),
+                    )))),
+                )),
+            ])
+            .build()
+            .expect("schema");
+        let mut m = FileMetrics::for_schema(&schema);
+        // Row 1's geo is null: its children hold values (50.0, "hidden") that must not count.
+        let city = StringArray::from(vec![Some("Oslo"), Some("hidden"), None]);
+        let place =
+            StructArray::from(vec![(Arc::new(Field::new("city", DataType::Utf8, true)), Arc::new(city) as ArrayRef)]);
+        let lat = Float64Array::from(vec![Some(1.5), Some(50.0), Some(-2.0)]);
+        let geo = StructArray::try_new(
+            vec![
+                Arc::new(Field::new("lat", DataType::Float64, true)),
+                Arc::new(Field::new("place", place.data_type().clone(), true)),
+            ]
+            .into(),
+            vec![Arc::new(lat), Arc::new(place)],
+            Some(NullBuffer::from(vec![true, false, true])),
+        )
+        .expect("geo");
+        let tags = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)]), None, None]);
+        m.update(&[Arc::new(Int32Array::from(vec![1, 2, 3])), Arc::new(geo), Arc::new(tags)]);
+        let out = m.finish();
+        assert_eq!((out.value_counts[&3], out.null_value_counts[&3]), (3, 1));
+        assert_eq!(
+            (out.lower_bounds[&3].clone(), out.upper_bounds[&3].clone()),
+            (Datum::double(-2.0), Datum::double(1.5))
+        );
+        assert_eq!((out.value_counts[&4], out.null_value_counts[&4]), (3, 2));
+        assert_eq!(
+            (out.lower_bounds[&4].clone(), out.upper_bounds[&4].clone()),
+            (Datum::string("Oslo"), Datum::string("Oslo"))
+        );
+        assert!(!out.value_counts.contains_key(&7) && !out.lower_bounds.contains_key(&7), "no metrics inside lists");
+        assert_eq!(out.value_counts.len(), 3);
     }
 
     #[test]

@@ -48,10 +48,7 @@ type Attributes = Vec<(&'static str, String)>;
 /// How one top-level column of the table is laid out in our ORC files.
 #[derive(Debug, Clone)]
 struct OrcColumn {
-    id: i32,
     name: String,
-    /// The column's type when it is a primitive (file metrics are kept for those).
-    primitive: Option<PrimitiveType>,
     encoding: Encoding,
 }
 
@@ -83,6 +80,8 @@ pub struct OrcLayout {
     /// What orc-rust encodes: its columns under their encoded types (`None`: no column is
     /// orc-rust's).
     encoded: Option<ArrowSchemaRef>,
+    /// The table schema the layout is for (metrics walk its fields).
+    schema: Schema,
 }
 
 impl OrcLayout {
@@ -97,12 +96,7 @@ impl OrcLayout {
                 nested => own_encoder(nested).map(Encoding::Own),
             };
             match encoding {
-                Some(encoding) => columns.push(OrcColumn {
-                    id: field.id,
-                    name: field.name.clone(),
-                    primitive: field.field_type.as_primitive_type().cloned(),
-                    encoding,
-                }),
+                Some(encoding) => columns.push(OrcColumn { name: field.name.clone(), encoding }),
                 None => unsupported.push(format!("`{}` ({})", field.name, field.field_type)),
             }
         }
@@ -128,7 +122,7 @@ impl OrcLayout {
             })
             .collect();
         let encoded = (!encoded.is_empty()).then(|| Arc::new(ArrowSchema::new(encoded)));
-        Ok(OrcLayout { columns, types, leaf_ids, encoded })
+        Ok(OrcLayout { columns, types, leaf_ids, encoded, schema: schema.clone() })
     }
 
     /// orc-rust's columns of `batch` (in the table's Arrow schema), as orc-rust takes them

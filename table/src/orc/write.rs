@@ -124,7 +124,7 @@ impl FileWriterBuilder for OrcWriterBuilder {
     type R = OrcWriter;
 
     async fn build(&self, output: OutputFile) -> iceberg::Result<OrcWriter> {
-        let metrics = FileMetrics::new(self.layout.columns.iter().map(|c| c.primitive.clone().map(|p| (c.id, p))));
+        let metrics = FileMetrics::for_schema(&self.layout.schema);
         Ok(OrcWriter {
             layout: Arc::clone(&self.layout),
             stripe_bytes: self.stripe_bytes,
