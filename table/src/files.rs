@@ -100,7 +100,7 @@ impl TableFiles {
         let location = DefaultLocationGenerator::new(&self.metadata).map_err(|e| self.error(e))?;
         let names = DefaultFileNameGenerator::new(prefix, None, self.files.format());
         let rolling = RollingFileWriterBuilder::new(
-            self.files.clone(),
+            self.files.for_new_file_set(),
             usize::try_from(self.target_file_size).unwrap_or(usize::MAX),
             self.file_io.clone(),
             location,

@@ -90,62 +90,110 @@ pub struct FileFormatRun {
     pub elapsed: Duration,
     pub files: usize,
     pub file_bytes: u64,
+    /// Resident memory once the batches were decoded, before writing.
+    pub rss_before_write: u64,
+    /// Peak resident memory of the process by the end of writing.
+    pub peak_rss: u64,
 }
 
-/// Arrow → data files only (decoding done before the clock starts), Parquet (the baseline)
-/// then ORC, each zstd, on the reference event without its struct column (ORC files take
-/// top-level columns only), partitioned like the other runs, on the calling thread.
-pub async fn file_formats(records: usize) -> Vec<FileFormatRun> {
+impl FileFormatRun {
+    /// What writing added to the process's memory at its peak.
+    pub fn writer_memory(&self) -> u64 {
+        self.peak_rss.saturating_sub(self.rss_before_write)
+    }
+
+    /// One JSON line (a child process reports its run this way).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "format": format!("{:?}", self.format), "records": self.records, "seconds": self.elapsed.as_secs_f64(),
+            "files": self.files, "file_bytes": self.file_bytes, "rss_before_write": self.rss_before_write,
+            "peak_rss": self.peak_rss,
+        })
+    }
+
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        use iceberg::spec::DataFileFormat;
+        let format = match value["format"].as_str()? {
+            "Orc" => DataFileFormat::Orc,
+            _ => DataFileFormat::Parquet,
+        };
+        Some(FileFormatRun {
+            format,
+            records: value["records"].as_u64()? as usize,
+            elapsed: Duration::from_secs_f64(value["seconds"].as_f64()?),
+            files: value["files"].as_u64()? as usize,
+            file_bytes: value["file_bytes"].as_u64()?,
+            rss_before_write: value["rss_before_write"].as_u64()?,
+            peak_rss: value["peak_rss"].as_u64()?,
+        })
+    }
+}
+
+/// Arrow → data files only (decoding done before the clock starts) in `format` ("parquet" or
+/// "orc"), zstd, the reference event partitioned like the other runs, on the calling thread;
+/// `properties` are extra table properties (e.g. `write.orc.stripe-size-bytes`), `partition`
+/// replaces the usual partitioning. Run one format per process: the peak RSS is the process's.
+pub async fn file_format_run(
+    records: usize,
+    name: &str,
+    properties: &[(String, String)],
+    partition: Option<&str>,
+) -> FileFormatRun {
     use iceberg::spec::DataFileFormat;
+    let format = if name == "orc" { DataFileFormat::Orc } else { DataFileFormat::Parquet };
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = crate::tables::catalog(dir.path()).await;
-    let decls: Vec<_> = reference::field_decls().into_iter().filter(|d| !d.type_name.starts_with("struct")).collect();
-    let schema = icefall_schemas::declare::schema_from_decls(&decls).expect("schema");
-    let mut out = Vec::new();
-    for (format, name) in [(DataFileFormat::Parquet, "parquet"), (DataFileFormat::Orc, "orc")] {
-        let layout = TableLayout {
-            schema: schema.clone(),
-            partition: vec![super::PARTITION.to_string()],
-            properties: [("write.format.default".to_string(), name.to_string())].into(),
-            sort_order: vec![],
-        };
-        let ident = icefall_table::catalog::parse_ident(&format!("bench.files_{name}")).expect("ident");
-        let table = catalog.load_or_create(&ident, &layout).await.expect("table");
-        let table_schema = table.metadata.current_schema().clone();
-        let decoder = reference::decoder(Format::Json, &table_schema);
-        let encoder = reference::Encoder::new(Format::Json);
-        let batches: Vec<_> = (0..records)
-            .collect::<Vec<_>>()
-            .chunks(BATCH)
-            .map(|ids| {
-                let payloads: Vec<Vec<u8>> = ids.iter().map(|i| encoder.encode(*i)).collect();
-                let decoded = decoder.decode(payloads.iter().map(|p| Some(p.as_slice()))).expect("decodes");
-                decoded.batch
-            })
-            .collect();
-        let files =
-            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
-        assert_eq!(files.format(), format);
-        for attempt in ["warm-up", "measured"] {
-            let started = Instant::now();
-            let mut writer = files.open(format!("{name}-{attempt}")).expect("open files");
-            let take = if attempt == "warm-up" { 4 } else { batches.len() };
-            for batch in batches.iter().take(take) {
-                writer.write(batch.clone()).await.expect("writes");
-            }
-            let written = writer.close().await.expect("closes");
-            if attempt == "measured" {
-                let rows: u64 = written.iter().map(|f| f.record_count()).sum();
-                assert_eq!(rows, records as u64, "{name}: every record in a file");
-                out.push(FileFormatRun {
-                    format,
-                    records,
-                    elapsed: started.elapsed(),
-                    files: written.len(),
-                    file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
-                });
-            }
+    let schema = icefall_schemas::declare::schema_from_decls(&reference::field_decls()).expect("schema");
+    let layout = TableLayout {
+        schema,
+        partition: vec![partition.unwrap_or(super::PARTITION).to_string()],
+        properties: properties
+            .iter()
+            .cloned()
+            .chain([("write.format.default".to_string(), name.to_string())])
+            .collect(),
+        sort_order: vec![],
+    };
+    let ident = icefall_table::catalog::parse_ident(&format!("bench.files_{name}")).expect("ident");
+    let table = catalog.load_or_create(&ident, &layout).await.expect("table");
+    let table_schema = table.metadata.current_schema().clone();
+    let decoder = reference::decoder(Format::Json, &table_schema);
+    let encoder = reference::Encoder::new(Format::Json);
+    let batches: Vec<_> = (0..records)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|ids| {
+            let payloads: Vec<Vec<u8>> = ids.iter().map(|i| encoder.encode(*i)).collect();
+            let decoded = decoder.decode(payloads.iter().map(|p| Some(p.as_slice()))).expect("decodes");
+            decoded.batch
+        })
+        .collect();
+    let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+    assert_eq!(files.format(), format);
+    let pid = std::process::id();
+    let rss_before_write = crate::process::rss(pid).unwrap_or(0);
+    let mut out = None;
+    for attempt in ["warm-up", "measured"] {
+        let started = Instant::now();
+        let mut writer = files.open(format!("{name}-{attempt}")).expect("open files");
+        let take = if attempt == "warm-up" { 4 } else { batches.len() };
+        for batch in batches.iter().take(take) {
+            writer.write(batch.clone()).await.expect("writes");
+        }
+        let written = writer.close().await.expect("closes");
+        if attempt == "measured" {
+            let rows: u64 = written.iter().map(|f| f.record_count()).sum();
+            assert_eq!(rows, records as u64, "{name}: every record in a file");
+            out = Some(FileFormatRun {
+                format,
+                records,
+                elapsed: started.elapsed(),
+                files: written.len(),
+                file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
+                rss_before_write,
+                peak_rss: crate::process::peak_rss(pid).unwrap_or(0),
+            });
         }
     }
-    out
+    out.expect("a measured run")
 }

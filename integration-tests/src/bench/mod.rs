@@ -30,22 +30,93 @@ pub struct BenchOptions {
     pub out: PathBuf,
 }
 
-/// Prints the data file formats section: Parquet (baseline) and ORC writing the same batches.
+/// One measured way of writing files: a child process of this binary
+/// (`icefall-dev bench-files --only <format> …`), so each has its own peak RSS.
+struct FileVariant {
+    label: &'static str,
+    format: &'static str,
+    properties: &'static [&'static str],
+    partition: Option<&'static str>,
+    records: usize,
+}
+
+impl FileVariant {
+    fn run(&self) -> ceiling::FileFormatRun {
+        let exe = std::env::current_exe().expect("this binary");
+        let mut command = std::process::Command::new(exe);
+        command.args(["bench-files", "--records", &self.records.to_string(), "--only", self.format]);
+        for property in self.properties {
+            command.args(["--property", property]);
+        }
+        if let Some(partition) = self.partition {
+            command.args(["--partition", partition]);
+        }
+        let output = command.output().expect("run a file format child");
+        assert!(output.status.success(), "{}: {}", self.label, String::from_utf8_lossy(&output.stderr));
+        let line = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or_default().to_string();
+        serde_json::from_str(&line)
+            .ok()
+            .and_then(|v| ceiling::FileFormatRun::from_json(&v))
+            .unwrap_or_else(|| panic!("{}: no run report in {line:?}", self.label))
+    }
+}
+
+/// Prints the data file formats section: Parquet (the baseline) and ORC writing the same
+/// batches, into one partition and into 16 at once (4× the records), each in its own process.
 pub async fn print_file_formats(records: usize) {
-    println!("## Data file formats: Arrow → files, one core, {records} events (reference event without `geo`)");
-    let runs = ceiling::file_formats(records).await;
-    println!("| file format | records/s | vs Parquet | written | vs Parquet |");
-    println!("|---|---|---|---|---|");
-    let Some(base) = runs.first().cloned() else { return };
-    for run in &runs {
+    println!("## Data file formats: Arrow → files, one core, the reference event");
+    let many = Some("bucket(16, user_id)");
+    let variants = [
+        FileVariant { label: "Parquet", format: "parquet", properties: &[], partition: None, records },
+        FileVariant { label: "ORC", format: "orc", properties: &[], partition: None, records },
+        FileVariant {
+            label: "ORC, 8 MiB stripes",
+            format: "orc",
+            properties: &["write.orc.stripe-size-bytes=8388608"],
+            partition: None,
+            records,
+        },
+        FileVariant {
+            label: "Parquet, 16 partitions",
+            format: "parquet",
+            properties: &[],
+            partition: many,
+            records: 4 * records,
+        },
+        FileVariant {
+            label: "ORC, 16 partitions",
+            format: "orc",
+            properties: &[],
+            partition: many,
+            records: 4 * records,
+        },
+    ];
+    println!(
+        "| variant | records | records/s | vs Parquet | written | vs Parquet | writer memory (peak RSS above the batches) | vs Parquet |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut base: Option<ceiling::FileFormatRun> = None;
+    for variant in &variants {
+        let run = variant.run();
+        // Each Parquet row is the baseline of the ORC rows after it.
+        let base = match &base {
+            Some(b) if variant.format != "parquet" => b.clone(),
+            _ => {
+                base = Some(run.clone());
+                run.clone()
+            }
+        };
         println!(
-            "| {:?} | {:.0} | {:.2} | {} file(s), {:.1} MB | {:.2} |",
-            run.format,
+            "| {} | {} | {:.0} | {:.2} | {} file(s), {:.1} MB | {:.2} | {:.0} MiB | {:.2} |",
+            variant.label,
+            run.records,
             run.records as f64 / run.elapsed.as_secs_f64(),
             base.elapsed.as_secs_f64() / run.elapsed.as_secs_f64(),
             run.files,
             run.file_bytes as f64 / 1e6,
-            run.file_bytes as f64 / base.file_bytes as f64
+            run.file_bytes as f64 / base.file_bytes as f64,
+            run.writer_memory() as f64 / 1048576.0,
+            run.writer_memory() as f64 / base.writer_memory().max(1) as f64,
         );
     }
     println!();

@@ -62,6 +62,15 @@ enum Cli {
     BenchFiles {
         #[arg(long, default_value_t = 300_000)]
         records: usize,
+        /// One format in this process, reported as a JSON line (how the parent measures each).
+        #[arg(long, hide = true)]
+        only: Option<String>,
+        /// With `--only`: a table property `key=value` (repeatable).
+        #[arg(long = "property", hide = true)]
+        properties: Vec<String>,
+        /// With `--only`: the table's partitioning instead of the usual one.
+        #[arg(long, hide = true)]
+        partition: Option<String>,
     },
     /// Print a table's snapshots, offsets and row count.
     Inspect {
@@ -114,7 +123,27 @@ async fn main() {
                 BenchOptions { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out };
             icefall_integration_tests::bench::run(&options).await;
         }
-        Cli::BenchFiles { records } => icefall_integration_tests::bench::print_file_formats(records).await,
+        Cli::BenchFiles { records, only: Some(format), properties, partition } => {
+            let properties: Vec<(String, String)> = properties
+                .iter()
+                .map(|p| {
+                    let (key, value) =
+                        p.split_once('=').unwrap_or_else(|| fail(&format!("--property {p:?}: key=value")));
+                    (key.to_string(), value.to_string())
+                })
+                .collect();
+            let run = icefall_integration_tests::bench::ceiling::file_format_run(
+                records,
+                &format,
+                &properties,
+                partition.as_deref(),
+            )
+            .await;
+            println!("{}", run.to_json());
+        }
+        Cli::BenchFiles { records, only: None, .. } => {
+            icefall_integration_tests::bench::print_file_formats(records).await
+        }
         Cli::Inspect { dir, table } => {
             let catalog = tables::catalog(&dir).await;
             let loaded = match catalog.load(&parse_ident(&table).unwrap_or_else(|e| panic!("{e}"))).await {

@@ -86,6 +86,15 @@ impl FormatWriterBuilder {
         }
     }
 
+    /// The same builder for one more set of open files (one writer's files of one checkpoint):
+    /// ORC files of a set share a stripe budget.
+    pub fn for_new_file_set(&self) -> Self {
+        match self {
+            Self::Parquet(builder) => Self::Parquet(builder.clone()),
+            Self::Orc(builder) => Self::Orc(builder.for_new_file_set()),
+        }
+    }
+
     pub fn format(&self) -> DataFileFormat {
         match self {
             Self::Parquet(_) => DataFileFormat::Parquet,

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -112,11 +113,53 @@ pub struct OrcWriterBuilder {
     layout: Arc<OrcLayout>,
     stripe_bytes: usize,
     compression: OrcCompression,
+    open: OpenFiles,
 }
 
 impl OrcWriterBuilder {
     pub fn new(layout: Arc<OrcLayout>, stripe_bytes: usize, compression: OrcCompression) -> Self {
-        OrcWriterBuilder { layout, stripe_bytes: stripe_bytes.max(1), compression }
+        OrcWriterBuilder { layout, stripe_bytes: stripe_bytes.max(1), compression, open: OpenFiles::default() }
+    }
+
+    /// The same builder for another set of files: its writers share a stripe budget of their
+    /// own (see [`OpenFiles`]).
+    pub fn for_new_file_set(&self) -> Self {
+        OrcWriterBuilder { open: OpenFiles::default(), ..self.clone() }
+    }
+}
+
+/// Stripes smaller than this are not worth their footers and seeks (the budget's floor).
+const MIN_STRIPE_BYTES: usize = 1024 * 1024;
+
+/// The open files of one file set (one writer's files of one checkpoint). An open file keeps
+/// its stripe as Arrow batches until the stripe closes, so n open files could hold n stripes;
+/// instead they share one stripe budget: with n open, each closes its stripe at 1/n of the
+/// stripe size (at least [`MIN_STRIPE_BYTES`]) — the way ORC Java's memory manager scales
+/// stripes down when many writers are open.
+#[derive(Clone, Default)]
+struct OpenFiles(Arc<AtomicUsize>);
+
+impl OpenFiles {
+    fn opened(&self) -> OpenFile {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        OpenFile(Arc::clone(&self.0))
+    }
+}
+
+/// One open file's place in its [`OpenFiles`], given back when the file is dropped.
+struct OpenFile(Arc<AtomicUsize>);
+
+impl OpenFile {
+    /// Arrow bytes at which this file closes its stripe, of a stripe size of `stripe_bytes`.
+    fn stripe_limit(&self, stripe_bytes: usize) -> usize {
+        let open = self.0.load(Ordering::Relaxed).max(1);
+        (stripe_bytes / open).max(MIN_STRIPE_BYTES).min(stripe_bytes)
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -128,6 +171,7 @@ impl FileWriterBuilder for OrcWriterBuilder {
         Ok(OrcWriter {
             layout: Arc::clone(&self.layout),
             stripe_bytes: self.stripe_bytes,
+            open: self.open.opened(),
             compression: self.compression,
             output,
             sink: None,
@@ -145,6 +189,8 @@ impl FileWriterBuilder for OrcWriterBuilder {
 pub struct OrcWriter {
     layout: Arc<OrcLayout>,
     stripe_bytes: usize,
+    /// Shares the stripe budget with the other open files of its set.
+    open: OpenFile,
     compression: OrcCompression,
     output: OutputFile,
     sink: Option<Box<dyn FileWrite>>,
@@ -202,7 +248,7 @@ impl FileWriter for OrcWriter {
         stripe.arrow_bytes += batch.get_array_memory_size();
         stripe.batches.push(batch.clone());
         self.rows += batch.num_rows();
-        if stripe.arrow_bytes >= self.stripe_bytes {
+        if stripe.arrow_bytes >= self.open.stripe_limit(self.stripe_bytes) {
             self.flush_stripe().await?;
         }
         Ok(())
@@ -462,5 +508,28 @@ fn one_stripe(file: &[u8]) -> std::result::Result<proto::StripeInformation, Stri
     match footer.stripes.as_slice() {
         [stripe] => Ok(stripe.clone()),
         stripes => Err(format!("expected one stripe, orc-rust wrote {}", stripes.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_files_of_a_set_share_one_stripe_budget() {
+        const MIB: usize = 1024 * 1024;
+        let set = OpenFiles::default();
+        let first = set.opened();
+        assert_eq!(first.stripe_limit(64 * MIB), 64 * MIB, "one file: the whole stripe size");
+        let others: Vec<OpenFile> = (0..3).map(|_| set.opened()).collect();
+        assert_eq!(first.stripe_limit(64 * MIB), 16 * MIB, "four files: a quarter each");
+        let many: Vec<OpenFile> = (0..196).map(|_| set.opened()).collect();
+        assert_eq!(first.stripe_limit(64 * MIB), MIB, "never below the floor");
+        assert_eq!(first.stripe_limit(20_000), 20_000, "nor above the stripe size");
+        drop(many);
+        drop(others);
+        assert_eq!(first.stripe_limit(64 * MIB), 64 * MIB, "closed files give their share back");
+        let other_set = OpenFiles::default().opened();
+        assert_eq!(other_set.stripe_limit(64 * MIB), 64 * MIB, "another set has its own budget");
     }
 }
