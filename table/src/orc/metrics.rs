@@ -422,7 +422,13 @@ mod tests {
             Some(NullBuffer::from(vec![true, false, true])),
         )
         .expect("geo");
-        let tags = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![Some(vec![Some(1)]), None, None]);
+        let element = Arc::new(Field::new("element", DataType::Utf8, true));
+        let tags = ListArray::new(
+            element,
+            arrow_buffer::OffsetBuffer::from_lengths([2, 0, 0]),
+            Arc::new(StringArray::from(vec!["a", "b"])),
+            Some(NullBuffer::from(vec![true, false, false])),
+        );
         m.update(&[Arc::new(Int32Array::from(vec![1, 2, 3])), Arc::new(geo), Arc::new(tags)]);
         let out = m.finish();
         assert_eq!((out.value_counts[&3], out.null_value_counts[&3]), (3, 1));
