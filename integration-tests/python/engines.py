@@ -7,6 +7,9 @@ SQL catalog and prints, per engine, the row count and an order-independent check
     python engines.py --catalog-uri http://127.0.0.1:8181 --warehouse … --table …   (a REST catalog)
 
 With --icefall-ipc, our own scan (an Arrow IPC file) is summarized the same way as "icefall".
+With --count-filter, every engine counts the rows matching that SQL predicate through its own
+Iceberg scan (pruning files by partition values and column bounds): "filtered" maps each
+predicate to each engine's count.
 With --spark-sql, Spark runs those statements (DML, `CALL` procedures) before anything is read;
 their results are in "spark_sql". `--engines ''` reads nothing (statements only).
 """
@@ -114,18 +117,23 @@ def metadata_location(args, namespace, name):
         ).scalar_one()
 
 
-def read_pyiceberg(args):
+def pyiceberg_table(args):
     from pyiceberg.catalog.sql import SqlCatalog
 
     if is_rest(args):
         from pyiceberg.catalog.rest import RestCatalog
 
-        return RestCatalog(args.catalog_name, uri=args.catalog_uri).load_table(args.table).scan().to_arrow()
+        return RestCatalog(args.catalog_name, uri=args.catalog_uri).load_table(args.table)
     catalog = SqlCatalog(args.catalog_name, uri=sqlalchemy_uri(args), warehouse=f"file://{os.path.abspath(args.warehouse)}")
-    return catalog.load_table(args.table).scan().to_arrow()
+    return catalog.load_table(args.table)
 
 
-def read_duckdb(args):
+def read_pyiceberg(args):
+    return pyiceberg_table(args).scan().to_arrow()
+
+
+def duckdb_scan(args):
+    """A DuckDB connection with the iceberg extension, and the table's metadata location."""
     import duckdb
 
     namespace, name = args.table.rsplit(".", 1)
@@ -137,6 +145,11 @@ def read_duckdb(args):
         path = glob.glob(os.path.join(os.path.dirname(module.__file__), "**", "*.duckdb_extension"), recursive=True)[0]
         con.execute(f"LOAD '{path}'")
     con.execute("SET TimeZone = 'UTC'")
+    return con, location
+
+
+def read_duckdb(args):
+    con, location = duckdb_scan(args)
     result = con.execute("select * from iceberg_scan(?)", [location])
     return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
 
@@ -205,6 +218,19 @@ def read_spark(args, spark):
     return pa.Table.from_batches(batches) if batches else pa.table({})
 
 
+def filtered_count(args, engine, spark, predicate):
+    """Rows matching `predicate` through `engine`'s own Iceberg scan, so a file pruned by a wrong
+    bound shows as a missing row."""
+    if engine == "spark":
+        return spark.sql(f"select count(*) from {args.catalog_name}.{args.table} where {predicate}").collect()[0][0]
+    if engine == "pyiceberg":
+        return pyiceberg_table(args).scan(row_filter=predicate).to_arrow().num_rows
+    if engine == "duckdb":
+        con, location = duckdb_scan(args)
+        return con.execute(f"select count(*) from iceberg_scan(?) where {predicate}", [location]).fetchone()[0]
+    raise SystemExit(f"unknown engine {engine}")
+
+
 def spark_checks(args, spark, filters):
     """Filtered counts through Iceberg (file pruning by partition values and column bounds)
     against the same filters on a copy of the rows that has no Iceberg metadata; and time
@@ -240,6 +266,7 @@ def main():
     parser.add_argument("--icefall-ipc", help="our own scan of the table, as an Arrow IPC file")
     parser.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
     parser.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
+    parser.add_argument("--count-filter", action="append", default=[], help="a SQL predicate every engine counts")
     args = parser.parse_args()
     report = {}
     columns = None
@@ -260,6 +287,8 @@ def main():
         else:
             raise SystemExit(f"unknown engine {engine}")
         columns = columns or table.column_names
+        for predicate in args.count_filter:
+            report.setdefault("filtered", {}).setdefault(predicate, {})[engine] = filtered_count(args, engine, spark, predicate)
         report[engine] = summarize(table, columns)
         report[engine]["seconds"] = round(time.time() - started, 2)
     if args.icefall_ipc:

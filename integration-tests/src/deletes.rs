@@ -26,6 +26,7 @@ use crate::tables::scan;
 /// Deletes the rows whose `id` is in `ids`; returns the number of delete files committed.
 pub async fn delete_ids(catalog: &Catalog, table: &str, ids: &BTreeSet<i64>) -> usize {
     let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let spec_id = loaded.metadata.default_partition_spec_id();
     let schema = loaded.metadata.current_schema().clone();
     let id_field = schema.field_by_name("id").expect("an id column").id;
     let config = EqualityDeleteWriterConfig::new(vec![id_field], schema.clone()).expect("delete config");
@@ -62,7 +63,7 @@ pub async fn delete_ids(catalog: &Catalog, table: &str, ids: &BTreeSet<i64>) -> 
         }
     }
     let count = delete_files.len();
-    let pending = PendingCommit::new(Change::AddDeletes { delete_files }, HashMap::new());
+    let pending = PendingCommit::new(Change::AddDeletes { delete_files, spec_id }, HashMap::new());
     catalog.commit(loaded, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit deletes");
     count
 }
@@ -77,6 +78,7 @@ pub async fn delete_first_rows(catalog: &Catalog, table: &str, per_file: usize) 
     use iceberg::spec::{DataContentType, DataFileBuilder};
 
     let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let spec_id = loaded.metadata.default_partition_spec_id();
     let scan_table = loaded.to_table(catalog.file_io()).expect("table");
     let scan = scan_table.scan().select(["id"]).build().expect("scan");
     let tasks: Vec<iceberg::scan::FileScanTask> =
@@ -133,7 +135,7 @@ pub async fn delete_first_rows(catalog: &Catalog, table: &str, per_file: usize) 
                 .expect("delete file"),
         );
     }
-    let pending = PendingCommit::new(Change::AddDeletes { delete_files }, HashMap::new());
+    let pending = PendingCommit::new(Change::AddDeletes { delete_files, spec_id }, HashMap::new());
     catalog.commit(loaded, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit deletes");
     deleted
 }

@@ -267,6 +267,11 @@ pub struct EngineOptions<'a> {
     pub catalog_uri: Option<&'a str>,
     /// SQL predicates Spark counts with file pruning and on a plain copy of the rows.
     pub spark_filters: &'a [&'a str],
+    /// SQL predicates every engine counts through its own Iceberg scan (`report["filtered"]`;
+    /// see [`assert_filtered_counts`]).
+    pub count_filters: &'a [&'a str],
+    /// Spark SQL statements run before anything is read (`report["spark_sql"]`).
+    pub spark_sql: &'a [&'a str],
     /// Engines that read, comma-separated; `None` = all (`pyiceberg,duckdb,spark`). DuckDB reads
     /// Parquet data files only.
     pub engines: Option<&'a str>,
@@ -298,6 +303,8 @@ pub async fn engines_report(
         extra.extend(["--engines", engines]);
     }
     extra.extend(options.spark_filters.iter().flat_map(|f| ["--spark-filter", *f]));
+    extra.extend(options.count_filters.iter().flat_map(|f| ["--count-filter", *f]));
+    extra.extend(options.spark_sql.iter().flat_map(|s| ["--spark-sql", *s]));
     run_table_script("engines.py", dir, options.catalog_uri, table, &extra)
 }
 
@@ -344,6 +351,21 @@ pub fn assert_engines_agree(report: &serde_json::Value, filters: &[&str], rows: 
     icefall["checksum"].as_str().expect("checksum").to_string()
 }
 
+/// Asserts every engine that read counted, for each predicate, the rows we know match it (from
+/// the values produced, not from another engine). A file pruned by a bound tighter than its
+/// data shows here as missing rows.
+pub fn assert_filtered_counts(report: &serde_json::Value, expected: &[(&str, i64)]) {
+    for (predicate, rows) in expected {
+        let counts = report["filtered"][predicate]
+            .as_object()
+            .unwrap_or_else(|| panic!("no counts for {predicate}: {report:#}"));
+        assert!(!counts.is_empty(), "no engine counted `{predicate}`");
+        for (engine, count) in counts {
+            assert_eq!(count.as_i64(), Some(*rows), "{engine} counts `{predicate}`: {:#}", report["filtered"]);
+        }
+    }
+}
+
 /// Creates the test events table with PyIceberg (`integration-tests/python/create_table.py`:
 /// its own field ids, `month(ts)` + `truncate(4, user)`, sort by `id`, gzip) in the SQLite
 /// catalog in `dir`.
@@ -370,4 +392,18 @@ pub async fn data_file_codecs(catalog: &Catalog, table: &str) -> std::collection
         }
     }
     codecs
+}
+
+/// The number of row groups of each live Parquet data file of the table, from its footer.
+pub async fn parquet_row_groups(catalog: &Catalog, table: &str) -> Vec<usize> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let loaded = catalog.load(&parse_ident(table).expect("ident")).await.expect("load");
+    let scan = loaded.to_table(catalog.file_io()).expect("table").scan().build().expect("scan");
+    let tasks: Vec<_> = scan.plan_files().await.expect("plan").try_collect().await.expect("plan");
+    let mut groups = Vec::new();
+    for task in tasks {
+        let bytes = catalog.file_io().new_input(&task.data_file_path).expect("input").read().await.expect("read");
+        groups.push(SerializedFileReader::new(bytes).expect("parquet footer").metadata().num_row_groups());
+    }
+    groups
 }

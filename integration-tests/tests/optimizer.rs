@@ -232,7 +232,7 @@ async fn the_writer_state_survives_an_engine_expiry_that_knows_nothing_of_icefal
     // Another engine commits on top (no icefall.* keys), then expires like Spark's
     // `expire_snapshots(retain_last => 1)`: everything but the current snapshot and refs.
     let table = catalog.load(&ident).await.expect("load");
-    let foreign = PendingCommit::append(Vec::new(), Default::default());
+    let foreign = PendingCommit::append(Vec::new(), 0, Default::default());
     let table = catalog
         .commit(table, &foreign, |_| Ok(Default::default()), &RetryPolicy::default())
         .await

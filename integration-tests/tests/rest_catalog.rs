@@ -51,7 +51,7 @@ async fn rest_commits_rebase_on_409_and_find_their_commit_after_a_5xx() {
     let base = catalog.load_or_create(&ident, &layout).await.expect("create through REST");
     assert_eq!(catalog.list_tables(ident.namespace()).await.expect("list"), vec![ident.clone()]);
     let policy = RetryPolicy::default();
-    let commit = |n: i64| PendingCommit::append(vec![], HashMap::from([("test.n".to_string(), n.to_string())]));
+    let commit = |n: i64| PendingCommit::append(vec![], 0, HashMap::from([("test.n".to_string(), n.to_string())]));
 
     let first = catalog.commit(base.clone(), &commit(1), offsets_to(10), &policy).await.expect("first");
     assert_eq!((first.attempts, first.conflicts), (1, 0));

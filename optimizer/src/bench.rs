@@ -99,7 +99,7 @@ async fn run(config: &CatalogConfig, files: usize, rows_per_file: usize) -> Resu
         let mut writer = writer_files.open(format!("bench-{f:06}"))?;
         writer.write(batch).await?;
         let data = writer.close().await?;
-        let pending = PendingCommit::append(data, HashMap::new());
+        let pending = PendingCommit::append(data, writer_files.spec_id(), HashMap::new());
         table = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await?.table;
     }
     let input_bytes: u64 = table

@@ -238,6 +238,7 @@ async fn rewrite_and_commit(
         removed_data_files: group.tasks.iter().map(|t| t.data_file_path.clone()).collect(),
         removed_delete_files: group.dangling_deletes.clone(),
         added: added.clone(),
+        spec_id: files.spec_id(),
         planned_sequence_number,
     };
     let pending = PendingCommit::new(change, HashMap::from([("icefall.operation".to_string(), "compact".to_string())]));

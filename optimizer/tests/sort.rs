@@ -54,7 +54,7 @@ async fn compaction_output_follows_the_table_sort_order() {
         let mut writer = files.open(format!("unsorted-{f}")).expect("open");
         writer.write(batch).await.expect("write");
         let data = writer.close().await.expect("close");
-        let pending = PendingCommit::append(data, HashMap::new());
+        let pending = PendingCommit::append(data, files.spec_id(), HashMap::new());
         table = catalog
             .commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default())
             .await

@@ -11,7 +11,7 @@ use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::io::FileIO;
 use iceberg::spec::{DataFile, DataFileFormat, TableMetadata};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
-use iceberg::writer::file_writer::location_generator::{DefaultFileNameGenerator, DefaultLocationGenerator};
+use iceberg::writer::file_writer::location_generator::DefaultFileNameGenerator;
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
@@ -20,13 +20,14 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use self::format::{FormatWriterBuilder, table_format};
+use crate::locations::DataLocations;
 use crate::{Error, Result};
 
 fn write_error(table: &str, source: iceberg::Error) -> Error {
     Error::Iceberg { context: format!("write data files of {table}"), source: Box::new(source) }
 }
 
-type Builder = DataFileWriterBuilder<FormatWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
+type Builder = DataFileWriterBuilder<FormatWriterBuilder, DataLocations, DefaultFileNameGenerator>;
 
 const DEFAULT_TARGET_FILE_SIZE: u64 = 512 * 1024 * 1024;
 
@@ -75,6 +76,12 @@ impl TableFiles {
         Ok(TableFiles { table, metadata, file_io, target_file_size, files })
     }
 
+    /// The id of the partition spec files are written with: the table's default spec when
+    /// this was made. A commit of these files names it ([`crate::Change`]).
+    pub fn spec_id(&self) -> i32 {
+        self.metadata.default_partition_spec_id()
+    }
+
     /// The format of the files this writes.
     pub fn format(&self) -> DataFileFormat {
         self.files.format()
@@ -97,7 +104,7 @@ impl TableFiles {
     /// checkpoint and attempt, so no retry ever overwrites a committed file).
     pub fn open(&self, prefix: String) -> Result<FileSetWriter> {
         let schema = self.metadata.current_schema().clone();
-        let location = DefaultLocationGenerator::new(&self.metadata).map_err(|e| self.error(e))?;
+        let location = DataLocations::new(&self.metadata);
         let names = DefaultFileNameGenerator::new(prefix, None, self.files.format());
         let rolling = RollingFileWriterBuilder::new(
             self.files.for_new_file_set(),

@@ -16,6 +16,8 @@ pub mod files;
 pub mod freshness;
 pub mod health;
 pub mod journal;
+pub mod locations;
+pub mod metrics;
 pub mod offsets;
 pub mod orc;
 pub mod reachable;

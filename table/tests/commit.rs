@@ -61,8 +61,8 @@ async fn concurrent_appends_rebase_and_both_land() {
     let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
 
     // Both commits start from the same base: the second must rebase onto the first.
-    let first = PendingCommit::append(vec![data_file("a", 10)], HashMap::new());
-    let second = PendingCommit::append(vec![data_file("b", 5)], HashMap::new());
+    let first = PendingCommit::append(vec![data_file("a", 10)], 0, HashMap::new());
+    let second = PendingCommit::append(vec![data_file("b", 5)], 0, HashMap::new());
     let policy = RetryPolicy::default();
     let one = catalog.commit(base.clone(), &first, with_offsets(0, 10), &policy).await.expect("first");
     let two = catalog.commit(base, &second, with_offsets(1, 5), &policy).await.expect("second");
@@ -98,7 +98,7 @@ async fn a_failed_requirement_rejects_without_a_snapshot() {
     let catalog = catalog(dir.path()).await;
     let ident = parse_ident("ns.events").expect("ident");
     let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
-    let pending = PendingCommit::append(vec![data_file("a", 1)], HashMap::new());
+    let pending = PendingCommit::append(vec![data_file("a", 1)], 0, HashMap::new());
     let err = catalog
         .commit(base, &pending, |_| Err("fenced".to_string()), &RetryPolicy::default())
         .await
@@ -115,7 +115,7 @@ async fn a_commit_that_already_landed_is_recognised_by_its_id() {
     let catalog = catalog(dir.path()).await;
     let ident = parse_ident("ns.events").expect("ident");
     let base = catalog.load_or_create(&ident, &layout()).await.expect("create");
-    let pending = PendingCommit::append(vec![data_file("a", 1)], HashMap::new());
+    let pending = PendingCommit::append(vec![data_file("a", 1)], 0, HashMap::new());
     let policy = RetryPolicy::default();
     let landed = catalog.commit(base.clone(), &pending, with_offsets(0, 1), &policy).await.expect("commit");
     // A retry after an unknown outcome, from the stale base: no second snapshot.

@@ -309,7 +309,7 @@ async fn orc_files_round_trip_every_supported_type_with_metrics() {
         let total: u64 = data_files.iter().map(|f| f.file_size_in_bytes()).sum();
 
         let base = catalog.load(&parse_ident(&name).expect("ident")).await.expect("load");
-        let append = PendingCommit::append(data_files, HashMap::new());
+        let append = PendingCommit::append(data_files, base.metadata.default_partition_spec_id(), HashMap::new());
         catalog.commit(base, &append, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit");
 
         let read = scan_sorted(&catalog, &name).await;
@@ -377,7 +377,7 @@ async fn position_deletes_apply_to_orc_files_read_whole_or_by_stripe() {
     assert!(stripes.len() > 2, "several stripes: {stripes:?}");
     let (path, size) = (data_file.file_path().to_string(), data_file.file_size_in_bytes());
     let base = catalog.load(&parse_ident(name).expect("ident")).await.expect("load");
-    let append = PendingCommit::append(data_files, HashMap::new());
+    let append = PendingCommit::append(data_files, base.metadata.default_partition_spec_id(), HashMap::new());
     catalog.commit(base, &append, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("append");
 
     // Every 7th row, plus the last one; a row of another file is ignored.
@@ -416,7 +416,8 @@ async fn position_deletes_apply_to_orc_files_read_whole_or_by_stripe() {
         .build()
         .expect("delete file");
     let base = catalog.load(&parse_ident(name).expect("ident")).await.expect("load");
-    let pending = PendingCommit::new(Change::AddDeletes { delete_files: vec![delete_file] }, HashMap::new());
+    let pending =
+        PendingCommit::new(Change::AddDeletes { delete_files: vec![delete_file], spec_id: 0 }, HashMap::new());
     catalog.commit(base, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("deletes");
 
     let deleted: std::collections::BTreeSet<i64> = positions[..positions.len() - 1].iter().copied().collect();

@@ -39,6 +39,9 @@ pub struct OffsetRange {
 pub struct Checkpoint {
     pub number: u64,
     pub data_files: Vec<DataFile>,
+    /// The partition spec `data_files` were written with (one per checkpoint: the pipeline
+    /// takes up a new spec only between checkpoints).
+    pub spec_id: i32,
     pub dead_letters: Vec<DeadLetter>,
     pub ranges: BTreeMap<TopicPartition, OffsetRange>,
     pub rows: u64,
@@ -81,7 +84,8 @@ pub const CHECKPOINT_INTERVAL_MS: &str = "icefall.checkpoint-interval-ms";
 impl Committer {
     /// The commit of a checkpoint's data; prepared once so every retry carries the same commit id.
     pub fn prepare(&self, checkpoint: &Checkpoint) -> PendingCommit {
-        PendingCommit::append(checkpoint.data_files.clone(), self.summary(checkpoint)).with_tag(offsets::STATE_TAG)
+        PendingCommit::append(checkpoint.data_files.clone(), checkpoint.spec_id, self.summary(checkpoint))
+            .with_tag(offsets::STATE_TAG)
     }
 
     fn summary(&self, checkpoint: &Checkpoint) -> HashMap<String, String> {
@@ -145,7 +149,9 @@ impl Committer {
             let mut writer = self.dead_letter_files.open(prefix)?;
             writer.write(batch).await?;
             let files = writer.close().await?;
-            let pending = PendingCommit::append(files.clone(), self.summary(checkpoint)).with_tag(offsets::STATE_TAG);
+            let pending =
+                PendingCommit::append(files.clone(), self.dead_letter_files.spec_id(), self.summary(checkpoint))
+                    .with_tag(offsets::STATE_TAG);
             let covered = covered.clone();
             let expected = floor.clone();
             let check = move |metadata: &iceberg::spec::TableMetadata| {

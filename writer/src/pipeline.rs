@@ -350,19 +350,42 @@ impl Pipeline {
                     return Err(e);
                 }
             };
-            if plan.is_some() {
-                // Data of the old shape is committed before the table changes.
+            let new_spec = current.metadata.default_partition_spec_id() != self.spec_id();
+            if plan.is_some() || new_spec {
+                // Data of the old shape (or partition spec) is committed before the writers
+                // take up the new one: a checkpoint's files share one spec.
                 self.checkpoint().await?;
                 if self.awaiting_epoch.is_some() {
                     return Ok(());
                 }
-                self.table = fit_table(&self.catalog, current, &source, Some(id), &self.config).await?;
-            } else {
-                self.table = current;
             }
+            self.table = match plan {
+                Some(_) => fit_table(&self.catalog, current, &source, Some(id), &self.config).await?,
+                None => current,
+            };
             tracing::info!(pipeline = %self.name, schema_id = id, table_schema_id = self.table.metadata.current_schema_id(),
                 "new source schema adopted");
         }
+        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
+        self.pool.reconfigure(setup).await
+    }
+
+    /// The partition spec the writers write with: the default spec of the table they were set
+    /// up for.
+    fn spec_id(&self) -> i32 {
+        self.table.metadata.default_partition_spec_id()
+    }
+
+    /// Takes up a partition spec another engine made the table's default (Spark's `ALTER TABLE
+    /// … PARTITION FIELD`), right after a commit, while the writers hold no open file. Files
+    /// written before keep their own spec, which stays valid.
+    async fn adopt_new_spec(&mut self, table: &LoadedTable) -> Result<()> {
+        if table.metadata.default_partition_spec_id() == self.spec_id() {
+            return Ok(());
+        }
+        tracing::info!(pipeline = %self.name, from = self.spec_id(), to = table.metadata.default_partition_spec_id(),
+            "the table has a new partition spec; new files follow it");
+        self.table = table.clone();
         let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
         self.pool.reconfigure(setup).await
     }
@@ -465,6 +488,7 @@ impl Pipeline {
         let checkpoint = Checkpoint {
             number: self.checkpoint,
             data_files: written.data_files,
+            spec_id: self.spec_id(),
             dead_letters: written.dead_letters,
             ranges,
             rows: written.rows,
@@ -487,6 +511,7 @@ impl Pipeline {
             return self.abort("another writer committed these offsets").await;
         };
         self.remove_journal(journal_path.as_deref()).await;
+        self.adopt_new_spec(&outcome.table).await?;
         self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);
         let watermarks = icefall_table::freshness::table_watermarks(&outcome.table.metadata);
         self.adjust_interval(&outcome.table.metadata);

@@ -40,7 +40,7 @@ impl Catalog {
         spec: &PartitionSpec,
         deletes: bool,
     ) -> Result<(String, ManifestWriter)> {
-        let path = format!("{}/metadata/{}-m.avro", base.metadata.location(), uuid::Uuid::now_v7());
+        let path = format!("{}/{}-m.avro", crate::locations::metadata_dir(&base.metadata), uuid::Uuid::now_v7());
         let output = self.file_io().new_output(&path).map_err(Error::iceberg(format!("create {path}")))?;
         let builder =
             ManifestWriterBuilder::new(output, Some(snapshot_id), base.metadata.current_schema().clone(), spec.clone());
@@ -56,10 +56,10 @@ impl Catalog {
         snapshot_id: i64,
         change: &Change,
     ) -> Result<Vec<ManifestFile>> {
-        let (files, deletes): (&[DataFile], bool) = match change {
-            Change::Append { data_files } => (data_files, false),
-            Change::Replace { added, .. } => (added, false),
-            Change::AddDeletes { delete_files } => (delete_files, true),
+        let (files, spec_id, deletes): (&[DataFile], i32, bool) = match change {
+            Change::Append { data_files, spec_id } => (data_files, *spec_id, false),
+            Change::Replace { added, spec_id, .. } => (added, *spec_id, false),
+            Change::AddDeletes { delete_files, spec_id } => (delete_files, *spec_id, true),
             Change::Expire { .. } | Change::RewriteManifests { .. } | Change::EvolveSchema { .. } => {
                 return Ok(Vec::new());
             }
@@ -67,8 +67,12 @@ impl Catalog {
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        // Writers always write with the table's default spec (DataFile keeps its spec id private).
-        let spec = base.metadata.default_partition_spec();
+        // The spec the files were partitioned with, which stays valid when another engine
+        // makes a new one the default (iceberg-rust's DataFile keeps its spec id private).
+        let spec = base.metadata.partition_spec_by_id(spec_id).ok_or_else(|| Error::Rejected {
+            table: base.name(),
+            reason: format!("the partition spec {spec_id} these files were written with is no longer in the table"),
+        })?;
         let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
         for file in files {
             if (file.content_type() == DataContentType::Data) == deletes {

@@ -11,10 +11,8 @@ mod manifests;
 mod summary;
 
 use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
 use std::time::Duration;
 
-use iceberg::MetadataLocation;
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Schema, Snapshot,
     SnapshotReference, SnapshotRetention, TableMetadata,
@@ -27,8 +25,10 @@ use crate::{Catalog, Error, LoadedTable, Result, offsets};
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Add data files; nothing is removed (a streaming checkpoint). May add no file at all when
-    /// only the summary (offsets) moves.
-    Append { data_files: Vec<DataFile> },
+    /// only the summary (offsets) moves. `spec_id`: the partition spec the files were written
+    /// with ([`crate::files::TableFiles::spec_id`]), which need not be the table's default by
+    /// the time the commit lands (another engine may change it meanwhile).
+    Append { data_files: Vec<DataFile>, spec_id: i32 },
     /// Replace files without changing the table's rows (compaction): `removed` data files (and
     /// delete files that only applied to them) give way to `added`. Rejected if a removed data
     /// file is no longer live, or if a delete file newer than `planned_sequence_number` (the
@@ -37,10 +37,13 @@ pub enum Change {
         removed_data_files: BTreeSet<String>,
         removed_delete_files: BTreeSet<String>,
         added: Vec<DataFile>,
+        /// The partition spec `added` were written with.
+        spec_id: i32,
         planned_sequence_number: i64,
     },
-    /// Add delete files (row-level deletes, as engines' merge-on-read `DELETE` makes them).
-    AddDeletes { delete_files: Vec<DataFile> },
+    /// Add delete files (row-level deletes, as engines' merge-on-read `DELETE` makes them),
+    /// partitioned by spec `spec_id`.
+    AddDeletes { delete_files: Vec<DataFile>, spec_id: i32 },
     /// Remove snapshots from metadata (no files are deleted here: the caller deletes what is
     /// no longer reachable after the commit lands). Idempotent.
     Expire { snapshot_ids: BTreeSet<i64> },
@@ -87,8 +90,9 @@ impl PendingCommit {
         self
     }
 
-    pub fn append(data_files: Vec<DataFile>, summary: HashMap<String, String>) -> Self {
-        Self::new(Change::Append { data_files }, summary)
+    /// Appends `data_files`, written with partition spec `spec_id`.
+    pub fn append(data_files: Vec<DataFile>, spec_id: i32, summary: HashMap<String, String>) -> Self {
+        Self::new(Change::Append { data_files, spec_id }, summary)
     }
 }
 
@@ -252,8 +256,8 @@ impl Catalog {
         };
         let carried = self.carried_manifests(base, snapshot_id, existing, &pending.change).await?;
         let sequence_number = metadata.next_sequence_number();
-        let location = metadata.location();
-        let manifest_list = format!("{location}/metadata/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::now_v7());
+        let dir = crate::locations::metadata_dir(metadata);
+        let manifest_list = format!("{dir}/snap-{snapshot_id}-{attempt}-{}.avro", uuid::Uuid::now_v7());
         let output =
             self.file_io().new_output(&manifest_list).map_err(Error::iceberg(format!("create {manifest_list}")))?;
         let sink = output.writer().await.map_err(Error::iceberg(format!("open {manifest_list}")))?;
@@ -349,11 +353,12 @@ impl Catalog {
             return Ok(Staged { metadata_location: String::new(), metadata, attempt_files });
         }
         let location = next_metadata_location(&base.metadata_location, &metadata);
-        metadata
-            .write_to(self.file_io(), &location)
-            .await
-            .map_err(Error::iceberg(format!("write metadata of {}", display_ident(&base.ident))))?;
-        Ok(Staged { metadata_location: location.to_string(), metadata, attempt_files })
+        let context = || format!("write metadata of {}", display_ident(&base.ident));
+        let json = serde_json::to_vec(&metadata)
+            .map_err(|e| Error::Metadata { table: base.name(), message: format!("serialize metadata: {e}") })?;
+        let output = self.file_io().new_output(&location).map_err(Error::iceberg(context()))?;
+        output.write(json.into()).await.map_err(Error::iceberg(context()))?;
+        Ok(Staged { metadata_location: location, metadata, attempt_files })
     }
 
     /// Reads the manifest list of a snapshot.
@@ -372,12 +377,13 @@ impl Catalog {
 }
 
 /// The next `NNNNN-<uuid>.metadata.json` after the base's, in the same folder.
-fn next_metadata_location(base_location: &str, new_metadata: &TableMetadata) -> MetadataLocation {
-    match MetadataLocation::from_str(base_location) {
-        Ok(base) => base.with_next_version().with_new_metadata(new_metadata),
-        // A name another tool chose: start our own numbering in the table's metadata folder.
-        Err(_) => MetadataLocation::new_with_metadata(new_metadata.location(), new_metadata).with_next_version(),
-    }
+/// `<metadata dir>/<version>-<uuid>.metadata.json`, as Java names them: the version after the
+/// base's (1 when the base's name has none, e.g. one another tool chose), in the table's
+/// metadata folder (`write.metadata.path` when set).
+fn next_metadata_location(base_location: &str, new_metadata: &TableMetadata) -> String {
+    let name = base_location.rsplit('/').next().unwrap_or_default();
+    let version = name.split('-').next().and_then(|v| v.parse::<u64>().ok()).map_or(1, |v| v + 1);
+    format!("{}/{version:05}-{}.metadata.json", crate::locations::metadata_dir(new_metadata), uuid::Uuid::new_v4())
 }
 
 /// A random positive snapshot id not used by the table.

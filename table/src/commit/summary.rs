@@ -19,9 +19,9 @@ pub(super) fn build(
     // Delete records added by this snapshot: (position, equality, bytes).
     let mut added_deletes = (0, 0, 0);
     let (operation, added) = match &pending.change {
-        Change::Append { data_files } => (Operation::Append, data_files.as_slice()),
+        Change::Append { data_files, .. } => (Operation::Append, data_files.as_slice()),
         Change::Replace { added, .. } => (Operation::Replace, added.as_slice()),
-        Change::AddDeletes { delete_files } => {
+        Change::AddDeletes { delete_files, .. } => {
             for file in delete_files {
                 match file.content_type() {
                     DataContentType::EqualityDeletes => added_deletes.1 += file.record_count(),

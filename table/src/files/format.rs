@@ -1,6 +1,7 @@
 //! The data file format of a table's new files: Parquet through iceberg-rust's writer, ORC
 //! through ours, behind one `FileWriterBuilder` so rolling, partitioning and data-file
-//! bookkeeping stay iceberg-rust's for both.
+//! bookkeeping stay iceberg-rust's for both. The metrics of both come from the rows written
+//! ([`crate::metrics`]), in the table's metrics modes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use iceberg::writer::CurrentFileStatus;
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
 use parquet::file::properties::WriterProperties;
 
+use crate::metrics::{FileMetrics, MetricsConfig};
 use crate::orc::{OrcCompression, OrcLayout, OrcWriter, OrcWriterBuilder};
 
 /// ORC Java's default stripe size (`write.orc.stripe-size-bytes`).
@@ -52,21 +54,27 @@ fn orc_refusal(columns: &[String]) -> String {
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum FormatWriterBuilder {
-    Parquet(ParquetWriterBuilder),
+    Parquet { files: ParquetWriterBuilder, schema: Arc<Schema>, metrics: Arc<MetricsConfig> },
     Orc(OrcWriterBuilder),
 }
 
 impl FormatWriterBuilder {
     /// Files of `format` for `schema`, set up from the table properties (`write.parquet.*`,
-    /// `write.orc.*`). Fails naming the property, or each column ORC cannot hold.
+    /// `write.orc.*`, `write.metadata.metrics.*`). Fails naming the property, or each column ORC
+    /// cannot hold.
     pub fn new(
         format: DataFileFormat,
         props: &HashMap<String, String>,
         schema: &Arc<Schema>,
         parquet: WriterProperties,
     ) -> std::result::Result<Self, String> {
+        let metrics = Arc::new(MetricsConfig::from_properties(props)?);
         match format {
-            DataFileFormat::Parquet => Ok(Self::Parquet(ParquetWriterBuilder::new(parquet, Arc::clone(schema)))),
+            DataFileFormat::Parquet => Ok(Self::Parquet {
+                files: ParquetWriterBuilder::new(parquet, Arc::clone(schema)),
+                schema: Arc::clone(schema),
+                metrics,
+            }),
             DataFileFormat::Orc => {
                 let layout = OrcLayout::new(schema).map_err(|columns| orc_refusal(&columns))?;
                 let stripe_bytes = match props.get("write.orc.stripe-size-bytes") {
@@ -78,7 +86,7 @@ impl FormatWriterBuilder {
                         .ok_or_else(|| format!("write.orc.stripe-size-bytes = {v:?} must be a positive number"))?,
                 };
                 let compression = OrcCompression::from_properties(props)?;
-                Ok(Self::Orc(OrcWriterBuilder::new(Arc::new(layout), stripe_bytes, compression)))
+                Ok(Self::Orc(OrcWriterBuilder::new(Arc::new(layout), stripe_bytes, compression, metrics)))
             }
             DataFileFormat::Avro | DataFileFormat::Puffin => {
                 Err(format!("{format:?} data files are not supported: write parquet or orc"))
@@ -90,14 +98,14 @@ impl FormatWriterBuilder {
     /// ORC files of a set share a stripe budget.
     pub fn for_new_file_set(&self) -> Self {
         match self {
-            Self::Parquet(builder) => Self::Parquet(builder.clone()),
+            Self::Parquet { .. } => self.clone(),
             Self::Orc(builder) => Self::Orc(builder.for_new_file_set()),
         }
     }
 
     pub fn format(&self) -> DataFileFormat {
         match self {
-            Self::Parquet(_) => DataFileFormat::Parquet,
+            Self::Parquet { .. } => DataFileFormat::Parquet,
             Self::Orc(_) => DataFileFormat::Orc,
         }
     }
@@ -108,7 +116,10 @@ impl FileWriterBuilder for FormatWriterBuilder {
 
     async fn build(&self, output: OutputFile) -> iceberg::Result<FormatWriter> {
         Ok(match self {
-            Self::Parquet(b) => FormatWriter::Parquet(b.build(output).await?),
+            Self::Parquet { files, schema, metrics } => FormatWriter::Parquet {
+                writer: files.build(output).await?,
+                metrics: FileMetrics::for_schema(schema, metrics),
+            },
             Self::Orc(b) => FormatWriter::Orc(b.build(output).await?),
         })
     }
@@ -116,21 +127,36 @@ impl FileWriterBuilder for FormatWriterBuilder {
 
 #[allow(clippy::large_enum_variant)]
 pub enum FormatWriter {
-    Parquet(ParquetWriter),
+    /// iceberg-rust's Parquet writer, whose metrics (from row-group statistics, which can be
+    /// tighter than the data) are replaced by ours.
+    Parquet {
+        writer: ParquetWriter,
+        metrics: FileMetrics,
+    },
     Orc(OrcWriter),
 }
 
 impl FileWriter for FormatWriter {
     async fn write(&mut self, batch: &RecordBatch) -> iceberg::Result<()> {
         match self {
-            Self::Parquet(w) => w.write(batch).await,
+            Self::Parquet { writer, metrics } => {
+                metrics.update(batch.columns());
+                writer.write(batch).await
+            }
             Self::Orc(w) => w.write(batch).await,
         }
     }
 
     async fn close(self) -> iceberg::Result<Vec<DataFileBuilder>> {
         match self {
-            Self::Parquet(w) => w.close().await,
+            Self::Parquet { writer, metrics } => {
+                let mut files = writer.close().await?;
+                // One Parquet writer makes at most one file.
+                if let [file] = files.as_mut_slice() {
+                    metrics.finish().set_on(file);
+                }
+                Ok(files)
+            }
             Self::Orc(w) => w.close().await,
         }
     }
@@ -139,21 +165,21 @@ impl FileWriter for FormatWriter {
 impl CurrentFileStatus for FormatWriter {
     fn current_file_path(&self) -> String {
         match self {
-            Self::Parquet(w) => w.current_file_path(),
+            Self::Parquet { writer, .. } => writer.current_file_path(),
             Self::Orc(w) => w.current_file_path(),
         }
     }
 
     fn current_row_num(&self) -> usize {
         match self {
-            Self::Parquet(w) => w.current_row_num(),
+            Self::Parquet { writer, .. } => writer.current_row_num(),
             Self::Orc(w) => w.current_row_num(),
         }
     }
 
     fn current_written_size(&self) -> usize {
         match self {
-            Self::Parquet(w) => w.current_written_size(),
+            Self::Parquet { writer, .. } => writer.current_written_size(),
             Self::Orc(w) => w.current_written_size(),
         }
     }

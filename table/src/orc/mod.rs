@@ -15,13 +15,12 @@
 //!   (`iceberg.id`, `iceberg.required`, `iceberg.long-type`, `iceberg.binary-type`,
 //!   `iceberg.length`), which Spark, Trino and PyIceberg resolve columns by;
 //! - the data file's Iceberg metrics (counts, sizes, bounds) are computed from the batches
-//!   ([`metrics`]), so readers prune ORC files exactly as Parquet ones.
+//!   ([`crate::metrics`]), as for Parquet files, so readers prune both alike.
 //!
 //! Columns neither can encode (nanosecond timestamps, at any depth) are refused when the
 //! table's files are set up, naming each one: never a panic, never a wrong file.
 
 mod encode;
-mod metrics;
 pub mod read;
 mod write;
 

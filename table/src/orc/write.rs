@@ -26,8 +26,8 @@ use orc_prost::Message;
 use orc_rust::proto;
 
 use super::encode::ColumnStreams;
-use super::metrics::FileMetrics;
 use super::{Encoding, OrcLayout};
+use crate::metrics::{FileMetrics, MetricsConfig};
 
 /// ORC's compression chunk size (ORC Java's default `orc.compress.size`).
 const CHUNK: usize = 256 * 1024;
@@ -113,12 +113,18 @@ pub struct OrcWriterBuilder {
     layout: Arc<OrcLayout>,
     stripe_bytes: usize,
     compression: OrcCompression,
+    metrics: Arc<MetricsConfig>,
     open: OpenFiles,
 }
 
 impl OrcWriterBuilder {
-    pub fn new(layout: Arc<OrcLayout>, stripe_bytes: usize, compression: OrcCompression) -> Self {
-        OrcWriterBuilder { layout, stripe_bytes: stripe_bytes.max(1), compression, open: OpenFiles::default() }
+    pub fn new(
+        layout: Arc<OrcLayout>,
+        stripe_bytes: usize,
+        compression: OrcCompression,
+        metrics: Arc<MetricsConfig>,
+    ) -> Self {
+        OrcWriterBuilder { layout, stripe_bytes: stripe_bytes.max(1), compression, metrics, open: OpenFiles::default() }
     }
 
     /// The same builder for another set of files: its writers share a stripe budget of their
@@ -167,7 +173,7 @@ impl FileWriterBuilder for OrcWriterBuilder {
     type R = OrcWriter;
 
     async fn build(&self, output: OutputFile) -> iceberg::Result<OrcWriter> {
-        let metrics = FileMetrics::for_schema(&self.layout.schema);
+        let metrics = FileMetrics::for_schema(&self.layout.schema, &self.metrics);
         Ok(OrcWriter {
             layout: Arc::clone(&self.layout),
             stripe_bytes: self.stripe_bytes,
@@ -312,12 +318,8 @@ impl FileWriter for OrcWriter {
             .record_count(self.rows as u64)
             .file_size_in_bytes(size)
             .column_sizes(column_sizes)
-            .value_counts(metrics.value_counts)
-            .null_value_counts(metrics.null_value_counts)
-            .nan_value_counts(metrics.nan_value_counts)
-            .lower_bounds(metrics.lower_bounds)
-            .upper_bounds(metrics.upper_bounds)
             .split_offsets(Some(self.stripes.iter().map(|s| s.offset() as i64).collect()));
+        metrics.set_on(&mut builder);
         Ok(vec![builder])
     }
 }

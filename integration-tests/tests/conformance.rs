@@ -1,0 +1,109 @@
+//! Iceberg spec conformance of what we write, through the reference engines: every engine gets
+//! exactly the rows we produced, also for filtered queries (files pruned by their bounds), and
+//! the table properties Iceberg defines for writers are honoured.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::tables;
+use icefall_integration_tests::unique;
+use icefall_integration_tests::writer::{WriterProcess, format_pipeline};
+use icefall_table::catalog::parse_ident;
+use serde_json::json;
+
+/// The URL of record `id`: mostly short ones, every 37th longer than Parquet's 64-byte
+/// statistics, and the smallest and largest values of all long too (each inside a row group of
+/// short ones), with `/ ? # %` and non-ASCII characters.
+fn url(id: i64) -> String {
+    let tail = "/pfad/ä?q=%E2%82%AC#frag";
+    match id {
+        150 => format!("https://a.example{}", tail.repeat(5)),
+        250 => format!("https://z.example/zé{}", tail.repeat(5)),
+        _ if id % 37 == 0 => format!("https://m.example/long/{id:04}/{}", tail.repeat(4)),
+        _ => format!("https://m.example/{id:04}?q=ü#f"),
+    }
+}
+
+/// Parquet files of many row groups whose smallest and largest strings are longer than 64
+/// bytes: every engine's filtered count equals the count over the values produced (bounds that
+/// left such a value out made every engine prune its file). A column in metrics mode `none`
+/// (`write.metadata.metrics.column.note`) has no counts or bounds in any file, as Spark sees
+/// the files table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_strings_over_many_row_groups_are_found_by_every_engine_filter() {
+    const N: i64 = 400;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Broker::start();
+    let topic = unique("bounds");
+    broker.create_topic(&topic, 1);
+    let table = format!("{}.long_strings", unique("ns"));
+    let config = format_pipeline(
+        dir,
+        &broker.bootstrap(),
+        &topic,
+        &table,
+        r#"schema = [
+  { name = "id", type = "long", required = true },
+  { name = "url", type = "string" },
+  { name = "note", type = "string" },
+]
+table_properties = { "write.parquet.row-group-limit" = "25", "write.metadata.metrics.column.note" = "none" }"#,
+        "",
+    );
+    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    let note = |id: i64| format!("n{}", id % 7);
+    for id in 0..N {
+        let record = json!({ "id": id, "url": url(id), "note": note(id) });
+        producer.send(0, &id.to_string(), record.to_string().as_bytes());
+    }
+    producer.flush();
+    let writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(dir).await;
+    tables::wait_for_offsets(&catalog, &table, &topic, &BTreeMap::from([(0, N)]), Duration::from_secs(120)).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+
+    let urls: Vec<String> = (0..N).map(url).collect();
+    let count = |keep: &dyn Fn(i64, &str) -> bool| (0..N).filter(|id| keep(*id, &urls[*id as usize])).count() as i64;
+    let (min, max, long) = (url(150), url(250), url(74));
+    let filters = [
+        (format!("url = '{min}'"), count(&|_, u| u == min)),
+        (format!("url = '{max}'"), count(&|_, u| u == max)),
+        (format!("url = '{long}'"), count(&|_, u| u == long)),
+        ("url < 'https://b'".to_string(), count(&|_, u| u < "https://b")),
+        ("url >= 'https://y'".to_string(), count(&|_, u| u >= "https://y")),
+        ("url > 'https://m.example/long/0300'".to_string(), count(&|_, u| u > "https://m.example/long/0300")),
+        ("note = 'n3'".to_string(), count(&|id, _| note(id) == "n3")),
+        ("id >= 100 and id <= 120".to_string(), count(&|id, _| (100..=120).contains(&id))),
+    ];
+    assert_eq!(filters[0].1, 1, "{min} is in the data once");
+    let predicates: Vec<&str> = filters.iter().map(|(p, _)| p.as_str()).collect();
+    let expected: Vec<(&str, i64)> = filters.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    let files =
+        format!("select record_count, map_keys(value_counts), map_keys(lower_bounds) from icefall.{table}.files");
+    let options = tables::EngineOptions { count_filters: &predicates, spark_sql: &[&files], ..Default::default() };
+    let report = tables::engines_report(&catalog, dir, &table, &options).await;
+    tables::assert_engines_agree(&report, &[], N);
+    tables::assert_filtered_counts(&report, &expected);
+
+    let groups = tables::parquet_row_groups(&catalog, &table).await;
+    assert!(groups.iter().any(|g| *g > 1), "files of several row groups: {groups:?}");
+    // `note` has no metrics at all; `url` has counts and bounds.
+    let loaded = catalog.load(&parse_ident(&table).expect("ident")).await.expect("load");
+    let note_id = loaded.metadata.current_schema().field_by_name("note").expect("note").id;
+    let url_id = loaded.metadata.current_schema().field_by_name("url").expect("url").id;
+    let rows = report["spark_sql"][0]["rows"].as_array().expect("files rows");
+    assert!(!rows.is_empty());
+    for row in rows {
+        // Spark renders an array as `[1, 2, 3]`.
+        let ids = |v: &serde_json::Value| -> Vec<i32> {
+            let text = v.as_str().expect("text").trim_matches(['[', ']']);
+            text.split(',').filter_map(|id| id.trim().parse().ok()).collect()
+        };
+        let (counted, bounded) = (ids(&row[1]), ids(&row[2]));
+        assert!(!counted.contains(&note_id) && !bounded.contains(&note_id), "note has no metrics: {row:?}");
+        assert!(counted.contains(&url_id) && bounded.contains(&url_id), "url keeps its metrics: {row:?}");
+    }
+}
