@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::tables;
 use icefall_integration_tests::unique;
@@ -106,4 +107,97 @@ table_properties = { "write.parquet.row-group-limit" = "25", "write.metadata.met
         assert!(!counted.contains(&note_id) && !bounded.contains(&note_id), "note has no metrics: {row:?}");
         assert!(counted.contains(&url_id) && bounded.contains(&url_id), "url keeps its metrics: {row:?}");
     }
+}
+
+/// Partition values as users have them: `/ ? # %`, spaces, non-ASCII.
+const CATEGORIES: [&str; 6] = ["plain", "a/b", "q?x=1", "h#1", "p%20c", "Zürich ö"];
+
+/// Spark replaces the partition field (`ALTER TABLE … REPLACE PARTITION FIELD`) while the
+/// writer runs: the files written before under the old spec are committed under it, the writer
+/// takes up the new spec at the next checkpoint, and every engine's filtered counts (on the old
+/// and the new partition source) equal the values produced, before and after our compaction.
+/// Identity-partition values with special characters make paths every engine opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_spec_replaced_by_spark_while_the_writer_runs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Broker::start();
+    let topic = unique("spec");
+    broker.create_topic(&topic, 1);
+    let table = format!("{}.spec_change", unique("ns"));
+    let config = format_pipeline(
+        dir,
+        &broker.bootstrap(),
+        &topic,
+        &table,
+        r#"partition = ["category"]
+schema = [
+  { name = "id", type = "long", required = true },
+  { name = "category", type = "string" },
+  { name = "name", type = "string" },
+]"#,
+        "",
+    );
+    let category = |id: i64| CATEGORIES[(id % CATEGORIES.len() as i64) as usize];
+    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    let produce = |ids: std::ops::Range<i64>| {
+        for id in ids {
+            let record = json!({ "id": id, "category": category(id), "name": format!("name-{id}") });
+            producer.send(0, &id.to_string(), record.to_string().as_bytes());
+        }
+        producer.flush();
+    };
+    let catalog = tables::catalog(dir).await;
+    let offsets = |n: i64| BTreeMap::from([(0, n)]);
+    let timeout = Duration::from_secs(120);
+
+    produce(0..200);
+    let writer = WriterProcess::start(&config, "writer");
+    tables::wait_for_offsets(&catalog, &table, &topic, &offsets(200), timeout).await;
+    tables::spark_sql(
+        dir,
+        None,
+        &table,
+        &[&format!("alter table icefall.{table} replace partition field category with bucket(4, id)")],
+    );
+    // Written with the old spec (the writer has not committed since the change), then with the new.
+    produce(200..300);
+    tables::wait_for_offsets(&catalog, &table, &topic, &offsets(300), timeout).await;
+    produce(300..400);
+    tables::wait_for_offsets(&catalog, &table, &topic, &offsets(400), timeout).await;
+    assert!(writer.stop(Duration::from_secs(30)).success());
+
+    const N: i64 = 400;
+    let count = |keep: &dyn Fn(i64) -> bool| (0..N).filter(|id| keep(*id)).count() as i64;
+    let filters: Vec<(String, i64)> = CATEGORIES
+        .iter()
+        .map(|c| (format!("category = '{c}'"), count(&|id| category(id) == *c)))
+        .chain([
+            ("id = 42".to_string(), 1),
+            ("id = 350".to_string(), 1),
+            ("id >= 190 and id < 310".to_string(), 120),
+            ("category = 'a/b' and id > 250".to_string(), count(&|id| category(id) == "a/b" && id > 250)),
+        ])
+        .collect();
+    let predicates: Vec<&str> = filters.iter().map(|(p, _)| p.as_str()).collect();
+    let expected: Vec<(&str, i64)> = filters.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    let specs = format!("select spec_id, count(*) from icefall.{table}.files group by spec_id order by spec_id");
+    let options = tables::EngineOptions { count_filters: &predicates, spark_sql: &[&specs], ..Default::default() };
+    let report = tables::engines_report(&catalog, dir, &table, &options).await;
+    tables::assert_engines_agree(&report, &[], N);
+    tables::assert_filtered_counts(&report, &expected);
+    let spec_ids: Vec<&str> =
+        report["spark_sql"][0]["rows"].as_array().expect("rows").iter().filter_map(|r| r[0].as_str()).collect();
+    assert_eq!(spec_ids, ["0", "1"], "files of both specs: {:#}", report["spark_sql"]);
+    let paths = tables::files_on_disk(dir, &table);
+    assert!(paths.iter().any(|p| p.to_string_lossy().contains("category=a%2Fb/")), "{paths:?}");
+
+    // Compaction rewrites files of both specs into the current one; the rows stay.
+    optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
+    let options =
+        tables::EngineOptions { count_filters: &predicates, engines: Some("pyiceberg,duckdb"), ..Default::default() };
+    let report = tables::engines_report(&catalog, dir, &table, &options).await;
+    assert_eq!(report["pyiceberg"]["checksum"], report["icefall"]["checksum"], "{report:#}");
+    assert_eq!(report["duckdb"]["checksum"], report["icefall"]["checksum"], "{report:#}");
+    tables::assert_filtered_counts(&report, &expected);
 }
