@@ -366,6 +366,14 @@ pub fn assert_filtered_counts(report: &serde_json::Value, expected: &[(&str, i64
     }
 }
 
+/// Writes Hive-style Parquet files into `out` (`integration-tests/python/hive_files.py`: no
+/// field ids, `region=…` folders, nested columns with nulls at every level, long strings) and
+/// returns `{"produced": {rows, checksum, …}}` of the values written.
+pub fn hive_style_files(dir: &Path, out: &Path) -> serde_json::Value {
+    let out = out.display().to_string();
+    run_table_script("hive_files.py", dir, None, "unused.table", &["--out", out.as_str()])
+}
+
 /// Creates the test events table with PyIceberg (`integration-tests/python/create_table.py`:
 /// its own field ids, `month(ts)` + `truncate(4, user)`, sort by `id`, gzip) in the SQLite
 /// catalog in `dir`.

@@ -1,5 +1,5 @@
 //! Reading data files under the table's current schema, whatever schema they were written with.
-//! ORC files are read by [`crate::orc::read`].
+//! ORC files are read by [`crate::orc::read`], Parquet files without field ids by [`by_name`].
 //!
 //! iceberg-rust 0.10's reader evolves top-level columns by field id, but casts a struct column
 //! to its current type by position or by name: a struct that gained, lost, renamed or
@@ -31,13 +31,18 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
 use crate::{Error, Result};
 
+mod by_name;
+
 /// Reads `tasks` (from a scan plan of `table`) in order; batches have the table's current
 /// schema, projected to each task's columns, with deletes applied.
 pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static, Result<RecordBatch>> {
     let table = table.clone();
     let nested = table.metadata().current_schema().as_struct().fields().iter().any(|f| !f.field_type.is_primitive());
     let orc = tasks.iter().any(|t| t.data_file_format == DataFileFormat::Orc);
-    if !nested && !orc {
+    // Files added from other engines may lack field ids: with a name mapping, each file's
+    // footer tells (such files are read by name, see `by_name`).
+    let foreign = table.metadata().properties().contains_key(NAME_MAPPING);
+    if !nested && !orc && !foreign {
         // Top-level evolution is all the reader has to handle: read everything in one go.
         return read_parquet(&table, tasks);
     }
@@ -47,7 +52,7 @@ pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static,
             async move {
                 match task.data_file_format {
                     DataFileFormat::Orc => crate::orc::read::read_task(&table, task).await,
-                    _ if nested => read_reshaped(&table, task).await,
+                    _ if nested || foreign => read_reshaped(&table, task).await,
                     _ => Ok(read_parquet(&table, vec![task])),
                 }
             }
@@ -55,6 +60,9 @@ pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static,
         .try_flatten()
         .boxed()
 }
+
+/// The table property holding the name mapping of files without field ids.
+const NAME_MAPPING: &str = "schema.name-mapping.default";
 
 /// Parquet files through iceberg-rust's reader, which evolves top-level columns by id.
 fn read_parquet(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static, Result<RecordBatch>> {
@@ -75,6 +83,9 @@ async fn read_reshaped(table: &Table, mut task: FileScanTask) -> Result<BoxStrea
     let current = table.metadata().current_schema().clone();
     let target = projected_arrow_schema(&current, &task.project_field_ids).map_err(&file_error)?;
     let file_schema = parquet_arrow_schema(table, &task).await?;
+    if by_name::lacks_field_ids(&file_schema) {
+        return by_name::read(table, task).await;
+    }
     task.schema = Arc::new(file_shaped(&current, &file_schema).map_err(&file_error)?);
     // The reader cannot make a null list or map for a column the file lacks: leave such
     // columns out of its projection; `to_schema` adds them.
