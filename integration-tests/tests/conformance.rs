@@ -251,3 +251,66 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
     }
     tables::assert_filtered_counts(&engines, &filters);
 }
+
+/// A table of `commits` empty appends (one snapshot each) with `properties`, in the SQLite
+/// catalog in `dir`.
+async fn table_with_snapshots(dir: &std::path::Path, name: &str, properties: &[(&str, &str)], commits: usize) {
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    use icefall_table::{PendingCommit, RetryPolicy, create::TableLayout};
+    let catalog = tables::catalog(dir).await;
+    let schema = Schema::builder()
+        .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
+        .build()
+        .expect("schema");
+    let properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let layout = TableLayout { schema, partition: vec![], properties, sort_order: vec![] };
+    let mut table = catalog.load_or_create(&parse_ident(name).expect("ident"), &layout).await.expect("create");
+    for _ in 0..commits {
+        let pending = PendingCommit::append(vec![], 0, Default::default());
+        table = catalog
+            .commit(table, &pending, |_| Ok(Default::default()), &RetryPolicy::default())
+            .await
+            .expect("commit")
+            .table;
+    }
+}
+
+/// The optimizer follows the table: `gc.enabled=false` (files that may be another table's)
+/// refuses expiry and orphan removal, and `run` skips both; `history.expire.min-snapshots-to-keep`
+/// keeps that many snapshots whatever `--retain-last` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_and_orphan_removal_follow_the_table_properties() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ns = unique("ns");
+    let (no_gc, keep_three) = (format!("{ns}.no_gc"), format!("{ns}.keep_three"));
+    table_with_snapshots(dir, &no_gc, &[("gc.enabled", "false")], 4).await;
+    table_with_snapshots(dir, &keep_three, &[("history.expire.min-snapshots-to-keep", "3")], 6).await;
+    let config = optimizer::config(dir, None);
+
+    for args in [&["expire-snapshots", "--older-than", "0s"][..], &["remove-orphans", "--older-than", "0s", "--force"]]
+    {
+        let output = std::process::Command::new(optimizer::optimizer_binary())
+            .arg("--config")
+            .arg(&config)
+            .args(["--table", &no_gc])
+            .args(args)
+            .output()
+            .expect("run the optimizer");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains("gc.enabled is false"), "{args:?}: {stderr}");
+    }
+    let catalog = tables::catalog(dir).await;
+    let snapshots = |name: String| {
+        let catalog = &catalog;
+        async move { catalog.load(&parse_ident(&name).expect("ident")).await.expect("load").metadata.snapshots().count() }
+    };
+    assert_eq!(snapshots(no_gc.clone()).await, 4, "nothing expired");
+    let reports = optimizer::run(&config, &no_gc, &["run"]);
+    let skipped: Vec<&serde_json::Value> =
+        reports.iter().filter(|r| r.to_string().contains("gc.enabled is false")).collect();
+    assert_eq!(skipped.len(), 2, "run skips expiry and orphan removal: {reports:?}");
+
+    optimizer::run(&config, &keep_three, &["expire-snapshots", "--older-than", "0s", "--retain-last", "1"]);
+    assert_eq!(snapshots(keep_three).await, 3, "history.expire.min-snapshots-to-keep wins over --retain-last");
+}

@@ -242,7 +242,8 @@ async fn the_writer_state_survives_an_engine_expiry_that_knows_nothing_of_icefal
         refs(&table.metadata).into_values().chain(table.metadata.current_snapshot_id()).collect();
     assert!(refs(&table.metadata).contains_key(STATE_TAG), "writer commits move the state tag");
     let doomed = table.metadata.snapshots().map(|s| s.snapshot_id()).filter(|id| !keep.contains(id)).collect();
-    let expire = PendingCommit::new(Change::Expire { snapshot_ids: doomed }, Default::default());
+    let expire =
+        PendingCommit::new(Change::Expire { snapshot_ids: doomed, refs: Default::default() }, Default::default());
     let table = catalog
         .commit(table, &expire, |_| Ok(Default::default()), &RetryPolicy::default())
         .await

@@ -90,6 +90,10 @@ pub struct OrphanConfig {
     /// Only files older than this are orphans (younger ones may belong to a commit in flight).
     #[serde(default = "default_orphan_age", with = "humantime_serde")]
     pub older_than: Duration,
+    /// A listed file the table references under another scheme or authority: `error` (refuse,
+    /// delete nothing), `ignore` (keep it) or `delete`.
+    #[serde(default)]
+    pub prefix_mismatch: crate::orphans::PrefixMismatch,
 }
 
 fn default_orphan_age() -> Duration {
@@ -98,7 +102,7 @@ fn default_orphan_age() -> Duration {
 
 impl Default for OrphanConfig {
     fn default() -> Self {
-        OrphanConfig { older_than: default_orphan_age() }
+        OrphanConfig { older_than: default_orphan_age(), prefix_mismatch: Default::default() }
     }
 }
 

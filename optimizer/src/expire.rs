@@ -1,40 +1,41 @@
-//! `expire-snapshots`: remove old snapshots from metadata, then delete the files no remaining
-//! snapshot reaches. Never expires the current snapshot, a snapshot a branch or tag points at,
-//! the newest `retain_last` snapshots of main, or the newest snapshot holding the writer's
-//! offsets (its recovery state).
+//! `expire-snapshots`: remove old snapshots and refs from metadata by the spec's retention rules
+//! ([`crate::retention`]: per ref, then the table's `history.expire.*`, then our flags), then
+//! delete the files no remaining snapshot reaches. Refused on a table with `gc.enabled=false`:
+//! its files may belong to another table.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use iceberg::spec::TableMetadata;
-use icefall_table::offsets::{OFFSETS, main_ancestry, refs};
 use icefall_table::{Catalog, Change, PendingCommit, RetryPolicy, TableIdent};
 
-use crate::Result;
 use crate::report::Report;
+use crate::retention::{self, Expiry, Retention};
+use crate::{Error, Result};
 
-/// Snapshots that must stay.
-fn protected(metadata: &TableMetadata, retain_last: usize) -> BTreeSet<i64> {
-    let mut keep: BTreeSet<i64> = main_ancestry(metadata).take(retain_last.max(1)).map(|s| s.snapshot_id()).collect();
-    keep.extend(metadata.current_snapshot_id());
-    keep.extend(refs(metadata).into_values());
-    if let Some(with_offsets) =
-        main_ancestry(metadata).find(|s| s.summary().additional_properties.contains_key(OFFSETS))
-    {
-        keep.insert(with_offsets.snapshot_id());
-    }
-    keep
+/// `gc.enabled` (true unless set to false): whether files this table no longer references may
+/// be deleted. Tables made by `migrate`/`snapshot` set it false, as their files are another
+/// table's too.
+pub fn gc_enabled(metadata: &TableMetadata) -> bool {
+    !metadata.properties().get("gc.enabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("false"))
 }
 
-/// The snapshots `expire-snapshots` would remove now.
-pub fn expirable(metadata: &TableMetadata, older_than: Duration, retain_last: usize) -> BTreeSet<i64> {
-    let cutoff = chrono::Utc::now().timestamp_millis() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
-    let keep = protected(metadata, retain_last);
-    metadata
-        .snapshots()
-        .filter(|s| s.timestamp_ms() < cutoff && !keep.contains(&s.snapshot_id()))
-        .map(|s| s.snapshot_id())
-        .collect()
+/// Refuses a command that deletes files on a table whose files must not be deleted.
+pub fn require_gc(metadata: &TableMetadata, table: &str, command: &str) -> Result<()> {
+    if gc_enabled(metadata) {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{command} on {table}: the table property gc.enabled is false (its files may belong to another table, \
+         e.g. one it was migrated or snapshotted from); set gc.enabled=true only if this table owns its files"
+    )))
+}
+
+/// What `expire-snapshots` would remove now, with `older_than` and `retain_last` as the
+/// defaults of what the table does not set.
+pub fn expirable(metadata: &TableMetadata, older_than: Duration, retain_last: usize) -> Result<Expiry> {
+    let defaults = Retention { max_snapshot_age: older_than, min_snapshots_to_keep: retain_last, max_ref_age: None };
+    let retention = Retention::for_table(metadata, defaults).map_err(Error::Refused)?;
+    Ok(retention::plan(metadata, retention, chrono::Utc::now().timestamp_millis()))
 }
 
 pub async fn expire_snapshots(
@@ -46,24 +47,32 @@ pub async fn expire_snapshots(
 ) -> Result<Report> {
     let started = Instant::now();
     let table = catalog.load(ident).await?;
+    require_gc(&table.metadata, &table.name(), "expire-snapshots")?;
     let mut report = Report::new("expire-snapshots", &table.name(), dry_run);
-    let ids = expirable(&table.metadata, older_than, retain_last);
-    report.snapshots_expired = ids.len() as u64;
-    if ids.is_empty() || dry_run {
+    let expiry = expirable(&table.metadata, older_than, retain_last)?;
+    report.snapshots_expired = expiry.snapshot_ids.len() as u64;
+    if !expiry.refs.is_empty() {
+        report.notes.push(format!(
+            "refs past their max-ref-age: {}",
+            expiry.refs.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if (expiry.snapshot_ids.is_empty() && expiry.refs.is_empty()) || dry_run {
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
     let before = catalog.reachable_from(&table).await?;
-    let planned = ids.clone();
+    let planned = expiry.clone();
     // On every base: expire only what is still expirable there (a writer may have committed).
     let check = move |metadata: &TableMetadata| {
-        let keep = protected(metadata, retain_last);
-        match planned.iter().find(|id| keep.contains(id)) {
+        let now = expirable(metadata, older_than, retain_last).map_err(|e| e.to_string())?;
+        match planned.snapshot_ids.iter().find(|id| !now.snapshot_ids.contains(id)) {
             Some(id) => Err(format!("snapshot {id} became protected")),
             None => Ok(Default::default()),
         }
     };
-    let pending = PendingCommit::new(Change::Expire { snapshot_ids: ids }, Default::default());
+    let change = Change::Expire { snapshot_ids: expiry.snapshot_ids, refs: expiry.refs };
+    let pending = PendingCommit::new(change, Default::default());
     let outcome =
         catalog.commit(table, &pending, check, &RetryPolicy { max_attempts: 100, ..Default::default() }).await?;
     report.commits = 1;

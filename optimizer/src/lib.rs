@@ -13,6 +13,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod orphans;
 pub mod report;
+pub mod retention;
 mod sort;
 pub mod status;
 
@@ -38,6 +39,7 @@ pub enum Command {
         older_than: Duration,
         force: bool,
         dry_run: bool,
+        prefix_mismatch: orphans::PrefixMismatch,
         /// Only settle checkpoint journals (no listing of the table).
         journals: bool,
     },
@@ -83,8 +85,19 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
         Command::RemoveOrphans { journals: true, dry_run, .. } => {
             vec![orphans::settle_journals(catalog, table, *dry_run).await?]
         }
-        Command::RemoveOrphans { older_than, force, dry_run, journals: false } => {
-            vec![orphans::remove_orphans(catalog, &config.catalog, table, *older_than, *force, *dry_run).await?]
+        Command::RemoveOrphans { older_than, force, dry_run, journals: false, prefix_mismatch } => {
+            vec![
+                orphans::remove_orphans(
+                    catalog,
+                    &config.catalog,
+                    table,
+                    *older_than,
+                    *force,
+                    *dry_run,
+                    *prefix_mismatch,
+                )
+                .await?,
+            ]
         }
         Command::RewriteManifests { target_size_bytes, dry_run } => {
             vec![manifests::rewrite_manifests(catalog, table, *target_size_bytes, *dry_run).await?]
@@ -97,14 +110,36 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
                 dry_run: *dry_run,
                 ..Default::default()
             };
-            vec![
+            let mut reports = vec![
                 compact::compact(catalog, table, &compact_options).await?,
                 manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, *dry_run).await?,
-                expire::expire_snapshots(catalog, table, config.expire.older_than, config.expire.retain_last, *dry_run)
-                    .await?,
-                orphans::remove_orphans(catalog, &config.catalog, table, config.orphans.older_than, false, *dry_run)
-                    .await?,
-            ]
+            ];
+            let loaded = catalog.load(table).await?;
+            if !expire::gc_enabled(&loaded.metadata) {
+                // Its files may be another table's: nothing is deleted, as Spark's procedures refuse.
+                for command in ["expire-snapshots", "remove-orphans"] {
+                    let mut skipped = report::Report::new(command, &loaded.name(), *dry_run);
+                    skipped.notes.push("skipped: the table property gc.enabled is false".into());
+                    reports.push(skipped);
+                }
+                return Ok(reports);
+            }
+            let (expire, orphans) = (&config.expire, &config.orphans);
+            reports
+                .push(expire::expire_snapshots(catalog, table, expire.older_than, expire.retain_last, *dry_run).await?);
+            reports.push(
+                orphans::remove_orphans(
+                    catalog,
+                    &config.catalog,
+                    table,
+                    orphans.older_than,
+                    false,
+                    *dry_run,
+                    orphans.prefix_mismatch,
+                )
+                .await?,
+            );
+            reports
         }
     })
 }

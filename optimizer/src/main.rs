@@ -88,6 +88,10 @@ enum Sub {
         /// no listing of the table, safe at any time.
         #[arg(long)]
         journals: bool,
+        /// A listed file the table references under another scheme or authority: refuse the
+        /// run (`error`, the default), keep it (`ignore`) or delete it (`delete`).
+        #[arg(long, value_enum)]
+        prefix_mismatch: Option<icefall_optimizer::orphans::PrefixMismatch>,
     },
     /// Merge small manifests into ones of the target size, clustered by partition.
     RewriteManifests {
@@ -190,11 +194,12 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
             retain_last: retain_last.unwrap_or(config.expire.retain_last),
             dry_run,
         },
-        Sub::RemoveOrphans { dry_run, older_than, force, journals } => Command::RemoveOrphans {
+        Sub::RemoveOrphans { dry_run, older_than, force, journals, prefix_mismatch } => Command::RemoveOrphans {
             older_than: older_than.unwrap_or(config.orphans.older_than),
             force,
             dry_run,
             journals,
+            prefix_mismatch: prefix_mismatch.unwrap_or(config.orphans.prefix_mismatch),
         },
         Sub::RewriteManifests { dry_run, target_size } => {
             Command::RewriteManifests { target_size_bytes: target_size.or(config.manifests.target_size_bytes), dry_run }

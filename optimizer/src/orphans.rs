@@ -2,7 +2,7 @@
 //! and that are older than a threshold (younger ones may belong to a commit in flight). Listing
 //! goes through opendal; paths are normalised so a live file is never taken for an orphan.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::TryStreamExt;
@@ -16,6 +16,21 @@ use crate::{Error, Result};
 /// Below this age a file may belong to a commit in flight.
 pub const MIN_SAFE_AGE: Duration = Duration::from_secs(3600);
 
+/// What to do with a listed file that the table references under another scheme or authority
+/// (`s3://a/x` listed, `s3://b/x` referenced): as Spark's `prefix_mismatch_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrefixMismatch {
+    /// Refuse the whole run, deleting nothing (the default): the table's locations need a look.
+    #[default]
+    Error,
+    /// Keep such files: they are the referenced ones under another name.
+    Ignore,
+    /// Delete such files: they are distinct from the referenced ones.
+    Delete,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub async fn remove_orphans(
     catalog: &Catalog,
     config: &CatalogConfig,
@@ -23,8 +38,11 @@ pub async fn remove_orphans(
     older_than: Duration,
     force: bool,
     dry_run: bool,
+    prefix_mismatch: PrefixMismatch,
 ) -> Result<Report> {
     let started = Instant::now();
+    let loaded = catalog.load(ident).await?;
+    crate::expire::require_gc(&loaded.metadata, &loaded.name(), "remove-orphans")?;
     if older_than < MIN_SAFE_AGE && !force {
         return Err(Error::Refused(format!(
             "--older-than {} is below 1 hour: files of commits in flight could be deleted; pass --force if no writer or optimizer is running",
@@ -55,10 +73,31 @@ pub async fn remove_orphans(
     // Reachability is read after listing, so anything committed meanwhile counts as live.
     let table = catalog.load(ident).await?;
     let live: BTreeSet<String> = catalog.reachable_from(&table).await?.all().map(|p| normalize(p)).collect();
+    let mut orphans = Vec::new();
+    let mut mismatched = Vec::new();
+    let live_by_path: BTreeMap<&str, &str> = live.iter().map(|p| (without_prefix(p), p.as_str())).collect();
     for path in candidates {
         if live.contains(&path) || is_checksum_of_live(&path, &live) {
             continue;
         }
+        match live_by_path.get(without_prefix(&path)) {
+            Some(referenced) if prefix_mismatch != PrefixMismatch::Delete => {
+                mismatched.push(format!("{path} (referenced as {referenced})"))
+            }
+            _ => orphans.push(path),
+        }
+    }
+    if !mismatched.is_empty() && prefix_mismatch == PrefixMismatch::Error {
+        return Err(Error::Refused(format!(
+            "remove-orphans on {}: {} listed file(s) are referenced under another scheme or authority, e.g. {}; \
+             nothing was deleted. Pass --prefix-mismatch ignore to keep them or --prefix-mismatch delete to delete them",
+            table.name(),
+            mismatched.len(),
+            mismatched[0]
+        )));
+    }
+    report.notes.extend(mismatched.iter().map(|m| format!("kept, referenced under another prefix: {m}")));
+    for path in orphans {
         report.files_in += 1;
         if dry_run {
             report.notes.push(format!("orphan: {path}"));
@@ -97,6 +136,14 @@ pub async fn settle_journals(catalog: &Catalog, ident: &TableIdent, dry_run: boo
     Ok(report)
 }
 
+/// A path without its `scheme://authority` (the path alone for local paths).
+fn without_prefix(path: &str) -> &str {
+    match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => path,
+    }
+}
+
 /// Spark writes `.<name>.crc` beside files it writes; keep those of live files.
 fn is_checksum_of_live(path: &str, live: &BTreeSet<String>) -> bool {
     let Some((dir, name)) = path.rsplit_once('/') else { return false };
@@ -109,6 +156,13 @@ fn is_checksum_of_live(path: &str, live: &BTreeSet<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes_are_scheme_and_authority() {
+        assert_eq!(without_prefix("s3://bucket-a/w/t/data/f.parquet"), "/w/t/data/f.parquet");
+        assert_eq!(without_prefix("/w/t/data/f.parquet"), "/w/t/data/f.parquet");
+        assert_eq!(without_prefix("gs://bucket"), "");
+    }
 
     #[test]
     fn checksums_of_live_files_are_kept() {

@@ -142,3 +142,80 @@ async fn creating_twice_loads_the_existing_table_and_partition_specs_bind() {
     assert_eq!(catalog.list_tables(ident.namespace()).await.expect("list"), vec![ident.clone()]);
     assert!(matches!(catalog.load(&parse_ident("ns.nope").expect("ident")).await, Err(Error::TableNotFound(_))));
 }
+
+/// With `write.metadata.delete-after-commit.enabled`, the metadata files of a table stay
+/// bounded by `write.metadata.previous-versions-max` over many commits (a streaming writer
+/// commits every few seconds); every file the log names still exists.
+#[tokio::test]
+async fn metadata_files_stay_bounded_over_500_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.bounded").expect("ident");
+    let mut layout = layout();
+    layout.properties = HashMap::from([
+        ("write.metadata.delete-after-commit.enabled".to_string(), "true".to_string()),
+        ("write.metadata.previous-versions-max".to_string(), "5".to_string()),
+    ]);
+    let mut table = catalog.load_or_create(&ident, &layout).await.expect("create");
+    for n in 0..500 {
+        let pending = PendingCommit::append(vec![], 0, HashMap::from([("test.n".to_string(), n.to_string())]));
+        table = catalog
+            .commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default())
+            .await
+            .expect("commit")
+            .table;
+    }
+    let metadata_dir =
+        std::path::Path::new(&table.metadata_location.replace("file://", "")).parent().expect("dir").to_path_buf();
+    let json: Vec<_> = std::fs::read_dir(&metadata_dir)
+        .expect("metadata dir")
+        .flatten()
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".metadata.json"))
+        .collect();
+    assert_eq!(json.len(), 6, "the current file and the 5 the log keeps: {json:?}");
+    for entry in table.metadata.metadata_log() {
+        assert!(
+            json.iter().any(|p| entry.metadata_file.ends_with(p.rsplit('/').next().expect("name"))),
+            "{}",
+            entry.metadata_file
+        );
+    }
+}
+
+/// `write.metadata.path` and `write.data.path` place new metadata and data files where the
+/// table says, as Java's writers do.
+#[tokio::test]
+async fn metadata_and_data_paths_follow_the_table_properties() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.placed").expect("ident");
+    let (meta, data) = (dir.path().join("elsewhere/meta"), dir.path().join("elsewhere/data"));
+    let mut layout = layout();
+    layout.properties = HashMap::from([
+        ("write.metadata.path".to_string(), format!("file://{}", meta.display())),
+        ("write.data.path".to_string(), format!("file://{}", data.display())),
+    ]);
+    let table = catalog.load_or_create(&ident, &layout).await.expect("create");
+    let files = icefall_table::files::TableFiles::new(
+        "ns.placed".into(),
+        table.metadata.clone(),
+        catalog.file_io().clone(),
+        None,
+    )
+    .expect("files");
+    let schema = std::sync::Arc::new(files.arrow_schema().expect("arrow schema"));
+    let batch =
+        arrow_array::RecordBatch::try_new(schema, vec![std::sync::Arc::new(arrow_array::Int64Array::from(vec![1, 2]))])
+            .expect("batch");
+    let mut writer = files.open("placed".into()).expect("open");
+    writer.write(batch).await.expect("write");
+    let data_files = writer.close().await.expect("close");
+    assert!(data_files.iter().all(|f| f.file_path().contains("elsewhere/data/")), "{:?}", data_files[0].file_path());
+    let pending = PendingCommit::append(data_files, files.spec_id(), HashMap::new());
+    let table =
+        catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit").table;
+    assert!(table.metadata_location.contains("elsewhere/meta/"), "{}", table.metadata_location);
+    let snapshot = table.metadata.current_snapshot().expect("snapshot");
+    assert!(snapshot.manifest_list().contains("elsewhere/meta/"), "{}", snapshot.manifest_list());
+}

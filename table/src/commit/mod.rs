@@ -7,6 +7,7 @@
 //! and their manifests are written once and reused when rebasing, and every snapshot carries a
 //! commit id so a retry after an unknown outcome can tell whether it already landed.
 
+mod cleanup;
 mod manifests;
 mod summary;
 
@@ -44,9 +45,10 @@ pub enum Change {
     /// Add delete files (row-level deletes, as engines' merge-on-read `DELETE` makes them),
     /// partitioned by spec `spec_id`.
     AddDeletes { delete_files: Vec<DataFile>, spec_id: i32 },
-    /// Remove snapshots from metadata (no files are deleted here: the caller deletes what is
-    /// no longer reachable after the commit lands). Idempotent.
-    Expire { snapshot_ids: BTreeSet<i64> },
+    /// Remove snapshots, with their statistics files' entries, and `refs` (branches and tags)
+    /// from metadata (no files are deleted here: the caller deletes what is no longer reachable
+    /// after the commit lands). Idempotent.
+    Expire { snapshot_ids: BTreeSet<i64>, refs: BTreeSet<String> },
     /// Merge the `replaced` data manifests of the current snapshot into new manifests of at
     /// most `entries_per_manifest` live entries each, clustered by partition. Same live files;
     /// rejected if main moved since `based_on_snapshot` (the caller plans again).
@@ -197,6 +199,7 @@ impl Catalog {
             let Staged { metadata_location, metadata, attempt_files } = staged;
             match self.publish(&base, &metadata_location, metadata).await {
                 Ok(Published::Committed(table)) => {
+                    self.delete_dropped_metadata(&base, &table).await;
                     let landed_id = if pending.change.makes_snapshot() {
                         snapshot_id
                     } else {
@@ -318,7 +321,7 @@ impl Catalog {
                 .metadata;
             return self.write_metadata(base, new_metadata, Vec::new()).await;
         }
-        let Change::Expire { snapshot_ids } = change else {
+        let Change::Expire { snapshot_ids, refs } = change else {
             return Err(Error::Metadata { table: base.name(), message: "not a metadata-only change".into() });
         };
         let current = base.metadata.current_snapshot_id();
@@ -330,11 +333,14 @@ impl Catalog {
                 reason: "the current snapshot cannot be expired".into(),
             });
         }
-        let new_metadata = base
-            .metadata
-            .as_ref()
-            .clone()
-            .into_builder(Some(base.metadata_location.clone()))
+        let mut builder = base.metadata.as_ref().clone().into_builder(Some(base.metadata_location.clone()));
+        for name in refs.iter().filter(|r| r.as_str() != MAIN_BRANCH) {
+            builder = builder.remove_ref(name);
+        }
+        for id in &present {
+            builder = builder.remove_statistics(*id).remove_partition_statistics(*id);
+        }
+        let new_metadata = builder
             .remove_snapshots(&present)
             .build()
             .map_err(Error::iceberg(format!("expire snapshots of {}", base.name())))?
