@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use iceberg::scan::FileScanTask;
 use icefall_table::files::TableFiles;
 use icefall_table::offsets::{self, committed_offsets};
+use icefall_table::partition_values;
 use icefall_table::{Catalog, Change, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::report::Report;
@@ -75,6 +76,9 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
     // values and the output is partitioned by the default spec (the writer always uses it).
     let spec = table.metadata.default_partition_spec().clone();
     let schema = table.metadata.current_schema().clone();
+    // Files of other specs, or from before a partition source was widened, have tuples of
+    // other types: rendered only when they fit (promoted), else grouped by their raw values.
+    let partition_type = spec.partition_type(&schema).ok();
 
     // Which data files each delete file applies to, over the whole table.
     let mut delete_targets: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -84,11 +88,11 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
         for delete in &task.deletes {
             delete_targets.entry(delete.file_path.clone()).or_default().insert(task.data_file_path.clone());
         }
-        let path = match &task.partition {
-            Some(values) if !spec.is_unpartitioned() && values.fields().len() == spec.fields().len() => {
-                spec.partition_to_path(values, schema.clone())
+        let path = match (&task.partition, &partition_type) {
+            (Some(values), Some(ty)) if !spec.is_unpartitioned() && partition_values::fits(values, ty) => {
+                spec.partition_to_path(&partition_values::promote(values, ty), schema.clone())
             }
-            Some(values) if !values.fields().is_empty() => format!("{values:?}"),
+            (Some(values), _) if !values.fields().is_empty() => format!("{values:?}"),
             _ => String::new(),
         };
         by_partition.entry(path).or_default().push(task);
@@ -203,7 +207,16 @@ async fn rewrite_and_commit(
     // Reload: the table may have moved on since planning; the rewrite reads files by path.
     let table = catalog.load(ident).await?;
     let scan_table = table.to_table(catalog.file_io())?;
-    let mut batches = icefall_table::read::read_tasks(&scan_table, group.tasks.clone());
+    // Read into the current schema: a scan task carries its snapshot's schema, which misses
+    // what changed since (a widened column, one added) and would not match the files written.
+    let current = table.metadata.current_schema().clone();
+    let columns: Vec<i32> = current.as_struct().fields().iter().map(|f| f.id).collect();
+    let tasks = group.tasks.iter().cloned().map(|mut task| {
+        task.schema = current.clone();
+        task.project_field_ids = columns.clone();
+        task
+    });
+    let mut batches = icefall_table::read::read_tasks(&scan_table, tasks.collect());
     let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
     let prefix = format!("compact-{}", uuid::Uuid::now_v7());
     let mut writer = files.open(prefix)?;

@@ -20,6 +20,7 @@ pub mod locations;
 pub mod metrics;
 pub mod offsets;
 pub mod orc;
+pub mod partition_values;
 pub mod reachable;
 pub mod read;
 pub mod storage;

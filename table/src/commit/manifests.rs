@@ -9,6 +9,7 @@ use iceberg::spec::{
 };
 
 use super::Change;
+use crate::partition_values::entry_for_spec;
 use crate::{Catalog, Error, LoadedTable, Result};
 
 /// Files a replace took out of the table, for the snapshot summary.
@@ -164,7 +165,7 @@ impl Catalog {
                     let sequence = entry.sequence_number.unwrap_or(0);
                     writer
                         .add_existing_file(
-                            entry.data_file().clone(),
+                            entry_for_spec(entry.data_file(), spec, base.metadata.current_schema()),
                             entry.snapshot_id.unwrap_or(snapshot_id),
                             sequence,
                             entry.file_sequence_number.or(Some(sequence)),
@@ -225,7 +226,7 @@ impl Catalog {
                 })?;
             let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
-                let file = entry.data_file().clone();
+                let file = entry_for_spec(entry.data_file(), spec, base.metadata.current_schema());
                 let sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
                 let file_sequence = entry.file_sequence_number.or(Some(sequence));
                 let path = entry.file_path();

@@ -19,14 +19,14 @@ use futures::{StreamExt, TryStreamExt};
 use iceberg::arrow::ArrowFileReader;
 use iceberg::io::FileMetadata;
 use iceberg::scan::FileScanTask;
-use iceberg::spec::{Literal, MappedField, PartitionSpec, PrimitiveLiteral, PrimitiveType, Transform, Type};
+use iceberg::spec::{MappedField, PartitionSpec, Transform};
 use iceberg::table::Table;
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 
 use super::{field_id, projected_arrow_schema, to_schema};
-use crate::{Error, Result};
+use crate::{Error, Result, partition_values};
 
 /// Whether a file's own schema has no field ids at all.
 pub(super) fn lacks_field_ids(file: &ArrowSchema) -> bool {
@@ -148,8 +148,13 @@ fn partition_constants(
     target: &ArrowSchemaRef,
 ) -> HashMap<usize, Option<String>> {
     let (Some(spec), Some(partition)) = (spec, &task.partition) else { return HashMap::new() };
-    let in_file: Vec<i32> = file.fields().iter().filter_map(|f| field_id(f)).collect();
     let schema = &task.schema;
+    let Ok(partition_type) = spec.partition_type(schema) else { return HashMap::new() };
+    if !partition_values::fits(partition, &partition_type) {
+        return HashMap::new();
+    }
+    let partition = partition_values::promote(partition, &partition_type);
+    let in_file: Vec<i32> = file.fields().iter().filter_map(|f| field_id(f)).collect();
     let mut out = HashMap::new();
     for (i, field) in spec.fields().iter().enumerate() {
         if field.transform != Transform::Identity || in_file.contains(&field.source_id) {
@@ -194,18 +199,7 @@ async fn partition_spec(table: &Table, task: &FileScanTask) -> Result<Option<Arc
     let Some(values) = &task.partition else { return Ok(None) };
     let metadata = table.metadata();
     let schema = metadata.current_schema();
-    let fits = |spec: &PartitionSpec| {
-        spec.partition_type(schema).is_ok_and(|ty| {
-            ty.fields().len() == values.fields().len()
-                && ty.fields().iter().zip(values.fields()).all(|(field, value)| {
-                    match (value, field.field_type.as_ref()) {
-                        (None, _) => true,
-                        (Some(Literal::Primitive(literal)), Type::Primitive(ty)) => literal_fits(literal, ty),
-                        _ => false,
-                    }
-                })
-        })
-    };
+    let fits = |spec: &PartitionSpec| spec.partition_type(schema).is_ok_and(|ty| partition_values::fits(values, &ty));
     let candidates: Vec<_> = metadata.partition_specs_iter().filter(|spec| fits(spec)).cloned().collect();
     if candidates.len() < 2 {
         return Ok(candidates.into_iter().next());
@@ -220,23 +214,4 @@ async fn partition_spec(table: &Table, task: &FileScanTask) -> Result<Option<Arc
         }
     }
     Ok(None)
-}
-
-/// Whether a partition value of this kind can be a value of `ty`.
-fn literal_fits(literal: &PrimitiveLiteral, ty: &PrimitiveType) -> bool {
-    use PrimitiveType as T;
-    match literal {
-        PrimitiveLiteral::Boolean(_) => matches!(ty, T::Boolean),
-        PrimitiveLiteral::Int(_) => matches!(ty, T::Int | T::Date),
-        PrimitiveLiteral::Long(_) => {
-            matches!(ty, T::Long | T::Time | T::Timestamp | T::Timestamptz | T::TimestampNs | T::TimestamptzNs)
-        }
-        PrimitiveLiteral::Float(_) => matches!(ty, T::Float),
-        PrimitiveLiteral::Double(_) => matches!(ty, T::Double),
-        PrimitiveLiteral::String(_) => matches!(ty, T::String),
-        PrimitiveLiteral::Binary(_) => matches!(ty, T::Binary | T::Fixed(_) | T::Uuid),
-        PrimitiveLiteral::Int128(_) => matches!(ty, T::Decimal { .. }),
-        PrimitiveLiteral::UInt128(_) => matches!(ty, T::Uuid),
-        PrimitiveLiteral::AboveMax | PrimitiveLiteral::BelowMin => false,
-    }
 }
