@@ -219,3 +219,92 @@ async fn metadata_and_data_paths_follow_the_table_properties() {
     let snapshot = table.metadata.current_snapshot().expect("snapshot");
     assert!(snapshot.manifest_list().contains("elsewhere/meta/"), "{}", snapshot.manifest_list());
 }
+
+/// A commit that wrote its manifest, lost the race, then found its requirement broken leaves
+/// no manifest behind (nothing will ever reference it).
+#[tokio::test]
+async fn a_rejected_commit_deletes_the_manifests_it_wrote() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.leaks").expect("ident");
+    let stale = catalog.load_or_create(&ident, &layout()).await.expect("create");
+    let first = PendingCommit::append(vec![data_file("a", 1)], 0, HashMap::new());
+    let landed = catalog.commit(stale.clone(), &first, |_| Ok(HashMap::new()), &RetryPolicy::default()).await;
+    let landed = landed.expect("first commit").table;
+    let manifests = |dir: &std::path::Path| -> Vec<String> {
+        let metadata = dir.join("warehouse/ns/leaks/metadata");
+        let mut names: Vec<String> = std::fs::read_dir(metadata)
+            .expect("metadata dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with("-m.avro"))
+            .collect();
+        names.sort();
+        names
+    };
+    let before = manifests(dir.path());
+    // From the stale base: the first attempt writes its manifest and loses the race; on the
+    // reloaded table the requirement no longer holds.
+    let second = PendingCommit::append(vec![data_file("b", 1)], 0, HashMap::new());
+    let only_on_empty = |m: &iceberg::spec::TableMetadata| {
+        if m.snapshots().count() == 0 { Ok(HashMap::new()) } else { Err("the table is no longer empty".to_string()) }
+    };
+    let result = catalog.commit(stale, &second, only_on_empty, &RetryPolicy::default()).await;
+    assert!(matches!(result, Err(Error::Rejected { .. })), "{result:?}");
+    assert_eq!(manifests(dir.path()), before, "no manifest of the rejected commit is left");
+    assert_eq!(landed.metadata.snapshots().count(), 1);
+}
+
+/// Compaction's check for deletes added since it planned covers only the files it replaces: a
+/// delete in another partition lets it land, one in the same partition rejects it.
+#[tokio::test]
+async fn a_rewrite_is_rejected_only_by_new_deletes_that_apply_to_its_files() {
+    use iceberg::spec::{Literal, Struct};
+    use icefall_table::Change;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.scoped").expect("ident");
+    let mut layout = layout();
+    layout.partition = vec!["id".into()];
+    let table = catalog.load_or_create(&ident, &layout).await.expect("create");
+    let in_partition = |name: &str, id: i64, content: DataContentType| {
+        DataFileBuilder::default()
+            .content(content)
+            .file_path(format!("file:///nowhere/{name}.parquet"))
+            .file_format(DataFileFormat::Parquet)
+            .partition(Struct::from_iter([Some(Literal::long(id))]))
+            .record_count(1)
+            .file_size_in_bytes(100)
+            .partition_spec_id(0)
+            .build()
+            .expect("file")
+    };
+    let data = vec![
+        in_partition("a1", 1, DataContentType::Data),
+        in_partition("a2", 1, DataContentType::Data),
+        in_partition("b1", 2, DataContentType::Data),
+        in_partition("b2", 2, DataContentType::Data),
+    ];
+    let append = PendingCommit::append(data, 0, HashMap::new());
+    let policy = RetryPolicy::default();
+    let table = catalog.commit(table, &append, |_| Ok(HashMap::new()), &policy).await.expect("append").table;
+    let planned = table.metadata.last_sequence_number();
+    let delete = in_partition("a-deletes", 1, DataContentType::PositionDeletes);
+    let deletes = PendingCommit::new(Change::AddDeletes { delete_files: vec![delete], spec_id: 0 }, HashMap::new());
+    let table = catalog.commit(table, &deletes, |_| Ok(HashMap::new()), &policy).await.expect("deletes").table;
+    let replace = |files: [&str; 2], into: &str, id: i64| {
+        let removed = files.iter().map(|f| format!("file:///nowhere/{f}.parquet")).collect();
+        let change = Change::Replace {
+            removed_data_files: removed,
+            removed_delete_files: Default::default(),
+            added: vec![in_partition(into, id, DataContentType::Data)],
+            spec_id: 0,
+            planned_sequence_number: planned,
+        };
+        PendingCommit::new(change, HashMap::new())
+    };
+    let other = catalog.commit(table.clone(), &replace(["b1", "b2"], "b", 2), |_| Ok(HashMap::new()), &policy).await;
+    let table = other.expect("a delete in partition 1 does not block a rewrite of partition 2").table;
+    let same = catalog.commit(table, &replace(["a1", "a2"], "a", 1), |_| Ok(HashMap::new()), &policy).await;
+    assert!(matches!(&same, Err(Error::Rejected { reason, .. }) if reason.contains("a-deletes")), "{same:?}");
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use iceberg::spec::{
     DataContentType, DataFile, ManifestContentType, ManifestEntry, ManifestFile, ManifestStatus, ManifestWriter,
-    ManifestWriterBuilder, PartitionSpec, UNASSIGNED_SEQUENCE_NUMBER,
+    ManifestWriterBuilder, PartitionSpec, Struct, UNASSIGNED_SEQUENCE_NUMBER,
 };
 
 use super::Change;
@@ -195,6 +195,10 @@ impl Catalog {
         let reject = |reason: String| Error::Rejected { table: base.name(), reason };
         let mut carried = Carried { manifests: Vec::new(), removed: Removed::default(), written: Vec::new() };
         let mut found: BTreeSet<&str> = BTreeSet::new();
+        // Delete files newer than the plan, and the partitions of the removed data files: a
+        // newer delete that can apply to a removed file was not applied by the rewrite.
+        let mut newer_deletes: Vec<(i32, Struct, Option<String>, String)> = Vec::new();
+        let mut removed_partitions: Vec<(i32, Struct)> = Vec::new();
         for manifest_file in existing {
             let manifest = manifest_file
                 .load_manifest(self.file_io())
@@ -203,10 +207,16 @@ impl Catalog {
             let deletes = manifest_file.content == ManifestContentType::Deletes;
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                 if deletes && entry.sequence_number().is_some_and(|s| s > planned_sequence_number) {
-                    return Err(reject(format!(
-                        "delete file {} was added after the rewrite was planned; its deletes are not applied",
-                        entry.file_path()
-                    )));
+                    let file = entry.data_file();
+                    newer_deletes.push((
+                        manifest_file.partition_spec_id,
+                        file.partition().clone(),
+                        file.referenced_data_file(),
+                        file.file_path().to_string(),
+                    ));
+                }
+                if !deletes && removed_data.contains(entry.file_path()) {
+                    removed_partitions.push((manifest_file.partition_spec_id, entry.data_file().partition().clone()));
                 }
             }
             let touched = manifest.entries().iter().any(|e| {
@@ -260,6 +270,33 @@ impl Catalog {
                 .manifests
                 .push(writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?);
             carried.written.push(path);
+        }
+        let unpartitioned =
+            |spec_id: i32| base.metadata.partition_spec_by_id(spec_id).is_none_or(|s| s.is_unpartitioned());
+        // Tuples written before a partition source was widened compare promoted.
+        let schema = base.metadata.current_schema();
+        let promoted = |spec_id: i32, values: &Struct| match base.metadata.partition_spec_by_id(spec_id) {
+            Some(spec) => match spec.partition_type(schema) {
+                Ok(ty) if crate::partition_values::fits(values, &ty) => crate::partition_values::promote(values, &ty),
+                _ => values.clone(),
+            },
+            None => values.clone(),
+        };
+        let removed_partitions: Vec<(i32, Struct)> =
+            removed_partitions.iter().map(|(spec_id, values)| (*spec_id, promoted(*spec_id, values))).collect();
+        for (spec_id, partition, referenced, path) in &newer_deletes {
+            let applies = match referenced {
+                Some(data_file) => removed_data.contains(data_file),
+                None => {
+                    unpartitioned(*spec_id)
+                        || removed_partitions.iter().any(|(s, p)| s == spec_id && *p == promoted(*spec_id, partition))
+                }
+            };
+            if applies {
+                return Err(reject(format!(
+                    "delete file {path} was added after the rewrite was planned and applies to its files; its deletes are not applied"
+                )));
+            }
         }
         if let Some(gone) = removed_data.iter().find(|p| !found.contains(p.as_str())) {
             return Err(reject(format!("data file {gone} is no longer live (a concurrent commit removed it)")));

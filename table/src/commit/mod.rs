@@ -158,9 +158,31 @@ impl Catalog {
     where
         F: Fn(&TableMetadata) -> std::result::Result<HashMap<String, String>, String>,
     {
+        let mut added_manifests: Option<Vec<ManifestFile>> = None;
+        let result = self.commit_attempts(base, pending, check, policy, &mut added_manifests).await;
+        // A commit known not to have landed leaves its manifests to nobody. (After an unknown
+        // outcome they stay: the commit may yet be the table's; orphan removal decides later.)
+        if matches!(result, Err(Error::Rejected { .. } | Error::ConflictRetriesExhausted { .. })) {
+            for manifest in added_manifests.iter().flatten() {
+                let _ = self.file_io().delete(&manifest.manifest_path).await;
+            }
+        }
+        result
+    }
+
+    async fn commit_attempts<F>(
+        &self,
+        base: LoadedTable,
+        pending: &PendingCommit,
+        check: F,
+        policy: &RetryPolicy,
+        added_manifests: &mut Option<Vec<ManifestFile>>,
+    ) -> Result<CommitOutcome>
+    where
+        F: Fn(&TableMetadata) -> std::result::Result<HashMap<String, String>, String>,
+    {
         let table_name = base.name();
         let mut base = base;
-        let mut added_manifests: Option<Vec<ManifestFile>> = None;
         let snapshot_id = new_snapshot_id(&base.metadata);
         let mut attempt = 0u32;
         let mut conflicts = 0u32;
@@ -189,7 +211,7 @@ impl Catalog {
             }
             let staged = if pending.change.makes_snapshot() {
                 if added_manifests.is_none() {
-                    added_manifests = Some(self.write_added_manifests(&base, snapshot_id, &pending.change).await?);
+                    *added_manifests = Some(self.write_added_manifests(&base, snapshot_id, &pending.change).await?);
                 }
                 let ours = added_manifests.as_deref().unwrap_or_default();
                 self.stage_snapshot(&base, snapshot_id, ours, pending, base_summary, attempt).await?
