@@ -236,7 +236,7 @@ impl RestCatalog {
         let context = format!("commit to {}", display_ident(&base.ident));
         let request = json!({
             "identifier": { "namespace": base.ident.namespace().as_ref(), "name": base.ident.name() },
-            "requirements": requirements(&base.metadata),
+            "requirements": requirements(&base.metadata, new),
             "updates": updates_between(&base.metadata, new),
         });
         let body = serde_json::to_vec(&request).map_err(|e| rest_error(&context, None, e.to_string()))?;
@@ -263,16 +263,21 @@ impl RestCatalog {
     }
 }
 
-/// The table must still be the one we built on: same table, same main branch, same schema.
-fn requirements(base: &TableMetadata) -> Vec<TableRequirement> {
-    vec![
+/// The table must still be the one we built on: same table, same main branch, same schema;
+/// adding a schema also needs the same last assigned field id (as Java's schema commits).
+fn requirements(base: &TableMetadata, new: &TableMetadata) -> Vec<TableRequirement> {
+    let mut requirements = vec![
         TableRequirement::UuidMatch { uuid: base.uuid() },
         TableRequirement::RefSnapshotIdMatch {
             r#ref: iceberg::spec::MAIN_BRANCH.to_string(),
             snapshot_id: base.current_snapshot_id(),
         },
         TableRequirement::CurrentSchemaIdMatch { current_schema_id: base.current_schema_id() },
-    ]
+    ];
+    if new.schemas_iter().any(|s| base.schema_by_id(s.schema_id()).is_none()) {
+        requirements.push(TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: base.last_column_id() });
+    }
+    requirements
 }
 
 /// A table's branches and tags (iceberg-rust keeps them private; its JSON form has them).
@@ -294,7 +299,9 @@ pub fn updates_between(base: &TableMetadata, new: &TableMetadata) -> Vec<TableUp
         }
     }
     if new.current_schema_id() != base.current_schema_id() {
-        updates.push(TableUpdate::SetCurrentSchema { schema_id: new.current_schema_id() });
+        // -1: the schema this request adds, whatever id the server gives it.
+        let added = base.schema_by_id(new.current_schema_id()).is_none();
+        updates.push(TableUpdate::SetCurrentSchema { schema_id: if added { -1 } else { new.current_schema_id() } });
     }
     for snapshot in new.snapshots() {
         if base.snapshot_by_id(snapshot.snapshot_id()).is_none() {
@@ -343,5 +350,57 @@ mod tests {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
         let ns = NamespaceIdent::from_vec(vec!["a".into(), "b".into()]).expect("namespace");
         assert_eq!(namespace_path(&ns), "a%1Fb");
+    }
+
+    /// A schema change asks for the base's last assigned field id and makes the schema it adds
+    /// current as `-1`, as Java's REST commits do (the server may number schemas itself).
+    #[test]
+    fn a_schema_commit_asserts_the_last_field_id_and_sets_the_added_schema() {
+        let base: TableMetadata = serde_json::from_value(serde_json::json!({
+            "format-version": 2, "table-uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1", "location": "/t",
+            "last-sequence-number": 0, "last-updated-ms": 1, "last-column-id": 1, "current-schema-id": 0,
+            "schemas": [{"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "x", "required": false, "type": "long"}]}],
+            "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}], "last-partition-id": 999,
+            "default-sort-order-id": 0, "sort-orders": [{"order-id": 0, "fields": []}], "properties": {}
+        }))
+        .expect("metadata");
+        let wider = iceberg::spec::Schema::builder()
+            .with_fields(vec![
+                iceberg::spec::NestedField::optional(
+                    1,
+                    "x",
+                    iceberg::spec::Type::Primitive(iceberg::spec::PrimitiveType::Long),
+                )
+                .into(),
+                iceberg::spec::NestedField::optional(
+                    2,
+                    "y",
+                    iceberg::spec::Type::Primitive(iceberg::spec::PrimitiveType::String),
+                )
+                .into(),
+            ])
+            .build()
+            .expect("schema");
+        let new =
+            base.clone().into_builder(None).add_current_schema(wider).and_then(|b| b.build()).expect("evolve").metadata;
+        let updates = serde_json::to_value(updates_between(&base, &new)).expect("json");
+        assert!(
+            updates
+                .as_array()
+                .expect("updates")
+                .iter()
+                .any(|u| u["action"] == "set-current-schema" && u["schema-id"] == -1),
+            "{updates}"
+        );
+        let requirements = serde_json::to_value(requirements(&base, &new)).expect("json");
+        assert!(
+            requirements
+                .as_array()
+                .expect("requirements")
+                .iter()
+                .any(|r| r["type"] == "assert-last-assigned-field-id" && r["last-assigned-field-id"] == 1),
+            "{requirements}"
+        );
+        assert_eq!(super::requirements(&base, &base).len(), 3, "no schema added: no field id assertion");
     }
 }

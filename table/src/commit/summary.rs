@@ -42,11 +42,12 @@ pub(super) fn build(
     let added_size: u64 = added.iter().map(|f| f.file_size_in_bytes()).sum();
     props.insert("added-data-files".into(), added.len().to_string());
     props.insert("added-records".into(), added_records.to_string());
-    props.insert("added-files-size".into(), added_size.to_string());
+    // Sizes count delete files too, as Java's summaries do.
+    props.insert("added-files-size".into(), (added_size + added_deletes.2).to_string());
     if removed.data_files > 0 || removed.delete_files > 0 {
         props.insert("deleted-data-files".into(), removed.data_files.to_string());
         props.insert("deleted-records".into(), removed.data_records.to_string());
-        props.insert("removed-files-size".into(), removed.data_bytes.to_string());
+        props.insert("removed-files-size".into(), (removed.data_bytes + removed.delete_bytes).to_string());
         props.insert("removed-delete-files".into(), removed.delete_files.to_string());
         props.insert("removed-position-deletes".into(), removed.position_deletes.to_string());
         props.insert("removed-equality-deletes".into(), removed.equality_deletes.to_string());
@@ -67,13 +68,15 @@ pub(super) fn build(
         props.insert("total-files-size".into(), total.to_string());
     }
     // Totals move by what this snapshot added and removed (engines' time travel counts rely
-    // on total-records less total-position-deletes).
+    // on total-records less total-position-deletes). A parent without the total (made by a
+    // writer that did not keep it) leaves it unknown: omitted, as Java does, not restarted at 0.
     for (key, add, remove) in [
         ("total-position-deletes", added_deletes.0, removed.position_deletes),
         ("total-equality-deletes", added_deletes.1, removed.equality_deletes),
     ] {
-        let total = (parent_prop(key).unwrap_or(0) + add).saturating_sub(remove);
-        props.insert(key.into(), total.to_string());
+        if let Some(before) = parent_prop(key).or(parent.is_none().then_some(0)) {
+            props.insert(key.into(), (before + add).saturating_sub(remove).to_string());
+        }
     }
     Summary { operation, additional_properties: props }
 }
