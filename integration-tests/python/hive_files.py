@@ -1,6 +1,7 @@
-"""Writes Hive-style Parquet files as another engine leaves them (no Iceberg field ids, the
+"""Writes Hive-style data files as another engine leaves them (no Iceberg field ids, the
 partition column only in the folder names `region=…`, nested columns with nulls at every level,
-strings longer than 64 bytes), and prints the row count and checksum of the values written
+strings longer than 64 bytes): Parquet under `OUT/parquet/region=eu/`, ORC under
+`OUT/orc/region=us-west/`. Prints the row count and checksum of the values written
 (`engines.summarize`, the form every engine's reading is compared in), as JSON.
 
     python hive_files.py --catalog-db … --warehouse … --table ns.t --out /tmp/hive
@@ -11,12 +12,14 @@ import os
 import sys
 
 import pyarrow as pa
+import pyarrow.orc as po
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from engines import summarize  # noqa: E402
 
-REGIONS = ["eu", "us-west"]
+# Each region's files in one format: Spark's add_files takes one format per call.
+REGIONS = [("eu", "parquet"), ("us-west", "orc")]
 COLUMNS = ["id", "name", "geo", "tags", "attrs", "region"]
 
 
@@ -49,14 +52,19 @@ def main():
     )
     produced = []
     i = 0
-    for region in REGIONS:
-        folder = os.path.join(args.out, f"region={region}")
+    for region, file_format in REGIONS:
+        folder = os.path.join(args.out, file_format, f"region={region}")
         os.makedirs(folder, exist_ok=True)
         for part in range(2):
             rows = [row(i + n) for n in range(50)]
             i += 50
-            # Several row groups per file, as engines write big files.
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), os.path.join(folder, f"part-{part}.parquet"), row_group_size=20)
+            data = pa.Table.from_pylist(rows, schema=schema)
+            path = os.path.join(folder, f"part-{part}.{file_format}")
+            # Several row groups (stripes) per file, as engines write big files.
+            if file_format == "parquet":
+                pq.write_table(data, path, row_group_size=20)
+            else:
+                po.write_table(data, path, stripe_size=1024)
             produced.extend(dict(r, region=region) for r in rows)
     table = pa.Table.from_pylist(produced, schema=schema.append(pa.field("region", pa.string())))
     json.dump({"produced": summarize(table, COLUMNS)}, sys.stdout)

@@ -202,10 +202,10 @@ schema = [
     tables::assert_filtered_counts(&report, &expected);
 }
 
-/// Files another engine wrote, added by Spark's `add_files` (Hive-style Parquet: no field ids,
-/// the identity partition column only in the folder names, nested columns with nulls at every
-/// level), then compacted by us: every engine reads exactly the values produced, through the
-/// table's name mapping; nothing turns into nulls.
+/// Files another engine wrote, added by Spark's `add_files` (Hive-style Parquet and ORC: no
+/// field ids, the identity partition column only in the folder names, nested columns with nulls
+/// at every level), then compacted by us: every engine reads exactly the values produced,
+/// through the table's name mapping; nothing turns into nulls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -225,7 +225,11 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
                  tags array<string>, attrs map<string, string>, region string) using iceberg partitioned by (region)"
             ),
             &format!(
-                "call icefall.system.add_files(table => '{table}', source_table => '`parquet`.`{}`')",
+                "call icefall.system.add_files(table => '{table}', source_table => '`parquet`.`{}/parquet`')",
+                hive.display()
+            ),
+            &format!(
+                "call icefall.system.add_files(table => '{table}', source_table => '`orc`.`{}/orc`')",
                 hive.display()
             ),
         ],

@@ -217,10 +217,16 @@ async fn rewrite_and_commit(
         task
     });
     let mut batches = icefall_table::read::read_tasks(&scan_table, tasks.collect());
-    let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
+    let mut files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
+    let sorter = Sorter::new(&table.metadata, &files.arrow_schema()?);
+    // Each output file is a slice of one sorted run only when the group fits in one run and
+    // every sort field was applied: only then do the files say they follow the sort order.
+    let group_rows: u64 = group.tasks.iter().filter_map(|t| t.record_count).sum();
+    if sorter.as_ref().is_some_and(|s| s.complete) && group_rows <= RUN_ROWS as u64 {
+        files = files.sorted_by(i32::try_from(table.metadata.default_sort_order_id()).unwrap_or_default());
+    }
     let prefix = format!("compact-{}", uuid::Uuid::now_v7());
     let mut writer = files.open(prefix)?;
-    let sorter = Sorter::new(&table.metadata, &files.arrow_schema()?);
     let written = async {
         let mut run: Vec<RecordBatch> = Vec::new();
         let mut run_rows = 0;

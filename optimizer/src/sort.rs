@@ -16,6 +16,8 @@ pub const RUN_ROWS: usize = 1_000_000;
 pub struct Sorter {
     /// Column index in the batch and sort options.
     keys: Vec<(usize, SortOptions)>,
+    /// Every field of the sort order is applied (none was skipped).
+    pub complete: bool,
 }
 
 impl Sorter {
@@ -42,7 +44,8 @@ impl Sorter {
                 Some((index, options))
             })
             .collect();
-        if keys.is_empty() { None } else { Some(Sorter { keys }) }
+        let complete = keys.len() == order.fields.len();
+        if keys.is_empty() { None } else { Some(Sorter { keys, complete }) }
     }
 
     /// Sorts one run (the batches concatenated).

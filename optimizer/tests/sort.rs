@@ -74,4 +74,15 @@ async fn compaction_output_follows_the_table_sort_order() {
     let mut expected = ids.clone();
     expected.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(ids, expected, "one file, rows in descending id order");
+
+    // The compacted file says which order its rows follow.
+    let snapshot = table.metadata.current_snapshot().expect("snapshot");
+    let list = catalog.manifest_list(&table.metadata, snapshot).await.expect("manifest list");
+    let mut orders = Vec::new();
+    for manifest in list.entries() {
+        let entries = manifest.load_manifest(catalog.file_io()).await.expect("manifest");
+        orders.extend(entries.entries().iter().filter(|e| e.is_alive()).map(|e| e.data_file().sort_order_id()));
+    }
+    let order_id = i32::try_from(table.metadata.default_sort_order_id()).expect("order id");
+    assert_eq!(orders, [Some(order_id)]);
 }

@@ -76,6 +76,12 @@ impl TableFiles {
         Ok(TableFiles { table, metadata, file_io, target_file_size, files })
     }
 
+    /// The same files, recording that their rows follow sort order `order_id` (the writer of
+    /// these files must sort them so).
+    pub fn sorted_by(self, order_id: i32) -> Self {
+        TableFiles { files: self.files.sorted_by(order_id), ..self }
+    }
+
     /// The id of the partition spec files are written with: the table's default spec when
     /// this was made. A commit of these files names it ([`crate::Change`]).
     pub fn spec_id(&self) -> i32 {

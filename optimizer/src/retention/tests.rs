@@ -5,9 +5,9 @@ use super::*;
 const DAY: i64 = 86_400_000;
 const NOW: i64 = 100 * DAY;
 
-/// Metadata whose main branch is snapshots 1 → 2 → … → `main_len` (snapshot n made `main_len
-/// - n + 1` days ago, the first holding writer offsets), plus `extra` snapshots `(id, parent,
-/// days ago)` and `refs`.
+/// Metadata whose main branch is snapshots 1 → 2 → … → `main_len` (snapshot n made
+/// `main_len - n + 1` days ago, the first holding writer offsets), plus `extra` snapshots
+/// `(id, parent, days ago)` and `refs`.
 fn metadata(
     main_len: i64,
     extra: &[(i64, Option<i64>, i64)],

@@ -50,10 +50,17 @@ fn orc_refusal(columns: &[String]) -> String {
 }
 
 /// Opens files of one format for one schema.
+#[derive(Clone)]
+pub struct FormatWriterBuilder {
+    kind: Kind,
+    /// The sort order the rows of these files follow (compaction sorts), recorded on each file.
+    sort_order_id: Option<i32>,
+}
+
 // One per table writer (and one writer per open file): boxing would save nothing worth it.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
-pub enum FormatWriterBuilder {
+enum Kind {
     Parquet { files: ParquetWriterBuilder, schema: Arc<Schema>, metrics: Arc<MetricsConfig> },
     Orc(OrcWriterBuilder),
 }
@@ -69,12 +76,12 @@ impl FormatWriterBuilder {
         parquet: WriterProperties,
     ) -> std::result::Result<Self, String> {
         let metrics = Arc::new(MetricsConfig::from_properties(props)?);
-        match format {
-            DataFileFormat::Parquet => Ok(Self::Parquet {
+        let kind = match format {
+            DataFileFormat::Parquet => Kind::Parquet {
                 files: ParquetWriterBuilder::new(parquet, Arc::clone(schema)),
                 schema: Arc::clone(schema),
                 metrics,
-            }),
+            },
             DataFileFormat::Orc => {
                 let layout = OrcLayout::new(schema).map_err(|columns| orc_refusal(&columns))?;
                 let stripe_bytes = match props.get("write.orc.stripe-size-bytes") {
@@ -86,27 +93,34 @@ impl FormatWriterBuilder {
                         .ok_or_else(|| format!("write.orc.stripe-size-bytes = {v:?} must be a positive number"))?,
                 };
                 let compression = OrcCompression::from_properties(props)?;
-                Ok(Self::Orc(OrcWriterBuilder::new(Arc::new(layout), stripe_bytes, compression, metrics)))
+                Kind::Orc(OrcWriterBuilder::new(Arc::new(layout), stripe_bytes, compression, metrics))
             }
             DataFileFormat::Avro | DataFileFormat::Puffin => {
-                Err(format!("{format:?} data files are not supported: write parquet or orc"))
+                return Err(format!("{format:?} data files are not supported: write parquet or orc"));
             }
-        }
+        };
+        Ok(FormatWriterBuilder { kind, sort_order_id: None })
+    }
+
+    /// The same builder for files whose rows follow sort order `order_id`.
+    pub fn sorted_by(self, order_id: i32) -> Self {
+        FormatWriterBuilder { sort_order_id: Some(order_id), ..self }
     }
 
     /// The same builder for one more set of open files (one writer's files of one checkpoint):
     /// ORC files of a set share a stripe budget.
     pub fn for_new_file_set(&self) -> Self {
-        match self {
-            Self::Parquet { .. } => self.clone(),
-            Self::Orc(builder) => Self::Orc(builder.for_new_file_set()),
-        }
+        let kind = match &self.kind {
+            Kind::Parquet { .. } => self.kind.clone(),
+            Kind::Orc(builder) => Kind::Orc(builder.for_new_file_set()),
+        };
+        FormatWriterBuilder { kind, sort_order_id: self.sort_order_id }
     }
 
     pub fn format(&self) -> DataFileFormat {
-        match self {
-            Self::Parquet { .. } => DataFileFormat::Parquet,
-            Self::Orc(_) => DataFileFormat::Orc,
+        match self.kind {
+            Kind::Parquet { .. } => DataFileFormat::Parquet,
+            Kind::Orc(_) => DataFileFormat::Orc,
         }
     }
 }
@@ -115,18 +129,25 @@ impl FileWriterBuilder for FormatWriterBuilder {
     type R = FormatWriter;
 
     async fn build(&self, output: OutputFile) -> iceberg::Result<FormatWriter> {
-        Ok(match self {
-            Self::Parquet { files, schema, metrics } => FormatWriter::Parquet {
+        let writer = match &self.kind {
+            Kind::Parquet { files, schema, metrics } => Writer::Parquet {
                 writer: files.build(output).await?,
                 metrics: FileMetrics::for_schema(schema, metrics),
             },
-            Self::Orc(b) => FormatWriter::Orc(b.build(output).await?),
-        })
+            Kind::Orc(b) => Writer::Orc(b.build(output).await?),
+        };
+        Ok(FormatWriter { writer, sort_order_id: self.sort_order_id })
     }
 }
 
+/// Writes one data file.
+pub struct FormatWriter {
+    writer: Writer,
+    sort_order_id: Option<i32>,
+}
+
 #[allow(clippy::large_enum_variant)]
-pub enum FormatWriter {
+enum Writer {
     /// iceberg-rust's Parquet writer, whose metrics (from row-group statistics, which can be
     /// tighter than the data) are replaced by ours.
     Parquet {
@@ -138,49 +159,55 @@ pub enum FormatWriter {
 
 impl FileWriter for FormatWriter {
     async fn write(&mut self, batch: &RecordBatch) -> iceberg::Result<()> {
-        match self {
-            Self::Parquet { writer, metrics } => {
+        match &mut self.writer {
+            Writer::Parquet { writer, metrics } => {
                 metrics.update(batch.columns());
                 writer.write(batch).await
             }
-            Self::Orc(w) => w.write(batch).await,
+            Writer::Orc(w) => w.write(batch).await,
         }
     }
 
     async fn close(self) -> iceberg::Result<Vec<DataFileBuilder>> {
-        match self {
-            Self::Parquet { writer, metrics } => {
+        let mut files = match self.writer {
+            Writer::Parquet { writer, metrics } => {
                 let mut files = writer.close().await?;
                 // One Parquet writer makes at most one file.
                 if let [file] = files.as_mut_slice() {
                     metrics.finish().set_on(file);
                 }
-                Ok(files)
+                files
             }
-            Self::Orc(w) => w.close().await,
+            Writer::Orc(w) => w.close().await?,
+        };
+        if let Some(order) = self.sort_order_id {
+            for file in &mut files {
+                file.sort_order_id(order);
+            }
         }
+        Ok(files)
     }
 }
 
 impl CurrentFileStatus for FormatWriter {
     fn current_file_path(&self) -> String {
-        match self {
-            Self::Parquet { writer, .. } => writer.current_file_path(),
-            Self::Orc(w) => w.current_file_path(),
+        match &self.writer {
+            Writer::Parquet { writer, .. } => writer.current_file_path(),
+            Writer::Orc(w) => w.current_file_path(),
         }
     }
 
     fn current_row_num(&self) -> usize {
-        match self {
-            Self::Parquet { writer, .. } => writer.current_row_num(),
-            Self::Orc(w) => w.current_row_num(),
+        match &self.writer {
+            Writer::Parquet { writer, .. } => writer.current_row_num(),
+            Writer::Orc(w) => w.current_row_num(),
         }
     }
 
     fn current_written_size(&self) -> usize {
-        match self {
-            Self::Parquet { writer, .. } => writer.current_written_size(),
-            Self::Orc(w) => w.current_written_size(),
+        match &self.writer {
+            Writer::Parquet { writer, .. } => writer.current_written_size(),
+            Writer::Orc(w) => w.current_written_size(),
         }
     }
 }

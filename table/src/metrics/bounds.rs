@@ -81,7 +81,7 @@ impl Bounds {
 
     /// Lower and upper bound in Iceberg's single-value serialization, strings and binaries cut
     /// to `truncate` characters/bytes (upper `None` when no cut upper bound exists).
-    pub(super) fn to_bytes(self, ty: &PrimitiveType, truncate: Option<usize>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    pub(super) fn into_bytes(self, ty: &PrimitiveType, truncate: Option<usize>) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         match self {
             Bounds::Bool(l, h) => (Some(vec![u8::from(l)]), Some(vec![u8::from(h)])),
             Bounds::Int(l, h) => (Some(l.to_le_bytes().to_vec()), Some(h.to_le_bytes().to_vec())),

@@ -173,7 +173,7 @@ impl FileMetrics {
                 out.nan_value_counts.insert(id, m.nans);
             }
             let (Some(bounds), Some(truncate)) = (m.bounds, mode.bounds()) else { continue };
-            let (lower, upper) = bounds.to_bytes(&ty, truncate);
+            let (lower, upper) = bounds.into_bytes(&ty, truncate);
             if let Some(d) = lower.and_then(|b| Datum::try_from_bytes(&b, ty.clone()).ok()) {
                 out.lower_bounds.insert(id, d);
             }

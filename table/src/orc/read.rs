@@ -26,6 +26,7 @@ use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 use crate::deletes::RowDeletes;
 use crate::read::{field_id, projected_arrow_schema, reshape};
 use crate::{Error, Result};
+use iceberg::spec::{MappedField, NameMapping};
 
 /// Reads one ORC data file of `table` (a task from its scan plan).
 pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'static, Result<RecordBatch>>> {
@@ -45,7 +46,14 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
     let root = metadata.root_data_type();
     let types = footer_types(&bytes, metadata.compression()).map_err(&file_error)?;
     let current = table.metadata().current_schema();
-    let ids = column_ids(root, &types, table.metadata().properties(), current);
+    let column_ids_by_index = orc_field_ids(&types, task.name_mapping.as_deref());
+    let ids = column_ids(root, &column_ids_by_index, task.name_mapping.is_some(), current);
+    // Hive-style files keep identity-partition columns in folder names only.
+    let constants = if has_attributes(&types) {
+        crate::read::PartitionConstants::default()
+    } else {
+        crate::read::PartitionConstants::for_task(table, &task, &ids.keys().copied().collect::<Vec<_>>()).await?
+    };
 
     // Equality deletes compare columns the task may not project: read them too, drop them after.
     let mut wanted = task.project_field_ids.clone();
@@ -54,6 +62,7 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
         wanted.extend(deletes.equality_ids().into_iter().filter(|id| !task.project_field_ids.contains(id)));
     }
     let target = projected_arrow_schema(current, &wanted).map_err(&file_error)?;
+    let constants = constants.for_target(&target);
     // ORC column index of each target column the file has.
     let sources: Vec<Option<usize>> =
         target.fields().iter().map(|f| field_id(f).and_then(|id| ids.get(&id).copied())).collect();
@@ -83,7 +92,8 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
         let batch = batch.map_err(|e| failed(e.to_string()))?;
         let first_row = next_row;
         next_row += batch.num_rows() as u64;
-        let batch = to_target(&batch, &target, &positions, &sources, &types).map_err(failed)?;
+        let batch = to_target(&batch, &target, &positions, &sources, (&types, &column_ids_by_index)).map_err(failed)?;
+        let batch = constants.fill(batch).map_err(failed)?;
         let batch = deletes.apply(batch, first_row).map_err(failed)?;
         if projected > 0 && batch.num_columns() > projected {
             return batch.project(&(0..projected).collect::<Vec<_>>()).map_err(|e| failed(e.to_string()));
@@ -97,6 +107,7 @@ pub async fn read_task(table: &Table, task: FileScanTask) -> Result<BoxStream<'s
 pub(crate) fn read_all(bytes: Bytes) -> std::result::Result<Vec<RecordBatch>, String> {
     let builder = orc_rust::ArrowReaderBuilder::try_new(bytes.clone()).map_err(|e| format!("unreadable ORC: {e}"))?;
     let types = footer_types(&bytes, builder.file_metadata().compression())?;
+    let ids = orc_field_ids(&types, None);
     let indexes: Vec<usize> =
         builder.file_metadata().root_data_type().children().iter().map(|c| c.data_type().column_index()).collect();
     let mut out = Vec::new();
@@ -106,7 +117,7 @@ pub(crate) fn read_all(bytes: Bytes) -> std::result::Result<Vec<RecordBatch>, St
             .columns()
             .iter()
             .zip(&indexes)
-            .map(|(column, index)| with_field_ids(column, &types, *index))
+            .map(|(column, index)| with_field_ids(column, &types, &ids, *index))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let fields: Vec<FieldRef> = batch
             .schema()
@@ -114,7 +125,7 @@ pub(crate) fn read_all(bytes: Bytes) -> std::result::Result<Vec<RecordBatch>, St
             .iter()
             .zip(&columns)
             .zip(&indexes)
-            .map(|((field, column), index)| with_id(field, column.data_type().clone(), &types, *index))
+            .map(|((field, column), index)| with_id(field, column.data_type().clone(), &ids, *index))
             .collect();
         let schema = Arc::new(arrow_schema::Schema::new(fields));
         out.push(RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())?);
@@ -129,14 +140,14 @@ fn to_target(
     target: &ArrowSchemaRef,
     positions: &[Option<usize>],
     sources: &[Option<usize>],
-    types: &[proto::Type],
+    (types, ids): (&[proto::Type], &HashMap<usize, i32>),
 ) -> std::result::Result<RecordBatch, String> {
     let columns = target
         .fields()
         .iter()
         .zip(positions.iter().zip(sources))
         .map(|(field, source)| match source {
-            (Some(i), Some(index)) => reshape(&with_field_ids(batch.column(*i), types, *index)?, field),
+            (Some(i), Some(index)) => reshape(&with_field_ids(batch.column(*i), types, ids, *index)?, field),
             _ => Ok(new_null_array(field.data_type(), batch.num_rows())),
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
@@ -144,23 +155,72 @@ fn to_target(
     RecordBatch::try_new_with_options(Arc::clone(target), columns, &options).map_err(|e| e.to_string())
 }
 
-/// `field` with the Iceberg field id of ORC column `index` (from its `iceberg.id`), as our
+/// `field` with the Iceberg field id of ORC column `index` ([`orc_field_ids`]), as our
 /// reader's by-id matching expects it.
-fn with_id(field: &Field, data_type: DataType, types: &[proto::Type], index: usize) -> FieldRef {
-    let id = types
-        .get(index)
-        .and_then(|t| t.attributes.iter().find(|a| a.key() == super::ID))
-        .map(|a| a.value().to_string());
+fn with_id(field: &Field, data_type: DataType, ids: &HashMap<usize, i32>, index: usize) -> FieldRef {
     let mut field = field.clone().with_data_type(data_type);
-    if let Some(id) = id {
-        field = field.with_metadata(HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id)]));
+    if let Some(id) = ids.get(&index) {
+        field = field.with_metadata(HashMap::from([(PARQUET_FIELD_ID_META_KEY.to_string(), id.to_string())]));
     }
     Arc::new(field)
 }
 
+/// Whether the file's columns carry Iceberg's `iceberg.id` attributes (ours, Spark's, Trino's).
+fn has_attributes(types: &[proto::Type]) -> bool {
+    types.iter().any(|t| t.attributes.iter().any(|a| a.key() == super::ID))
+}
+
+/// The Iceberg field id of every ORC column (by column index): from the `iceberg.id`
+/// attributes, else from the name mapping by field names at every level (list elements under
+/// `element`, map keys and values under `key` and `value`), as Iceberg's Java ORC reader does
+/// for files written by Hive.
+fn orc_field_ids(types: &[proto::Type], mapping: Option<&NameMapping>) -> HashMap<usize, i32> {
+    if has_attributes(types) {
+        return types
+            .iter()
+            .enumerate()
+            .filter_map(|(index, t)| {
+                let id = t.attributes.iter().find(|a| a.key() == super::ID)?.value().parse().ok()?;
+                Some((index, id))
+            })
+            .collect();
+    }
+    fn walk(types: &[proto::Type], index: usize, mapped: &[&MappedField], out: &mut HashMap<usize, i32>) {
+        let Some(t) = types.get(index) else { return };
+        let children: Vec<(String, usize)> = match t.kind() {
+            proto::r#type::Kind::Struct => {
+                t.field_names.iter().cloned().zip(t.subtypes.iter().map(|s| *s as usize)).collect()
+            }
+            proto::r#type::Kind::List => t.subtypes.iter().map(|s| ("element".to_string(), *s as usize)).collect(),
+            proto::r#type::Kind::Map => {
+                ["key", "value"].iter().zip(&t.subtypes).map(|(name, s)| (name.to_string(), *s as usize)).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (name, child) in children {
+            let Some(entry) = mapped.iter().find(|m| m.names().contains(&name)) else { continue };
+            if let Some(id) = entry.field_id() {
+                out.insert(child, id);
+            }
+            let grandchildren: Vec<&MappedField> = entry.fields().iter().map(Arc::as_ref).collect();
+            walk(types, child, &grandchildren, out);
+        }
+    }
+    let mut out = HashMap::new();
+    if let Some(mapping) = mapping {
+        walk(types, 0, &mapping.fields().iter().collect::<Vec<_>>(), &mut out);
+    }
+    out
+}
+
 /// `array` (ORC column `index` as orc-rust read it) with the Iceberg field id of every nested
 /// field in its Arrow fields, so it is rebuilt into the current schema by id, not by position.
-fn with_field_ids(array: &ArrayRef, types: &[proto::Type], index: usize) -> std::result::Result<ArrayRef, String> {
+fn with_field_ids(
+    array: &ArrayRef,
+    types: &[proto::Type],
+    ids: &HashMap<usize, i32>,
+    index: usize,
+) -> std::result::Result<ArrayRef, String> {
     let subtypes: Vec<usize> =
         types.get(index).map(|t| t.subtypes.iter().map(|s| *s as usize).collect()).unwrap_or_default();
     let failed = |e: arrow_schema::ArrowError| format!("ORC column {index}: {e}");
@@ -170,8 +230,8 @@ fn with_field_ids(array: &ArrayRef, types: &[proto::Type], index: usize) -> std:
             let mut tagged = Vec::new();
             let mut children = Vec::new();
             for ((field, child), sub) in fields.iter().zip(strukt.columns()).zip(subtypes) {
-                let child = with_field_ids(child, types, sub)?;
-                tagged.push(with_id(field, child.data_type().clone(), types, sub));
+                let child = with_field_ids(child, types, ids, sub)?;
+                tagged.push(with_id(field, child.data_type().clone(), ids, sub));
                 children.push(child);
             }
             Arc::new(StructArray::try_new(tagged.into(), children, strukt.nulls().cloned()).map_err(failed)?)
@@ -179,8 +239,8 @@ fn with_field_ids(array: &ArrayRef, types: &[proto::Type], index: usize) -> std:
         DataType::List(element) => {
             let list = array.as_list::<i32>();
             let sub = subtypes.first().copied().ok_or("a list without an element type")?;
-            let values = with_field_ids(list.values(), types, sub)?;
-            let element = with_id(element, values.data_type().clone(), types, sub);
+            let values = with_field_ids(list.values(), types, ids, sub)?;
+            let element = with_id(element, values.data_type().clone(), ids, sub);
             Arc::new(
                 ListArray::try_new(element, list.offsets().clone(), values, list.nulls().cloned()).map_err(failed)?,
             )
@@ -192,11 +252,11 @@ fn with_field_ids(array: &ArrayRef, types: &[proto::Type], index: usize) -> std:
             let DataType::Struct(kv) = entries_field.data_type() else {
                 return Err("map entries are not a struct".into());
             };
-            let key = with_field_ids(entries.column(0), types, key_type)?;
-            let value = with_field_ids(entries.column(1), types, value_type)?;
+            let key = with_field_ids(entries.column(0), types, ids, key_type)?;
+            let value = with_field_ids(entries.column(1), types, ids, value_type)?;
             let fields = Fields::from(vec![
-                with_id(&kv[0], key.data_type().clone(), types, key_type),
-                with_id(&kv[1], value.data_type().clone(), types, value_type),
+                with_id(&kv[0], key.data_type().clone(), ids, key_type),
+                with_id(&kv[1], value.data_type().clone(), ids, value_type),
             ]);
             let entries =
                 StructArray::try_new(fields.clone(), vec![key, value], entries.nulls().cloned()).map_err(failed)?;
@@ -226,55 +286,27 @@ fn footer_types(
     Ok(proto::Footer::decode(footer.as_slice()).map_err(|e| e.to_string())?.types)
 }
 
-/// Iceberg field id → ORC column index of the file's top-level columns.
+/// Iceberg field id → ORC column index of the file's top-level columns: by [`orc_field_ids`],
+/// or, for a file without attributes on a table without a name mapping, by the current column
+/// names (what Iceberg's own readers fall back to).
 fn column_ids(
     root: &orc_rust::schema::RootDataType,
-    types: &[proto::Type],
-    properties: &HashMap<String, String>,
+    by_index: &HashMap<usize, i32>,
+    mapped: bool,
     current: &iceberg::spec::Schema,
 ) -> HashMap<i32, usize> {
-    let attribute_id = |index: usize| {
-        types.get(index)?.attributes.iter().find(|a| a.key() == super::ID).and_then(|a| a.value().parse::<i32>().ok())
-    };
-    let by_attribute: HashMap<i32, usize> = root
-        .children()
-        .iter()
-        .filter_map(|c| Some((attribute_id(c.data_type().column_index())?, c.data_type().column_index())))
-        .collect();
-    if !by_attribute.is_empty() {
-        return by_attribute;
-    }
-    let mapping = properties.get("schema.name-mapping.default").map(|m| name_mapping(m)).unwrap_or_default();
     root.children()
         .iter()
         .filter_map(|c| {
-            let id = match mapping.get(c.name()) {
+            let index = c.data_type().column_index();
+            let id = match by_index.get(&index) {
                 Some(id) => *id,
-                None if mapping.is_empty() => current.field_by_name(c.name())?.id,
+                None if by_index.is_empty() && !mapped => current.field_by_name(c.name())?.id,
                 None => return None,
             };
-            Some((id, c.data_type().column_index()))
+            Some((id, index))
         })
         .collect()
-}
-
-/// Top-level names → field id of a name mapping (`[{"field-id": 1, "names": ["id"]}, …]`).
-fn name_mapping(json: &str) -> HashMap<String, i32> {
-    let Ok(serde_json::Value::Array(fields)) = serde_json::from_str::<serde_json::Value>(json) else {
-        return HashMap::new();
-    };
-    let mut out = HashMap::new();
-    for field in fields {
-        let Some(id) = field.get("field-id").and_then(|v| v.as_i64()).and_then(|v| i32::try_from(v).ok()) else {
-            continue;
-        };
-        for name in field.get("names").and_then(|n| n.as_array()).into_iter().flatten() {
-            if let Some(name) = name.as_str() {
-                out.insert(name.to_string(), id);
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -282,13 +314,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn name_mapping_maps_every_alias() {
-        let mapping = name_mapping(
-            r#"[{"field-id": 1, "names": ["id", "ID"]}, {"field-id": 2, "names": ["v"]}, {"names": ["x"]}]"#,
-        );
-        assert_eq!(mapping.get("ID"), Some(&1));
-        assert_eq!(mapping.get("v"), Some(&2));
-        assert_eq!(mapping.len(), 3);
-        assert!(name_mapping("not json").is_empty());
+    fn columns_without_attributes_get_ids_from_the_name_mapping_at_every_level() {
+        use proto::r#type::Kind;
+        let ty = |kind: Kind, subtypes: &[u32], names: &[&str]| proto::Type {
+            kind: Some(kind as i32),
+            subtypes: subtypes.to_vec(),
+            field_names: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        };
+        // struct<id: bigint, geo: struct<lat: double, city: string>, tags: array<string>, m: map<string, int>>
+        let types = vec![
+            ty(Kind::Struct, &[1, 2, 5, 7], &["id", "geo", "tags", "m"]),
+            ty(Kind::Long, &[], &[]),
+            ty(Kind::Struct, &[3, 4], &["lat", "city"]),
+            ty(Kind::Double, &[], &[]),
+            ty(Kind::String, &[], &[]),
+            ty(Kind::List, &[6], &[]),
+            ty(Kind::String, &[], &[]),
+            ty(Kind::Map, &[8, 9], &[]),
+            ty(Kind::String, &[], &[]),
+            ty(Kind::Int, &[], &[]),
+        ];
+        let mapping: NameMapping = serde_json::from_str(
+            r#"[{"field-id": 1, "names": ["id"]},
+                {"field-id": 2, "names": ["geo"], "fields": [{"field-id": 3, "names": ["lat"]}, {"field-id": 4, "names": ["city", "town"]}]},
+                {"field-id": 5, "names": ["tags"], "fields": [{"field-id": 6, "names": ["element"]}]},
+                {"field-id": 7, "names": ["m"], "fields": [{"field-id": 8, "names": ["key"]}, {"field-id": 9, "names": ["value"]}]}]"#,
+        )
+        .expect("mapping");
+        let ids = orc_field_ids(&types, Some(&mapping));
+        let expected: HashMap<usize, i32> = (1..=9).map(|i| (i, i as i32)).collect();
+        assert_eq!(ids, expected);
+        assert!(orc_field_ids(&types, None).is_empty());
     }
 }

@@ -77,8 +77,8 @@ pub(super) async fn read(table: &Table, task: FileScanTask) -> Result<BoxStream<
         .map_err(|e| refuse(&format!("its columns do not match the name mapping: {e}")))?
         .build()
         .map_err(|e| refuse(&e.to_string()))?;
-    let spec = partition_spec(table, &task).await?;
-    let constants = partition_constants(&task, spec.as_deref(), &mapped, &target);
+    let in_file: Vec<i32> = mapped.fields().iter().filter_map(|f| field_id(f)).collect();
+    let constants = PartitionConstants::for_task(table, &task, &in_file).await?.for_target(&target);
     let failed = move |message: String| Error::Metadata { table: path.clone(), message };
     Ok(stream
         .map_err({
@@ -86,7 +86,7 @@ pub(super) async fn read(table: &Table, task: FileScanTask) -> Result<BoxStream<
             move |e| failed(e.to_string())
         })
         .and_then(move |batch| {
-            let rebuilt = to_schema(&batch, &target).and_then(|b| fill_constants(b, &constants)).map_err(&failed);
+            let rebuilt = to_schema(&batch, &target).and_then(|b| constants.fill(b)).map_err(&failed);
             async move { rebuilt }
         })
         .boxed())
@@ -139,54 +139,67 @@ fn renamed_child(child: &FieldRef, mapped: &[&MappedField], iceberg_name: &str) 
     )
 }
 
-/// Identity-partition values for the target's top-level columns the file does not hold, by
-/// column index, as text (cast to the column type when filled).
-fn partition_constants(
-    task: &FileScanTask,
-    spec: Option<&PartitionSpec>,
-    file: &ArrowSchema,
-    target: &ArrowSchemaRef,
-) -> HashMap<usize, Option<String>> {
-    let (Some(spec), Some(partition)) = (spec, &task.partition) else { return HashMap::new() };
-    let schema = &task.schema;
-    let Ok(partition_type) = spec.partition_type(schema) else { return HashMap::new() };
-    if !partition_values::fits(partition, &partition_type) {
-        return HashMap::new();
-    }
-    let partition = partition_values::promote(partition, &partition_type);
-    let in_file: Vec<i32> = file.fields().iter().filter_map(|f| field_id(f)).collect();
-    let mut out = HashMap::new();
-    for (i, field) in spec.fields().iter().enumerate() {
-        if field.transform != Transform::Identity || in_file.contains(&field.source_id) {
-            continue;
+/// The values of identity-partition columns a file does not hold (Hive keeps them in folder
+/// names), from the task's partition tuple, by source field id, as text.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionConstants(Vec<(i32, Option<String>)>);
+
+/// [`PartitionConstants`] placed at their columns of one target schema.
+#[derive(Debug, Default)]
+pub(crate) struct TargetConstants(HashMap<usize, Option<String>>);
+
+impl PartitionConstants {
+    /// The identity-partition values of `task`'s file for the source columns not `in_file`.
+    pub(crate) async fn for_task(table: &Table, task: &FileScanTask, in_file: &[i32]) -> Result<Self> {
+        let Some(spec) = partition_spec(table, task).await? else { return Ok(Self::default()) };
+        let Some(partition) = &task.partition else { return Ok(Self::default()) };
+        let schema = table.metadata().current_schema();
+        let Ok(partition_type) = spec.partition_type(schema) else { return Ok(Self::default()) };
+        if !partition_values::fits(partition, &partition_type) {
+            return Ok(Self::default());
         }
-        let Some(index) = target.fields().iter().position(|f| field_id(f) == Some(field.source_id)) else { continue };
-        let Some(source) = schema.field_by_id(field.source_id) else { continue };
-        let value = partition.fields().get(i).and_then(Option::as_ref);
-        out.insert(index, value.map(|v| Transform::Identity.to_human_string(&source.field_type, Some(v))));
+        let partition = partition_values::promote(partition, &partition_type);
+        let mut out = Vec::new();
+        for (i, field) in spec.fields().iter().enumerate() {
+            if field.transform != Transform::Identity || in_file.contains(&field.source_id) {
+                continue;
+            }
+            let Some(source) = schema.field_by_id(field.source_id) else { continue };
+            let value = partition.fields().get(i).and_then(Option::as_ref);
+            out.push((
+                field.source_id,
+                value.map(|v| Transform::Identity.to_human_string(&source.field_type, Some(v))),
+            ));
+        }
+        Ok(PartitionConstants(out))
     }
-    out
+
+    pub(crate) fn for_target(&self, target: &ArrowSchemaRef) -> TargetConstants {
+        let at = |id: i32| target.fields().iter().position(|f| field_id(f) == Some(id));
+        TargetConstants(self.0.iter().filter_map(|(id, value)| Some((at(*id)?, value.clone()))).collect())
+    }
 }
 
-fn fill_constants(
-    batch: RecordBatch,
-    constants: &HashMap<usize, Option<String>>,
-) -> std::result::Result<RecordBatch, String> {
-    if constants.is_empty() {
-        return Ok(batch);
+impl TargetConstants {
+    /// `batch` (of the target schema) with the partition columns filled in.
+    pub(crate) fn fill(&self, batch: RecordBatch) -> std::result::Result<RecordBatch, String> {
+        if self.0.is_empty() {
+            return Ok(batch);
+        }
+        let rows = batch.num_rows();
+        let schema = batch.schema();
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for (index, value) in &self.0 {
+            let ty = schema.field(*index).data_type();
+            columns[*index] = match value {
+                None => new_null_array(ty, rows),
+                Some(text) => arrow_cast::cast(&StringArray::from(vec![text.as_str(); rows]), ty)
+                    .map_err(|e| format!("partition value {text:?} as {ty}: {e}"))?,
+            };
+        }
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(rows));
+        RecordBatch::try_new_with_options(schema, columns, &options).map_err(|e| format!("fill partition values: {e}"))
     }
-    let rows = batch.num_rows();
-    let schema = batch.schema();
-    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for (index, value) in constants {
-        let ty = schema.field(*index).data_type();
-        columns[*index] = match value {
-            None => new_null_array(ty, rows),
-            Some(text) => arrow_cast::cast(&StringArray::from(vec![text.as_str(); rows]), ty)
-                .map_err(|e| format!("partition value {text:?} as {ty}: {e}"))?,
-        };
-    }
-    RecordBatch::try_new(schema, columns).map_err(|e| format!("fill partition values: {e}"))
 }
 
 /// The partition spec of a task's file. iceberg-rust's scan leaves it out: it is the one spec

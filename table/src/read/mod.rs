@@ -33,6 +33,8 @@ use crate::{Error, Result};
 
 mod by_name;
 
+pub(crate) use by_name::PartitionConstants;
+
 /// Reads `tasks` (from a scan plan of `table`) in order; batches have the table's current
 /// schema, projected to each task's columns, with deletes applied.
 pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static, Result<RecordBatch>> {
