@@ -49,8 +49,10 @@ pub async fn remove_orphans(
             humantime::format_duration(older_than)
         )));
     }
-    // Journals first: they name crashed checkpoints' files exactly, whatever their age.
-    let mut report = settle_journals(catalog, ident, dry_run).await?;
+    // Journals first: they name crashed checkpoints' files exactly, whatever their age, and the
+    // files of checkpoints that may still land, which are never orphans.
+    let (mut report, pending) = settle(catalog, ident, dry_run).await?;
+    let pending: BTreeSet<String> = pending.iter().map(|p| normalize(p)).collect();
     let table = catalog.load(ident).await?;
     let (op, root) = location_operator(table.metadata.location(), config)?;
     let cutoff = SystemTime::now() - older_than;
@@ -77,7 +79,7 @@ pub async fn remove_orphans(
     let mut mismatched = Vec::new();
     let live_by_path: BTreeMap<&str, &str> = live.iter().map(|p| (without_prefix(p), p.as_str())).collect();
     for path in candidates {
-        if live.contains(&path) || is_checksum_of_live(&path, &live) {
+        if live.contains(&path) || pending.contains(&path) || is_checksum_of_live(&path, &live) {
             continue;
         }
         match live_by_path.get(without_prefix(&path)) {
@@ -116,6 +118,11 @@ pub async fn remove_orphans(
 /// `remove-orphans --journals`: deletes the files of checkpoints that crashed writers journaled
 /// and that will never commit (see [`icefall_table::journal`]); lists only the journal directory.
 pub async fn settle_journals(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<Report> {
+    Ok(settle(catalog, ident, dry_run).await?.0)
+}
+
+/// Settles the journals; also returns the files of journals whose checkpoint may still land.
+async fn settle(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<(Report, Vec<String>)> {
     let started = Instant::now();
     let table = catalog.load(ident).await?;
     let mut report = Report::new("remove-orphans", &table.name(), dry_run);
@@ -133,7 +140,7 @@ pub async fn settle_journals(catalog: &Catalog, ident: &TableIdent, dry_run: boo
         ));
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    Ok((report, settled.files_pending))
 }
 
 /// A path without its `scheme://authority` (the path alone for local paths).

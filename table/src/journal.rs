@@ -54,6 +54,8 @@ pub struct Settled {
     pub journals_settled: usize,
     /// Journals whose checkpoint may still land; left alone.
     pub journals_pending: usize,
+    /// Files of those journals: never orphans, whatever their age.
+    pub files_pending: Vec<String>,
     /// Files of settled journals that no snapshot references: deleted (or, in a dry run, listed).
     pub files_deleted: Vec<String>,
     /// Files of settled journals kept because a snapshot references them (their commit landed).
@@ -100,9 +102,12 @@ pub async fn remove(file_io: &FileIO, path: &str) -> Result<()> {
     file_io.delete(path).await.map_err(Error::iceberg(format!("delete journal {path}")))
 }
 
-/// Applies the settling rule to every journal of `table` (as loaded: one metadata version
-/// decides both whether a checkpoint landed and which files are referenced). Lists only the
-/// journal directory.
+/// Applies the settling rule to every journal of `table`. Lists only the journal directory.
+///
+/// The journals are listed first and the table is loaded *after*, and that one view decides
+/// both whether a checkpoint landed and which files are referenced: a peer's journal written
+/// after an older view was loaded starts from offsets that view has not seen, and judged by it
+/// would look settled, deleting files the peer is about to commit.
 pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Result<Settled> {
     let location = table.metadata.location();
     let (op, _) = location_operator(location, catalog.config())?;
@@ -123,6 +128,7 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
     if paths.is_empty() {
         return Ok(out);
     }
+    let table = &catalog.load(&table.ident).await?;
     let offsets = committed_offsets(&table.metadata)?;
     let mut referenced: Option<BTreeSet<String>> = None;
     for path in paths {
@@ -137,6 +143,7 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
         };
         if !journal.is_settled(&offsets) {
             out.journals_pending += 1;
+            out.files_pending.extend(journal.files);
             continue;
         }
         // Walked once, and only when some journal needs it.

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use iceberg::spec::TableMetadata;
 
-use crate::{Catalog, LoadedTable, Result};
+use crate::storage::normalize_path;
+use crate::{Catalog, LoadedTable, Result, TableIdent};
 
 /// Files referenced by a table, by kind.
 #[derive(Debug, Default, Clone)]
@@ -80,5 +81,26 @@ impl Catalog {
         let mut out = self.reachable(&table.metadata).await?;
         out.metadata_files.insert(table.metadata_location.clone());
         Ok(out)
+    }
+
+    /// Deletes those of `files` (data files of a commit that was given up) that no snapshot of
+    /// the table references, under any ref: an attempt whose outcome was unknown may have
+    /// landed after all. Returns the files deleted; one that cannot be deleted is left for
+    /// orphan removal. Fails, deleting nothing, when the table cannot be read.
+    pub async fn delete_unreferenced(&self, ident: &TableIdent, files: &[String]) -> Result<Vec<String>> {
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = self.load(ident).await?;
+        let referenced: BTreeSet<String> =
+            self.reachable_from(&table).await?.content_files.iter().map(|p| normalize_path(p)).collect();
+        let mut deleted = Vec::new();
+        for file in files.iter().filter(|f| !referenced.contains(&normalize_path(f))) {
+            match self.file_io().delete(file).await {
+                Ok(()) => deleted.push(file.clone()),
+                Err(e) => tracing::debug!(file, error = %e, "could not delete an uncommitted file"),
+            }
+        }
+        Ok(deleted)
     }
 }

@@ -308,3 +308,71 @@ async fn a_rewrite_is_rejected_only_by_new_deletes_that_apply_to_its_files() {
     let same = catalog.commit(table, &replace(["a1", "a2"], "a", 1), |_| Ok(HashMap::new()), &policy).await;
     assert!(matches!(&same, Err(Error::Rejected { reason, .. }) if reason.contains("a-deletes")), "{same:?}");
 }
+
+/// A file on local disk under `dir`, as a table would name it, and that name.
+fn file_on_disk(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
+    std::fs::write(&path, b"data").expect("write");
+    format!("file://{}", path.display())
+}
+
+/// Settling judges journals by the table as loaded *after* listing them: a peer that committed
+/// and journaled its next checkpoint after our view of the table was loaded keeps its files
+/// (judged by the old view its journal would look settled, and its files would be deleted).
+#[tokio::test]
+async fn settling_judges_a_peers_new_journal_by_the_table_after_listing() {
+    use icefall_table::journal::{self, Journal, JournalRange};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.peers").expect("ident");
+    let table = catalog.load_or_create(&ident, &layout()).await.expect("create");
+    let policy = RetryPolicy::default();
+    let append = || PendingCommit::append(vec![], 0, HashMap::new());
+    let table = catalog.commit(table, &append(), with_offsets(0, 100), &policy).await.expect("commit").table;
+    let stale = table.clone();
+    // The peer commits 100 → 150, then journals its next checkpoint, 150 → 200.
+    let table = catalog.commit(table, &append(), with_offsets(0, 150), &policy).await.expect("commit").table;
+    let file = file_on_disk(dir.path(), "warehouse/ns/peers/data/peer-000002.parquet");
+    let peer = Journal {
+        writer_id: "w".into(),
+        instance: "peer".into(),
+        checkpoint: 2,
+        written_at_ms: 0,
+        ranges: vec![JournalRange { topic: "t".into(), partition: 0, start: Some(150), end: 200 }],
+        files: vec![file.clone()],
+    };
+    peer.write(catalog.file_io(), table.metadata.location()).await.expect("journal");
+    let settled = journal::settle(&catalog, &stale, false).await.expect("settle");
+    assert_eq!((settled.journals_pending, settled.journals_settled), (1, 0), "{settled:?}");
+    assert_eq!(settled.files_pending, std::slice::from_ref(&file));
+    assert!(std::path::Path::new(&file.replace("file://", "")).exists(), "the peer's file is kept");
+}
+
+/// A commit given up (fenced) deletes only the files no snapshot references.
+#[tokio::test]
+async fn a_given_up_commit_deletes_only_files_no_snapshot_references() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = catalog(dir.path()).await;
+    let ident = parse_ident("ns.given_up").expect("ident");
+    let table = catalog.load_or_create(&ident, &layout()).await.expect("create");
+    let (landed, stray) = (
+        file_on_disk(dir.path(), "warehouse/ns/given_up/data/landed.parquet"),
+        file_on_disk(dir.path(), "warehouse/ns/given_up/data/stray.parquet"),
+    );
+    let committed = DataFileBuilder::default()
+        .content(DataContentType::Data)
+        .file_path(landed.clone())
+        .file_format(DataFileFormat::Parquet)
+        .record_count(1)
+        .file_size_in_bytes(4)
+        .partition_spec_id(0)
+        .build()
+        .expect("data file");
+    let pending = PendingCommit::append(vec![committed], 0, HashMap::new());
+    catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit");
+    let deleted = catalog.delete_unreferenced(&ident, &[landed.clone(), stray.clone()]).await.expect("delete");
+    assert_eq!(deleted, std::slice::from_ref(&stray));
+    assert!(std::path::Path::new(&landed.replace("file://", "")).exists());
+    assert!(!std::path::Path::new(&stray.replace("file://", "")).exists());
+}

@@ -21,7 +21,6 @@ use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIde
 
 use crate::dead_letter::{self, DeadLetter};
 use crate::freshness::CheckpointTimes;
-use crate::pool::delete_files;
 use crate::source::TopicPartition;
 use crate::{Error, Result};
 use icefall_table::files::TableFiles;
@@ -173,8 +172,10 @@ impl Committer {
                     return Ok(());
                 }
                 Err(icefall_table::Error::Rejected { .. }) => {
-                    // Another writer added dead letters of these partitions: filter again.
-                    delete_files(self.catalog.file_io(), &files).await;
+                    // Another writer added dead letters of these partitions: filter again. Only
+                    // files no snapshot references go (an earlier attempt may have landed).
+                    let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+                    self.catalog.delete_unreferenced(&self.dead_letter_table, &paths).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -506,8 +506,14 @@ impl Pipeline {
         };
         let commit_started = Instant::now();
         let Some(outcome) = self.commit_with_retries(&checkpoint).await? else {
-            delete_files(&self.file_io, &checkpoint.data_files).await;
-            self.remove_journal(journal_path.as_deref()).await;
+            // Fenced: only files no snapshot references go (an attempt of unknown outcome may
+            // have landed). If the table cannot be read now, the journal stays and settles them.
+            let paths: Vec<String> = checkpoint.data_files.iter().map(|f| f.file_path().to_string()).collect();
+            match self.catalog.delete_unreferenced(&self.table.ident, &paths).await {
+                Ok(_) => self.remove_journal(journal_path.as_deref()).await,
+                Err(e) => tracing::warn!(pipeline = %self.name, error = %e,
+                    "could not check the fenced checkpoint's files; its journal stays for settling"),
+            }
             return self.abort("another writer committed these offsets").await;
         };
         self.remove_journal(journal_path.as_deref()).await;
