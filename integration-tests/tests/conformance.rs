@@ -315,7 +315,17 @@ async fn expiry_and_orphan_removal_follow_the_table_properties() {
         reports.iter().filter(|r| r.to_string().contains("gc.enabled is false")).collect();
     assert_eq!(skipped.len(), 2, "run skips expiry and orphan removal: {reports:?}");
 
-    optimizer::run(&config, &keep_three, &["expire-snapshots", "--older-than", "0s", "--retain-last", "1"]);
+    // Over both tables: the refusal on one does not stop the other; the run fails at the end,
+    // naming the table that failed.
+    let output = std::process::Command::new(optimizer::optimizer_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--table", &no_gc, "--table", &keep_three])
+        .args(["expire-snapshots", "--older-than", "0s", "--retain-last", "1"])
+        .output()
+        .expect("run the optimizer");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("1 of 2 tables failed") && stderr.contains(&no_gc), "{stderr}");
     assert_eq!(snapshots(keep_three).await, 3, "history.expire.min-snapshots-to-keep wins over --retain-last");
 }
 

@@ -189,3 +189,60 @@ async fn the_optimizer_writes_a_prometheus_textfile() {
     assert!(metric_sum(&text, "icefall_optimizer_run_duration_seconds", &[]).is_some_and(|d| d > 0.0));
     assert!(!s.dir.read_dir().expect("dir").flatten().any(|e| e.file_name().to_string_lossy().contains(".tmp.")));
 }
+
+/// A pipeline that stops with an error stops the process: the other pipeline makes its final
+/// checkpoint and the process exits non-zero (so the orchestrator restarts it), instead of
+/// living on with one pipeline dead and its topic lagging unseen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_pipeline_stops_the_process_non_zero() {
+    use icefall_integration_tests::broker::Broker;
+    use icefall_integration_tests::writer::{PipelineSpec, events_pipelines};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Broker::start();
+    let (topic_a, topic_b) = (icefall_integration_tests::unique("alive"), icefall_integration_tests::unique("dies"));
+    broker.create_topic(&topic_a, 1);
+    broker.create_topic(&topic_b, 1);
+    let ns = icefall_integration_tests::unique("ns");
+    let (table_a, table_b) = (format!("{ns}.alive"), format!("{ns}.dies"));
+    let spec = PipelineSpec {
+        bootstrap: &broker.bootstrap(),
+        topic: "",
+        table: "",
+        checkpoint: "500ms",
+        writers: 1,
+        catalog_uri: None,
+    };
+    let config = events_pipelines(dir, &spec, &[("alive", &topic_a, &table_a), ("dies", &topic_b, &table_b)]);
+    let (producer_a, producer_b) =
+        (TestProducer::new(&broker.bootstrap(), &topic_a), TestProducer::new(&broker.bootstrap(), &topic_b));
+    let mut landed = BTreeMap::new();
+    producer_a.send_events(0, 100, 1, &mut landed);
+    producer_b.send_events(0, 100, 1, &mut BTreeMap::new());
+    let mut writer = WriterProcess::start(&config, "writer");
+    let catalog = tables::catalog(dir).await;
+    for table in [&table_a, &table_b] {
+        tables::wait_for_offsets(
+            &catalog,
+            table,
+            if table == &table_a { &topic_a } else { &topic_b },
+            &landed,
+            Duration::from_secs(120),
+        )
+        .await;
+    }
+    // Pipeline `dies` loses its table: its next commit fails for good.
+    catalog.drop_table(&icefall_table::catalog::parse_ident(&table_b).expect("ident")).await.expect("drop");
+    producer_b.send_events(100, 200, 1, &mut BTreeMap::new());
+    producer_a.send_events(100, 150, 1, &mut landed);
+    let status = writer.wait_exit(Duration::from_secs(90));
+    assert!(!status.success(), "a dead pipeline makes the process exit non-zero");
+    let log = std::fs::read_to_string(&writer.log).expect("log");
+    assert!(log.contains("pipeline stopped; stopping the other pipelines") && log.contains("dies"), "{log}");
+    // The live pipeline's rows are each in its table once, up to its committed offset.
+    let ids = tables::long_column(&catalog, &table_a, "id").await;
+    let offsets = tables::offsets(&catalog, &table_a).await;
+    let committed = offsets.get(&topic_a).and_then(|p| p.get(&0)).copied().unwrap_or(0);
+    assert!(committed >= 100, "{offsets:?}");
+    tables::assert_exactly_once(&ids, committed);
+}

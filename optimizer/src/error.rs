@@ -23,6 +23,9 @@ pub enum Error {
     /// A safety rule refused the operation; the message names the rule and the override.
     #[error("refused: {0}")]
     Refused(String),
+    /// A command over several tables failed on some of them (the others were done).
+    #[error("{} of {total} tables failed: {}", failed.len(), failed.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
+    TablesFailed { total: usize, failed: Vec<(String, String)> },
 }
 
 impl Error {

@@ -222,8 +222,19 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
     let catalog = Catalog::connect(&config.catalog).await?;
     let tables = icefall_optimizer::tables(&catalog, &config, &cli.tables).await?;
     let mut clean = true;
+    // One table's failure does not stop the others; the run fails at the end, naming each.
+    let mut failed: Vec<(String, icefall_optimizer::Error)> = Vec::new();
     for table in &tables {
-        for report in icefall_optimizer::execute(&catalog, &config, table, &command).await? {
+        let table_reports = match icefall_optimizer::execute(&catalog, &config, table, &command).await {
+            Ok(reports) => reports,
+            Err(e) => {
+                let name = icefall_table::catalog::display_ident(table);
+                tracing::error!(table = %name, error = %e, "table failed; going on with the others");
+                failed.push((name, e));
+                continue;
+            }
+        };
+        for report in table_reports {
             clean &= report.groups_failed == 0;
             if cli.json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
@@ -233,7 +244,14 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
             reports.push(report);
         }
     }
-    Ok(clean)
+    match failed.len() {
+        0 => Ok(clean),
+        1 if tables.len() == 1 => Err(failed.remove(0).1),
+        _ => Err(icefall_optimizer::Error::TablesFailed {
+            total: tables.len(),
+            failed: failed.into_iter().map(|(t, e)| (t, e.to_string())).collect(),
+        }),
+    }
 }
 
 /// The command's name as the metrics label.

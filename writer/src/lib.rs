@@ -35,9 +35,11 @@ use tokio::sync::watch;
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let instance = uuid::Uuid::now_v7().to_string();
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
     // Bound first: a taken port fails start-up, and `/healthz` answers while the catalog and
     // the pipelines come up (`/readyz` says what is still missing).
@@ -69,13 +71,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     for (p, (events, _)) in config.pipelines.iter().zip(events) {
         let pipeline =
             pipeline::Pipeline::start(&config, p, catalog.clone(), &instance, events, stop_rx.clone()).await?;
-        tasks.spawn(pipeline.run());
+        let name = p.name.clone();
+        tasks.spawn(async move { (name, pipeline.run().await) });
     }
+    // One pipeline that stops with an error stops the process: the others make their final
+    // checkpoint and the process exits non-zero, so the orchestrator restarts it (a process
+    // with a dead pipeline would otherwise look alive while that pipeline's topics lag).
     let mut result = Ok(());
     while let Some(done) = tasks.join_next().await {
-        let outcome = done.map_err(|e| Error::Internal(format!("a pipeline task failed: {e}"))).and_then(|r| r);
+        let (name, outcome) = match done {
+            Ok((name, outcome)) => (name, outcome),
+            Err(e) => ("?".to_string(), Err(Error::Internal(format!("a pipeline task failed: {e}")))),
+        };
         if let Err(e) = outcome {
-            tracing::error!(error = %e, "pipeline stopped");
+            tracing::error!(pipeline = %name, error = %e,
+                "pipeline stopped; stopping the other pipelines (each makes its final checkpoint), then exiting non-zero");
+            let _ = stop_tx.send(true);
             if result.is_ok() {
                 result = Err(e);
             }
