@@ -149,10 +149,7 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
         // Walked once, and only when some journal needs it.
         let referenced = match referenced.take() {
             Some(set) => referenced.insert(set),
-            None => {
-                let live = catalog.reachable_from(table).await?;
-                referenced.insert(live.content_files.iter().map(|p| normalize_path(p)).collect())
-            }
+            None => referenced.insert(catalog.referenced_content_files(table).await?),
         };
         for file in &journal.files {
             if referenced.contains(&normalize_path(file)) {

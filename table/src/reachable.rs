@@ -83,6 +83,12 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Data and delete files any snapshot of `table` references (under any ref), normalised
+    /// ([`normalize_path`]) so one file spelled two ways is one entry.
+    pub async fn referenced_content_files(&self, table: &LoadedTable) -> Result<BTreeSet<String>> {
+        Ok(self.reachable_from(table).await?.content_files.iter().map(|p| normalize_path(p)).collect())
+    }
+
     /// Deletes those of `files` (data files of a commit that was given up) that no snapshot of
     /// the table references, under any ref: an attempt whose outcome was unknown may have
     /// landed after all. Returns the files deleted; one that cannot be deleted is left for
@@ -92,8 +98,7 @@ impl Catalog {
             return Ok(Vec::new());
         }
         let table = self.load(ident).await?;
-        let referenced: BTreeSet<String> =
-            self.reachable_from(&table).await?.content_files.iter().map(|p| normalize_path(p)).collect();
+        let referenced = self.referenced_content_files(&table).await?;
         let mut deleted = Vec::new();
         for file in files.iter().filter(|f| !referenced.contains(&normalize_path(f))) {
             match self.file_io().delete(file).await {

@@ -6,6 +6,7 @@
 //! moved, and the files the writers close at that moment hold exactly those records.
 
 mod journal;
+mod setup;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,13 +14,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use icefall_schemas::decode::confluent_schema_id;
-use icefall_schemas::evolve::field_ids_from_properties;
-use icefall_schemas::json::JsonOptions;
-use icefall_schemas::metadata::MetadataColumns;
-use icefall_table::catalog::{display_ident, parse_ident};
+use icefall_table::catalog::parse_ident;
 use icefall_table::health::since_compaction;
 use icefall_table::offsets::committed_offsets;
-use icefall_table::{Catalog, CommitOutcome, LoadedTable, RetryPolicy, TableIdent};
+use icefall_table::{Catalog, CommitOutcome, LoadedTable, RetryPolicy};
 use tokio::sync::watch;
 
 use crate::budget::MemoryBudget;
@@ -27,14 +25,14 @@ use crate::committer::{Checkpoint, Committer, OffsetRange};
 use crate::config::{Config, PipelineConfig};
 use crate::evolution::{fit_table, plan_evolution};
 use crate::formats::SourceSchemas;
-use crate::freshness::EventTime;
 use crate::metrics::{CommittedCheckpoint, PipelineMetrics};
-use crate::pool::{WriteSetup, WriterPool, delete_files};
+use crate::pool::{WriterPool, delete_files};
 use crate::scaling::{Decision, Scaler};
 use crate::source::{KafkaSource, OffsetLoader, SourceCommand, SourceEvent, SourceSettings, TopicPartition};
 use crate::{Error, Result, dead_letter};
 use icefall_table::files::TableFiles;
 use journal::settle_journals;
+use setup::{checkpoint_ticker, late_bound, load_or_create, warn_on_format_drift, warn_on_schema_drift, write_setup};
 
 /// How often the writer pool's load is measured and its size reconsidered.
 const SCALING_INTERVAL: Duration = Duration::from_secs(1);
@@ -88,27 +86,6 @@ pub struct Pipeline {
     next_journal_settle: Option<Instant>,
     metrics: PipelineMetrics,
     shutdown: watch::Receiver<bool>,
-}
-
-/// Loads or creates a table, retrying while the catalog or storage is unreachable.
-async fn load_or_create(
-    catalog: &Catalog,
-    ident: &TableIdent,
-    layout: &icefall_table::create::TableLayout,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<LoadedTable> {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match catalog.load_or_create(ident, layout).await {
-            Ok(t) => return Ok(t),
-            Err(e) if e.is_retryable() && !*shutdown.borrow() => {
-                tracing::warn!(table = %display_ident(ident), error = %e, retry_in = ?delay, "catalog unavailable; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 impl Pipeline {
@@ -626,80 +603,6 @@ impl Pipeline {
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
                 Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Ticks every `interval`, the first one an interval from now.
-fn checkpoint_ticker(interval: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticker
-}
-
-/// Decoder, metadata filler and file factory for the table's current schema.
-fn write_setup(
-    p: &PipelineConfig,
-    sources: &SourceSchemas,
-    table: &LoadedTable,
-    file_io: &iceberg::io::FileIO,
-    late_before: &Arc<AtomicI64>,
-) -> Result<WriteSetup> {
-    let schema = table.metadata.current_schema().clone();
-    let mapping = p.metadata_columns.mapping();
-    let metadata = MetadataColumns::new(&schema, &mapping)
-        .map_err(|e| Error::Config(format!("pipelines[{}].metadata_columns: table {}: {e}", p.name, table.name())))?;
-    let ids = field_ids_from_properties(table.metadata.properties())?;
-    let json = JsonOptions { epoch_unit: p.epoch_unit, metadata_fields: MetadataColumns::names(&schema, &mapping) };
-    let decoder = sources.decoder(&schema, &ids, json)?;
-    let format = p.file_format.map(|f| f.data_file_format());
-    let files = TableFiles::with_format(
-        table.name(),
-        table.metadata.clone(),
-        file_io.clone(),
-        p.target_file_size_bytes,
-        format,
-    )?;
-    let event_time = match &p.event_time_column {
-        Some(column) => Some(Arc::new(EventTime::new(&p.name, column, &schema, late_before.clone())?)),
-        None => None,
-    };
-    Ok(WriteSetup {
-        decoder: Arc::new(decoder),
-        metadata: Arc::new(metadata),
-        files,
-        max_open_files: p.max_open_files_per_writer,
-        event_time,
-    })
-}
-
-/// The lateness bound for `table`'s current event watermark (µs; `i64::MIN`: none yet).
-fn late_bound(p: &PipelineConfig, table: &LoadedTable) -> i64 {
-    let lateness = i64::try_from(p.allowed_lateness.as_micros()).unwrap_or(i64::MAX);
-    icefall_table::freshness::table_watermarks(&table.metadata).event.map_or(i64::MIN, |w| w.saturating_sub(lateness))
-}
-
-/// The configured file format wins over the table's `write.format.default` (both are standard
-/// Iceberg), but other writers and the optimizer follow the table: say so.
-fn warn_on_format_drift(p: &PipelineConfig, table: &LoadedTable) {
-    let Some(format) = p.file_format else { return };
-    let table_format = table.metadata.properties().get("write.format.default").map(|f| f.to_ascii_lowercase());
-    if table_format.as_deref().unwrap_or("parquet") != format.name() {
-        tracing::warn!(pipeline = %p.name, table = %table.name(), file_format = format.name(),
-            write_format_default = table_format.as_deref().unwrap_or("parquet"),
-            "the pipeline writes another file format than the table's write.format.default; \
-             compaction rewrites files in the table's format (set it with ALTER TABLE … SET TBLPROPERTIES)");
-    }
-}
-
-/// An existing table is authoritative; say so when the config declares something else.
-fn warn_on_schema_drift(p: &PipelineConfig, table_schema: &iceberg::spec::Schema) {
-    if let Ok(declared) = p.declared_schema() {
-        for field in declared.as_struct().fields() {
-            if table_schema.field_by_name(&field.name).is_none() {
-                tracing::warn!(pipeline = %p.name, column = %field.name,
-                    "the config declares a column the existing table lacks; it is ignored (the table's schema decides)");
             }
         }
     }

@@ -22,6 +22,7 @@
 
 mod encode;
 pub mod read;
+mod stripe;
 mod write;
 
 use std::sync::Arc;
