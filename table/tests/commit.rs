@@ -292,6 +292,9 @@ async fn a_rewrite_is_rejected_only_by_new_deletes_that_apply_to_its_files() {
     let delete = in_partition("a-deletes", 1, DataContentType::PositionDeletes);
     let deletes = PendingCommit::new(Change::AddDeletes { delete_files: vec![delete], spec_id: 0 }, HashMap::new());
     let table = catalog.commit(table, &deletes, |_| Ok(HashMap::new()), &policy).await.expect("deletes").table;
+    // Sizes in the summary count delete files too, as Java's do.
+    let summary = &table.metadata.current_snapshot().expect("snapshot").summary().additional_properties;
+    assert_eq!(summary.get("added-files-size").map(String::as_str), Some("100"), "{summary:?}");
     let replace = |files: [&str; 2], into: &str, id: i64| {
         let removed = files.iter().map(|f| format!("file:///nowhere/{f}.parquet")).collect();
         let change = Change::Replace {

@@ -2,7 +2,7 @@
 //! instead of being ignored. String values may reference environment variables as `${NAME}`
 //! (for secrets: passwords, SASL credentials); an unset variable is an error naming it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,9 +14,12 @@ use serde::Deserialize;
 
 use crate::{Error, Result};
 
+mod formats;
 mod layout;
 mod metrics;
+mod validation;
 
+pub use formats::{AvroConfig, FileFormat, ProtobufConfig, RecordFormat, SchemaRegistryConfig};
 pub use metrics::MetricsConfig;
 
 /// The whole config file.
@@ -42,75 +45,6 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-/// Where Confluent-framed records' schemas come from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SchemaRegistryConfig {
-    /// Base URL, e.g. `http://schema-registry:8081` or `https://…`.
-    pub url: String,
-    /// Basic-auth user (e.g. a Confluent Cloud API key).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Basic-auth password; use `${ENV_VAR}`.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// Bearer token instead of basic auth; use `${ENV_VAR}`.
-    #[serde(default)]
-    pub bearer_token: Option<String>,
-    /// PEM bundle of extra CA certificates trusted for `https` URLs.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Timeout of one request.
-    #[serde(default = "default_registry_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-}
-
-fn default_registry_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-/// Protobuf records: the message schema from a descriptor set, from `.proto` files, or (with
-/// neither) from the schema registry named by each record's Confluent framing.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProtobufConfig {
-    /// A compiled descriptor set (`protoc --include_imports --descriptor_set_out=…`).
-    #[serde(default)]
-    pub descriptor_set: Option<PathBuf>,
-    /// `.proto` files, compiled at start-up (no `protoc` needed).
-    #[serde(default)]
-    pub proto_files: Vec<PathBuf>,
-    /// Folders imports are looked up in (default: the folders of `proto_files`).
-    #[serde(default)]
-    pub include_paths: Vec<PathBuf>,
-    /// Full message name, e.g. `acme.events.Click`. With the registry: default the first
-    /// message of the registered schema.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// `int64` fields (dotted name paths) holding epoch timestamps: `timestamptz` columns.
-    #[serde(default)]
-    pub timestamp_fields: Vec<String>,
-    /// Unit of `timestamp_fields`.
-    #[serde(default)]
-    pub timestamp_unit: EpochUnit,
-}
-
-impl ProtobufConfig {
-    /// Schemas come from the registry (neither a descriptor set nor `.proto` files is given).
-    pub fn uses_registry(&self) -> bool {
-        self.descriptor_set.is_none() && self.proto_files.is_empty()
-    }
-}
-
-/// Avro records: a fixed schema file, or (without one) Confluent framing + schema registry.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AvroConfig {
-    /// An Avro schema (`.avsc`) every record is written with, unframed.
-    #[serde(default)]
-    pub schema_file: Option<PathBuf>,
-}
-
 fn default_writer_id() -> String {
     "icefall-writer".into()
 }
@@ -132,41 +66,6 @@ pub struct KafkaConfig {
 
 fn default_group() -> String {
     "icefall".into()
-}
-
-/// Payload format of a pipeline's records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordFormat {
-    #[default]
-    Json,
-    Protobuf,
-    Avro,
-}
-
-/// Data file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileFormat {
-    Parquet,
-    Orc,
-}
-
-impl FileFormat {
-    pub fn data_file_format(self) -> iceberg::spec::DataFileFormat {
-        match self {
-            FileFormat::Parquet => iceberg::spec::DataFileFormat::Parquet,
-            FileFormat::Orc => iceberg::spec::DataFileFormat::Orc,
-        }
-    }
-
-    /// The value of the table property `write.format.default`.
-    pub fn name(self) -> &'static str {
-        match self {
-            FileFormat::Parquet => "parquet",
-            FileFormat::Orc => "orc",
-        }
-    }
 }
 
 /// One topics → table flow.
@@ -404,157 +303,6 @@ impl Config {
     pub fn parse(text: &str) -> Result<Self> {
         let text = icefall_table::config::interpolate_env(text).map_err(Error::Config)?;
         toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
-    }
-
-    /// Checks everything that can be checked without the network.
-    pub fn validate(&self) -> Result<()> {
-        self.catalog.validate()?;
-        if self.kafka.brokers.trim().is_empty() {
-            return Err(Error::Config("kafka.brokers is empty: set it to host:port of your brokers".into()));
-        }
-        for (key, fix) in MANAGED_KAFKA_KEYS {
-            if self.kafka.properties.contains_key(*key) {
-                return Err(Error::Config(format!("kafka.properties.\"{key}\" is managed by the writer: {fix}")));
-            }
-        }
-        if let Some(reset) = self.kafka.properties.get("auto.offset.reset")
-            && !["earliest", "smallest", "beginning", "latest", "largest", "end"].contains(&reset.as_str())
-        {
-            return Err(Error::Config(format!(
-                "kafka.properties.\"auto.offset.reset\" = {reset:?}: use \"earliest\" or \"latest\""
-            )));
-        }
-        self.metrics.validate(&self.pipelines)?;
-        if self.pipelines.is_empty() {
-            return Err(Error::Config("no [[pipelines]]: add at least one topics → table pipeline".into()));
-        }
-        let mut names = HashSet::new();
-        let mut tables = HashSet::new();
-        for p in &self.pipelines {
-            let at = format!("pipelines[{}]", p.name);
-            if p.name.trim().is_empty() {
-                return Err(Error::Config("a pipeline has an empty name".into()));
-            }
-            if !names.insert(p.name.as_str()) {
-                return Err(Error::Config(format!("{at}: two pipelines have this name; names must be unique")));
-            }
-            if !tables.insert(p.table.as_str()) {
-                return Err(Error::Config(format!(
-                    "{at}.table = {:?}: another pipeline writes this table; give one pipeline all its topics",
-                    p.table
-                )));
-            }
-            if p.topics.is_empty() || p.topics.iter().any(|t| t.trim().is_empty()) {
-                return Err(Error::Config(format!("{at}.topics: list at least one topic, none empty")));
-            }
-            icefall_table::catalog::parse_ident(&p.table).map_err(|e| Error::Config(format!("{at}.table: {e}")))?;
-            if let Some(dlq) = &p.dead_letter_table {
-                icefall_table::catalog::parse_ident(dlq)
-                    .map_err(|e| Error::Config(format!("{at}.dead_letter_table: {e}")))?;
-            }
-            if p.checkpoint_interval < Duration::from_millis(100) {
-                return Err(Error::Config(format!(
-                    "{at}.checkpoint_interval = {:?} is too short: use at least 100ms (seconds to minutes is typical)",
-                    p.checkpoint_interval
-                )));
-            }
-            for (key, value) in [("writers", p.writers), ("min_writers", p.min_writers), ("max_writers", p.max_writers)]
-            {
-                if let Some(w) = value
-                    && !(1..=256).contains(&w)
-                {
-                    return Err(Error::Config(format!("{at}.{key} = {w}: use 1 to 256")));
-                }
-            }
-            if p.writers.is_some() && (p.min_writers.is_some() || p.max_writers.is_some()) {
-                return Err(Error::Config(format!(
-                    "{at}: set either writers (a fixed pool) or min_writers/max_writers (an adaptive one)"
-                )));
-            }
-            let (min, max) = p.writer_bounds();
-            if min > max {
-                return Err(Error::Config(format!("{at}: min_writers = {min} is above max_writers = {max}")));
-            }
-            if p.max_buffered_bytes < 1024 * 1024 {
-                return Err(Error::Config(format!(
-                    "{at}.max_buffered_bytes = {}: use at least 1 MiB (1048576); 64–512 MiB is typical",
-                    p.max_buffered_bytes
-                )));
-            }
-            if p.backpressure.max_checkpoint_interval < p.checkpoint_interval {
-                return Err(Error::Config(format!(
-                    "{at}.backpressure.max_checkpoint_interval = {:?} is below checkpoint_interval = {:?}: \
-                     raise it (it is the most backpressure may lengthen checkpoints to)",
-                    p.backpressure.max_checkpoint_interval, p.checkpoint_interval
-                )));
-            }
-            if p.max_open_files_per_writer == 0 {
-                return Err(Error::Config(format!(
-                    "{at}.max_open_files_per_writer must be at least 1 (64 is the default)"
-                )));
-            }
-            if p.target_file_size_bytes == Some(0) {
-                return Err(Error::Config(format!("{at}.target_file_size_bytes must be positive")));
-            }
-            self.validate_format(p, &at)?;
-        }
-        Ok(())
-    }
-}
-
-impl Config {
-    fn validate_format(&self, p: &PipelineConfig, at: &str) -> Result<()> {
-        let needs_registry = match p.format {
-            RecordFormat::Json => {
-                if p.protobuf.is_some() || p.avro.is_some() {
-                    return Err(Error::Config(format!(
-                        "{at}: [protobuf]/[avro] settings given, but format = \"json\"; set the format"
-                    )));
-                }
-                if p.schema.is_empty() == p.schema_file.is_none() {
-                    return Err(Error::Config(format!("{at}: set exactly one of `schema` or `schema_file`")));
-                }
-                // Builds the schema and partition spec now so a bad declaration fails at start-up.
-                p.layout()?;
-                false
-            }
-            RecordFormat::Protobuf => {
-                let Some(proto) = &p.protobuf else {
-                    return Err(Error::Config(format!(
-                        "{at}: format = \"protobuf\" needs a [pipelines.protobuf] section (descriptor_set or \
-                         proto_files, and message; or neither, to use the schema registry)"
-                    )));
-                };
-                if proto.descriptor_set.is_some() && !proto.proto_files.is_empty() {
-                    return Err(Error::Config(format!("{at}.protobuf: set descriptor_set or proto_files, not both")));
-                }
-                if !proto.uses_registry() && proto.message.is_none() {
-                    return Err(Error::Config(format!(
-                        "{at}.protobuf.message: name the message type, e.g. \"acme.events.Click\""
-                    )));
-                }
-                proto.uses_registry()
-            }
-            RecordFormat::Avro => p.avro.as_ref().is_none_or(|a| a.schema_file.is_none()),
-        };
-        if p.format != RecordFormat::Json && (!p.schema.is_empty() || p.schema_file.is_some()) {
-            return Err(Error::Config(format!(
-                "{at}: `schema`/`schema_file` declare JSON columns; a {:?} table takes its columns from the \
-                 source schema: remove them",
-                p.format
-            )));
-        }
-        if needs_registry && self.schema_registry.is_none() {
-            return Err(Error::Config(format!(
-                "{at}: records with schema ids need [schema_registry] url = \"http://…\" (or give a fixed schema: \
-                 protobuf.descriptor_set / protobuf.proto_files / avro.schema_file)"
-            )));
-        }
-        if p.format != RecordFormat::Json {
-            // Reads and compiles fixed schemas now so a bad file fails at start-up.
-            crate::formats::SourceSchemas::load(self, p)?;
-        }
-        Ok(())
     }
 }
 
