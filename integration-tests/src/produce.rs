@@ -60,9 +60,26 @@ impl TestProducer {
         self.flush();
     }
 
+    /// Like [`Self::send_events`], but the ids [`malformed`] picks (1 in 100) are sent as
+    /// broken JSON, which belongs in the dead-letter table.
+    pub fn send_events_with_malformed(&self, from: i64, to: i64, partitions: i32, landed: &mut Landed) {
+        for id in from..to {
+            let partition = (id % i64::from(partitions)) as i32;
+            let payload = if malformed(id) { format!("{{\"id\": {id}, broken") } else { event_json(id) };
+            self.send(partition, &id.to_string(), payload.as_bytes());
+            *landed.entry(partition).or_default() += 1;
+        }
+        self.flush();
+    }
+
     pub fn flush(&self) {
         self.producer.flush(Duration::from_secs(60)).expect("flush");
     }
+}
+
+/// The ids [`TestProducer::send_events_with_malformed`] sends as broken JSON: 1 in 100.
+pub fn malformed(id: i64) -> bool {
+    id % 100 == 42
 }
 
 /// The JSON of test record `id` (the schema of [`crate::writer::events_pipeline`]).

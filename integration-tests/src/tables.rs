@@ -104,6 +104,36 @@ pub async fn partition_offsets(catalog: &Catalog, table: &str) -> Vec<(i32, i64)
     out
 }
 
+/// (partition, offset) of every dead letter of `table` (in `<table>_dlq`).
+pub async fn dead_letter_offsets(catalog: &Catalog, table: &str) -> Vec<(i32, i64)> {
+    use arrow_array::types::Int32Type;
+    let mut out = Vec::new();
+    for batch in scan(catalog, &format!("{table}_dlq"), &["partition", "offset"]).await {
+        let partitions = batch.column(0).as_primitive::<Int32Type>();
+        let offsets = batch.column(1).as_primitive::<Int64Type>();
+        out.extend((0..batch.num_rows()).map(|i| (partitions.value(i), offsets.value(i))));
+    }
+    out
+}
+
+/// Every offset of every partition exactly once in the table *or* its dead-letter table (never
+/// both), and each dead letter is a record [`crate::produce::malformed`] picked.
+pub async fn assert_landed_exactly_once(catalog: &Catalog, table: &str, landed: &BTreeMap<i32, i64>) {
+    let mut pairs = partition_offsets(catalog, table).await;
+    let letters = dead_letter_offsets(catalog, table).await;
+    assert!(!letters.is_empty(), "the malformed records are in the dead-letter table");
+    pairs.extend(letters);
+    assert_offsets_exactly_once(&pairs, landed);
+    let keys = scan(catalog, &format!("{table}_dlq"), &["key"]).await;
+    for batch in keys {
+        let keys = batch.column(0).as_binary::<i64>();
+        for row in 0..batch.num_rows() {
+            let id: i64 = String::from_utf8_lossy(keys.value(row)).parse().expect("key is the id");
+            assert!(crate::produce::malformed(id), "record {id} is good but went to the dead-letter table");
+        }
+    }
+}
+
 /// Every offset `0..landed[p]` of every partition exactly once: the Kafka-level count.
 pub fn assert_offsets_exactly_once(pairs: &[(i32, i64)], landed: &BTreeMap<i32, i64>) {
     let mut seen: BTreeMap<(i32, i64), u32> = BTreeMap::new();

@@ -145,6 +145,14 @@ impl WriterProcess {
         Self::spawn(command, config, log_name)
     }
 
+    /// Starts the writer with extra environment, e.g. a test build's fault injection
+    /// (`ICEFALL_TEST_CRASH_AT`, `ICEFALL_TEST_DISABLE`; see `icefall_table::fault`).
+    pub fn start_with_env(config: &Path, log_name: &str, env: &[(&str, &str)]) -> WriterProcess {
+        let mut command = Command::new(writer_binary());
+        command.env("ICEFALL_LOG", "info,icefall_writer=debug").envs(env.iter().copied());
+        Self::spawn(command, config, log_name)
+    }
+
     /// Starts `binary` on the CPUs in `cpus` (a `taskset -c` list), logging JSON lines at info level.
     pub fn start_pinned(binary: &Path, cpus: &str, config: &Path, log_name: &str) -> WriterProcess {
         let mut command = Command::new("taskset");
@@ -167,6 +175,16 @@ impl WriterProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGSTOP: the process freezes mid-flight (a zombie: long GC pause, VM migration).
+    pub fn freeze(&self) {
+        signal(self.child.id(), "-STOP");
+    }
+
+    /// SIGCONT: the frozen process goes on where it stopped.
+    pub fn thaw(&self) {
+        signal(self.child.id(), "-CONT");
     }
 
     /// SIGKILL: no final checkpoint, no cleanup.
@@ -246,4 +264,9 @@ fn print_log_tail(log: &Path) {
     for line in &lines[lines.len().saturating_sub(40)..] {
         eprintln!("{line}");
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
 }

@@ -1,8 +1,13 @@
-//! Precise cleanup after a crash: a writer killed while its checkpoint's commit hangs (the
-//! PostgreSQL catalog frozen) leaves a journal naming exactly that checkpoint's files. The
-//! optimizer leaves a journal alone while its checkpoint could still commit; the restarted
-//! writer, once it has moved those partitions on, deletes exactly the journal's files — and
-//! every data file left under the table is one the table references. No listing of the table.
+//! Crashes at chosen moments: precise cleanup and exact counts after each.
+//!
+//! A writer killed while its checkpoint's commit hangs (the PostgreSQL catalog frozen) leaves a
+//! journal naming exactly that checkpoint's files. The optimizer leaves a journal alone while
+//! its checkpoint could still commit; the restarted writer, once it has moved those partitions
+//! on, deletes exactly the journal's files — and every data file left under the table is one
+//! the table references. No listing of the table.
+//!
+//! Then every step of a commit, crashed at deterministically by a test build's fault hook
+//! (`icefall_table::fault`), and the mutation check that the count catches a missing safeguard.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -109,4 +114,153 @@ async fn a_crash_mid_checkpoint_leaves_a_journal_whose_files_the_restart_deletes
     }
     let pairs = tables::partition_offsets(&catalog, &s.table).await;
     tables::assert_offsets_exactly_once(&pairs, &landed);
+}
+
+/// Starts a writer that crashes (aborts, like `kill -9`) at `point`; waits for the crash.
+fn crash_at(s: &Scenario, point: &str, disable: &str) -> PathBuf {
+    let env = [("ICEFALL_TEST_CRASH_AT", point), ("ICEFALL_TEST_DISABLE", disable)];
+    let mut writer = WriterProcess::start_with_env(&s.writer_config, &format!("crash-{point}"), &env);
+    let status = writer.wait_exit(Duration::from_secs(120));
+    assert!(!status.success(), "the writer crashed at {point}: {status}");
+    let log = std::fs::read_to_string(&writer.log).expect("log");
+    assert!(log.contains(&format!("crashing at {point}")), "crashed where asked; see {}", writer.log.display());
+    writer.log.clone()
+}
+
+/// Restarts the writer until it has landed everything produced, stops it, and counts.
+async fn recover(s: &Scenario, landed: &BTreeMap<i32, i64>, disable: &str) {
+    let log = format!("recover-{}", icefall_integration_tests::unique("run"));
+    let writer = WriterProcess::start_with_env(&s.writer_config, &log, &[("ICEFALL_TEST_DISABLE", disable)]);
+    // Started: journals whose partitions moved on are settled by now.
+    writer.wait_for_log("pipeline started", WAIT);
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, landed, WAIT).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    tables::assert_landed_exactly_once(&catalog, &s.table, landed).await;
+}
+
+/// Data files on disk that no snapshot of the table references.
+async fn unreferenced_data_files(s: &Scenario) -> Vec<PathBuf> {
+    let catalog = s.catalog().await;
+    let loaded = catalog.load(&parse_ident(&s.table).expect("ident")).await.expect("load");
+    let referenced: BTreeSet<PathBuf> =
+        catalog.reachable_from(&loaded).await.expect("reachable").content_files.iter().map(|p| local(p)).collect();
+    for file in &referenced {
+        assert!(file.exists(), "{} is referenced by a snapshot but missing", file.display());
+    }
+    let unreferenced: Vec<PathBuf> = tables::files_on_disk(&s.dir, &s.table)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet") && !referenced.contains(p))
+        .collect();
+    // What the writers said about them, should a test fail.
+    for file in &unreferenced {
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        eprintln!("unreferenced: {}", file.display());
+        for log in std::fs::read_dir(&s.dir)
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let prefix = name.split('-').take(2).collect::<Vec<_>>().join("-");
+            for line in text.lines().filter(|l| l.contains(&prefix) || l.contains("ERROR") || l.contains("WARN")) {
+                eprintln!("  {}: {line}", log.path().display());
+            }
+        }
+    }
+    unreferenced
+}
+
+/// Deterministic crash points (a test build's `ICEFALL_TEST_CRASH_AT`), each followed by a
+/// restart and an exact count of every (partition, offset) in the table or its dead-letter
+/// table, with 1% malformed records so every checkpoint has dead letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashes_at_every_commit_step_lose_and_duplicate_nothing() {
+    let s = Scenario::new("crash-points", "500ms");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    let mut next = 0;
+    let mut produce = |landed: &mut BTreeMap<i32, i64>| {
+        producer.send_events_with_malformed(next, next + 3_000, PARTITIONS, landed);
+        next += 3_000;
+    };
+
+    // Between the dead-letter commit and the main commit: the re-read must not add the dead
+    // letters again, and the checkpoint's data files (journaled) are deleted.
+    produce(&mut landed);
+    crash_at(&s, "after-dead-letter-commit", "");
+    let dir = journal_dir(&s).await;
+    assert_eq!(journals_in(&dir).len(), 1, "the crash left the checkpoint's journal");
+    recover(&s, &landed, "").await;
+    assert_eq!(unreferenced_data_files(&s).await, Vec::<PathBuf>::new(), "the journal's files were deleted");
+
+    // After the commit, before the journal is removed: the journal names committed files; the
+    // restart settles it without deleting them.
+    produce(&mut landed);
+    crash_at(&s, "after-commit-before-journal-removed", "");
+    let left = journals_in(&dir);
+    assert_eq!(left.len(), 1, "the crash left the committed checkpoint's journal");
+    recover(&s, &landed, "").await;
+    assert!(journals_in(&dir).is_empty(), "the restart settled it");
+    assert_eq!(unreferenced_data_files(&s).await, Vec::<PathBuf>::new(), "committed files were kept");
+
+    // A torn journal write (storage without atomic writes): nobody can tell which files it
+    // meant, so it is left alone and its files are orphans that remove-orphans ages out.
+    produce(&mut landed);
+    crash_at(&s, "during-journal-write", "");
+    recover(&s, &landed, "").await;
+    let torn = journals_in(&dir);
+    assert_eq!(torn.len(), 1, "the torn journal is left for remove-orphans");
+    assert!(!unreferenced_data_files(&s).await.is_empty(), "the torn journal's files are orphans");
+    let config = optimizer::config(&s.dir, s.catalog_uri().as_deref());
+    let report = optimizer::run(&config, &s.table, &["remove-orphans", "--older-than", "0s", "--force"]);
+    assert!(format!("{report:?}").contains("1 unreadable"), "{report:?}");
+    assert!(journals_in(&dir).is_empty(), "remove-orphans deleted the torn journal once old enough");
+    assert_eq!(unreferenced_data_files(&s).await, Vec::<PathBuf>::new(), "and the orphans");
+
+    // During a rebase: two writers race on the table; the first commit of the crashing one to
+    // lose a race stages its rebased attempt and dies before publishing it.
+    let racing = icefall_integration_tests::produce::BackgroundProducer::start(
+        &s.broker.bootstrap(),
+        &s.topic,
+        next,
+        PARTITIONS,
+        100,
+    );
+    let peer = WriterProcess::start(&s.writer_config, "peer");
+    crash_at(&s, "during-rebase", "");
+    let (_, raced) = racing.finish();
+    assert!(peer.stop(Duration::from_secs(60)).success());
+    for (partition, n) in raced {
+        *landed.entry(partition).or_default() += n;
+    }
+    recover(&s, &landed, "").await;
+    assert_eq!(unreferenced_data_files(&s).await, Vec::<PathBuf>::new(), "the journal's files were deleted");
+    assert!(journals_in(&dir).is_empty());
+}
+
+/// The mutation check of the journal and of the dead-letter ordering: with both safeguards
+/// off (a test build's switch), the same crash between the dead-letter commit and the main
+/// commit leaves dead letters twice and data files no snapshot references.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_journal_and_the_dead_letter_floor_the_same_crash_is_caught() {
+    let s = Scenario::new("crash-unsafe", "500ms");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    producer.send_events_with_malformed(0, 3_000, PARTITIONS, &mut landed);
+    let disabled = "journal,dead-letter-floor";
+    crash_at(&s, "after-dead-letter-commit", disabled);
+    let writer = WriterProcess::start_with_env(&s.writer_config, "recover", &[("ICEFALL_TEST_DISABLE", disabled)]);
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, WAIT).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    let letters = tables::dead_letter_offsets(&catalog, &s.table).await;
+    let distinct: BTreeSet<&(i32, i64)> = letters.iter().collect();
+    assert!(
+        letters.len() > distinct.len(),
+        "dead letters twice without the floor: {} for {}",
+        letters.len(),
+        distinct.len()
+    );
+    assert!(!unreferenced_data_files(&s).await.is_empty(), "uncommitted files stay without the journal");
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use icefall_integration_tests::Lcg;
@@ -75,50 +75,49 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
     assert!(dlq.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
-    let (s, config) = setup("crash", "1s");
+/// ≥ 30 `kill -9` at random moments, every run living long enough to join the group and commit
+/// at least once (asserted), while a producer keeps sending with 1% malformed records: every
+/// (partition, offset) ends up exactly once in the table or in its dead-letter table.
+async fn kill_loop(s: &Scenario, kills: usize) {
+    // A short session, so a killed member leaves the group quickly and each run gets going.
+    let text = std::fs::read_to_string(&s.writer_config).expect("config");
+    std::fs::write(
+        &s.writer_config,
+        text.replace("\"session.timeout.ms\" = \"6000\"", "\"session.timeout.ms\" = \"3000\""),
+    )
+    .expect("config");
     let stop_producing = Arc::new(AtomicBool::new(false));
-    let produced = Arc::new(AtomicI64::new(0));
     let landed = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
-    // The producer keeps going for the whole kill loop, so every writer has data to commit.
     let producer_thread = {
         let (bootstrap, topic) = (s.broker.bootstrap(), s.topic.clone());
-        let (stop, produced, landed) = (stop_producing.clone(), produced.clone(), landed.clone());
+        let (stop, landed) = (stop_producing.clone(), landed.clone());
         std::thread::spawn(move || {
             let producer = TestProducer::new(&bootstrap, &topic);
             let mut local = BTreeMap::new();
             let mut id = 0;
             while !stop.load(Ordering::SeqCst) {
-                produce_range(&producer, id, id + 500, &mut local);
-                id += 500;
-                produced.store(id, Ordering::SeqCst);
+                producer.send_events_with_malformed(id, id + 300, PARTITIONS, &mut local);
+                id += 300;
                 std::thread::sleep(Duration::from_millis(200));
             }
             *landed.lock().expect("lock") = local;
         })
     };
 
-    let catalog = tables::catalog(&s.dir).await;
+    let catalog = s.catalog().await;
     let mut rng = Lcg::new(7);
     let started = Instant::now();
-    let kills = 12;
-    for round in 0..kills {
+    for _ in 0..kills {
         let committed_before = tables::writer_instances(&catalog, &s.table).await.len();
-        let mut writer = WriterProcess::start(&config, "writer");
-        // Every other round: kill at a random moment after this instance's first commit, so the
-        // kill lands between or inside checkpoints (one per second). Otherwise: anywhere,
-        // including start-up and partition assignment.
-        if round % 2 == 0 {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while tables::writer_instances(&catalog, &s.table).await.len() <= committed_before {
-                assert!(Instant::now() < deadline, "the writer never committed; see {}", writer.log.display());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(rng.range(0, 2_500))).await;
-        } else {
-            tokio::time::sleep(Duration::from_millis(rng.range(200, 5_000))).await;
+        let mut writer = WriterProcess::start(&s.writer_config, "writer");
+        // Kill at a random moment after this run's first commit: between or inside checkpoints
+        // (one every second), in a dead-letter commit, a rebalance or a journal write.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while tables::writer_instances(&catalog, &s.table).await.len() <= committed_before {
+            assert!(Instant::now() < deadline, "the writer never committed; see {}", writer.log.display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        tokio::time::sleep(Duration::from_millis(rng.range(0, 2_500))).await;
         assert!(writer.is_running(), "the writer died by itself; see {}", writer.log.display());
         writer.kill9();
         assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
@@ -126,45 +125,96 @@ async fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     stop_producing.store(true, Ordering::SeqCst);
     producer_thread.join().expect("producer");
     let landed = landed.lock().expect("lock").clone();
-    let total = produced.load(Ordering::SeqCst);
 
-    let writer = WriterProcess::start(&config, "writer");
+    let writer = WriterProcess::start(&s.writer_config, "writer");
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
     assert!(writer.stop(Duration::from_secs(60)).success());
 
-    let ids = tables::long_column(&catalog, &s.table, "id").await;
-    assert_exactly_once(&ids, total);
-    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
+    tables::assert_landed_exactly_once(&catalog, &s.table, &landed).await;
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
     let instances = tables::writer_instances(&catalog, &s.table).await;
-    assert!(instances.len() > kills / 2, "only {} writer instances committed anything", instances.len());
-    eprintln!("{kills} kills; {} committing instances; {} rows exactly once", instances.len(), ids.len());
+    assert!(instances.len() > kills, "only {} writer instances committed anything", instances.len());
+    eprintln!("{kills} kills, each after its run committed; {} records exactly once", landed.values().sum::<i64>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_with_one_config_never_duplicate() {
-    let (s, config) = setup("zombie", "1s");
+async fn kill_9_thirty_times_loses_and_duplicates_nothing_on_sqlite() {
+    kill_loop(&Scenario::new("crash", "1s"), 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_thirty_times_loses_and_duplicates_nothing_on_postgres() {
+    kill_loop(&Scenario::on_postgres("crash-pg", "1s"), 30).await;
+}
+
+/// A real zombie: writer A reads records, then freezes (SIGSTOP) past its session timeout while
+/// B takes its partitions and commits them; A thaws holding its stale checkpoint and commits
+/// it. Returns the table's rows' (partition, offset) pairs, what was produced, A's fenced
+/// commits (from its `/metrics`) and A's log.
+async fn zombie(name: &str, env: &[(&str, &str)]) -> (Vec<(i32, i64)>, BTreeMap<i32, i64>, f64, String) {
+    let s = Scenario::new(name, "1s");
     let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
     let mut landed = BTreeMap::new();
     produce_range(&producer, 0, 10_000, &mut landed);
+    // A checkpoints rarely, so what it read is still in flight when it freezes.
+    let port = icefall_integration_tests::broker::free_port();
+    let text = std::fs::read_to_string(&s.writer_config).expect("config");
+    let config_a = s.dir.join("writer-a.toml");
+    let text_a = text.replace("checkpoint_interval = \"1s\"", "checkpoint_interval = \"60s\"");
+    std::fs::write(&config_a, format!("{text_a}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
 
-    let first = WriterProcess::start(&config, "writer-a");
-    let second = WriterProcess::start(&config, "writer-b");
-    // More data while both run, so both commit and rebalance under load.
-    let n = 40_000;
-    for chunk in (10_000..n).step_by(5_000) {
-        produce_range(&producer, chunk, chunk + 5_000, &mut landed);
-        std::thread::sleep(Duration::from_millis(700));
-    }
-    let catalog = tables::catalog(&s.dir).await;
-    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
-    assert!(first.stop(Duration::from_secs(60)).success());
-    assert!(second.stop(Duration::from_secs(60)).success());
+    let a = WriterProcess::start_with_env(&config_a, "writer-a", env);
+    let consumed = |_: u16, text: &str| {
+        icefall_integration_tests::http::metric_sum(text, "icefall_consumed_records_total", &[])
+            .is_some_and(|n| n >= 10_000.0)
+    };
+    icefall_integration_tests::http::wait_for(port, "/metrics", Duration::from_secs(60), consumed);
+    a.freeze();
+    let b = WriterProcess::start(&s.writer_config, "writer-b");
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    a.thaw();
+    // A's commit of its stale range: on its revocation, or at its next checkpoint.
+    let fenced_or_landed = |_: u16, text: &str| {
+        let commits = icefall_integration_tests::http::metric_sum(text, "icefall_commits_total", &[]);
+        commits.is_some_and(|c| c >= 1.0)
+    };
+    let metrics =
+        icefall_integration_tests::http::wait_for(port, "/metrics", Duration::from_secs(90), fenced_or_landed);
+    let fenced =
+        icefall_integration_tests::http::metric_sum(&metrics, "icefall_commits_total", &["outcome=\"fenced\""])
+            .unwrap_or(0.0);
+    // Both go on: more records, then a clean stop.
+    produce_range(&producer, 10_000, 12_000, &mut landed);
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    let log_a = a.log.clone();
+    assert!(a.stop(Duration::from_secs(60)).success());
+    assert!(b.stop(Duration::from_secs(60)).success());
+    let log = std::fs::read_to_string(log_a).expect("log of A");
+    (tables::partition_offsets(&catalog, &s.table).await, landed, fenced, log)
+}
 
-    let ids = tables::long_column(&catalog, &s.table, "id").await;
-    assert_exactly_once(&ids, n);
-    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
-    assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_zombie_is_fenced_and_every_offset_lands_once() {
+    let (pairs, landed, fenced, log) = zombie("zombie", &[]).await;
+    assert!(fenced >= 1.0, "A's stale commit was fenced (icefall_commits_total{{outcome=\"fenced\"}} = {fenced})");
+    assert!(log.contains("commit fenced"), "A logged its fenced commit");
+    tables::assert_offsets_exactly_once(&pairs, &landed);
+}
+
+/// The mutation check of the test above: with the fence disabled (a test build's switch), the
+/// same zombie duplicates what B committed, and the count catches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_fence_the_same_zombie_duplicates_records() {
+    let (pairs, landed, fenced, log) = zombie("zombie-unfenced", &[("ICEFALL_TEST_DISABLE", "fence")]).await;
+    assert!(log.contains("safeguard disabled"), "the test build honoured the switch");
+    assert_eq!(fenced, 0.0);
+    let total: i64 = landed.values().sum();
+    assert!(
+        pairs.len() as i64 > total,
+        "without the fence the zombie's commit must land twice-read records: {} rows for {total} records",
+        pairs.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,8 +51,9 @@ pub async fn remove_orphans(
     }
     // Journals first: they name crashed checkpoints' files exactly, whatever their age, and the
     // files of checkpoints that may still land, which are never orphans.
-    let (mut report, pending) = settle(catalog, ident, dry_run).await?;
-    let pending: BTreeSet<String> = pending.iter().map(|p| normalize(p)).collect();
+    let (mut report, settled) = settle(catalog, ident, dry_run).await?;
+    let pending: BTreeSet<String> = settled.files_pending.iter().map(|p| normalize(p)).collect();
+    let unreadable_journals: BTreeSet<String> = settled.journals_unreadable.iter().map(|p| normalize(p)).collect();
     let table = catalog.load(ident).await?;
     let (op, root) = location_operator(table.metadata.location(), config)?;
     let cutoff = SystemTime::now() - older_than;
@@ -63,13 +64,14 @@ pub async fn remove_orphans(
             continue;
         }
         let relative = entry.path().trim_start_matches('/').to_string();
-        if relative.starts_with(&format!("{}/", journal::DIR)) {
-            continue; // journals are settled by their own rule, above
+        let path = format!("{}/{relative}", root.trim_end_matches('/'));
+        if relative.starts_with(&format!("{}/", journal::DIR)) && !unreadable_journals.contains(&normalize(&path)) {
+            continue; // journals are settled by their own rule, above; an unreadable one ages out
         }
         let meta = op.stat(entry.path()).await.map_err(Error::storage(format!("stat {relative}")))?;
         let old = meta.last_modified().map(SystemTime::from).is_some_and(|t| t < cutoff);
         if old {
-            candidates.push(format!("{}/{relative}", root.trim_end_matches('/')));
+            candidates.push(path);
         }
     }
     // Reachability is read after listing, so anything committed meanwhile counts as live.
@@ -121,8 +123,9 @@ pub async fn settle_journals(catalog: &Catalog, ident: &TableIdent, dry_run: boo
     Ok(settle(catalog, ident, dry_run).await?.0)
 }
 
-/// Settles the journals; also returns the files of journals whose checkpoint may still land.
-async fn settle(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<(Report, Vec<String>)> {
+/// Settles the journals; also returns what settling found (files of journals whose checkpoint
+/// may still land, unreadable journals).
+async fn settle(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<(Report, journal::Settled)> {
     let started = Instant::now();
     let table = catalog.load(ident).await?;
     let mut report = Report::new("remove-orphans", &table.name(), dry_run);
@@ -133,14 +136,16 @@ async fn settle(catalog: &Catalog, ident: &TableIdent, dry_run: bool) -> Result<
     } else {
         report.files_deleted += settled.files_deleted.len() as u64;
     }
-    if settled.journals_settled + settled.journals_pending + settled.journals_unreadable > 0 {
+    if settled.journals_settled + settled.journals_pending + settled.journals_unreadable.len() > 0 {
         report.notes.push(format!(
             "checkpoint journals: {} settled, {} pending (their checkpoints may still commit), {} unreadable",
-            settled.journals_settled, settled.journals_pending, settled.journals_unreadable
+            settled.journals_settled,
+            settled.journals_pending,
+            settled.journals_unreadable.len()
         ));
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
-    Ok((report, settled.files_pending))
+    Ok((report, settled))
 }
 
 /// A path without its `scheme://authority` (the path alone for local paths).

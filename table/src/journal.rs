@@ -18,6 +18,7 @@ use futures::TryStreamExt;
 use iceberg::io::FileIO;
 use serde::{Deserialize, Serialize};
 
+use crate::fault::CrashPoint;
 use crate::offsets::{OffsetMap, committed_offsets, offset_of};
 use crate::storage::{location_operator, normalize_path};
 use crate::{Catalog, Error, LoadedTable, Result};
@@ -60,8 +61,11 @@ pub struct Settled {
     pub files_deleted: Vec<String>,
     /// Files of settled journals kept because a snapshot references them (their commit landed).
     pub files_committed: usize,
-    /// Journals that could not be read or parsed; left alone (see the logged warning).
-    pub journals_unreadable: usize,
+    /// Journals that could not be read or parsed (a write torn by a crash on storage without
+    /// atomic writes, or something else's file): left alone, since which files they meant is
+    /// unknown. Their data files are orphans by age; `remove-orphans` deletes such a journal
+    /// itself once it is older than its threshold.
+    pub journals_unreadable: Vec<String>,
 }
 
 impl Journal {
@@ -83,6 +87,11 @@ impl Journal {
             message: format!("cannot serialise the checkpoint journal: {e}"),
         })?;
         let output = file_io.new_output(&path).map_err(Error::iceberg(format!("open journal {path}")))?;
+        if crate::fault::crash_due(CrashPoint::DuringJournalWrite) {
+            let torn = json[..json.len() / 2].to_vec();
+            output.write(torn.into()).await.map_err(Error::iceberg(format!("write journal {path}")))?;
+            crate::fault::crash(CrashPoint::DuringJournalWrite);
+        }
         output.write(json.into()).await.map_err(Error::iceberg(format!("write journal {path}")))?;
         Ok(path)
     }
@@ -137,7 +146,7 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
             Err(e) => {
                 // Written by something else, or cut short: never guess which files it meant.
                 tracing::warn!(journal = %path, error = %e, "skipping an unreadable checkpoint journal");
-                out.journals_unreadable += 1;
+                out.journals_unreadable.push(path);
                 continue;
             }
         };

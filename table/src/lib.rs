@@ -12,6 +12,7 @@ pub mod config;
 pub mod create;
 mod deletes;
 mod error;
+pub mod fault;
 pub mod files;
 pub mod freshness;
 pub mod health;

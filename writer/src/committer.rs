@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use iceberg::spec::DataFile;
 use icefall_schemas::json::JsonDecoder;
+use icefall_table::fault::{self, CrashPoint, Safeguard};
 use icefall_table::freshness;
 use icefall_table::offsets::{self, OffsetMap, committed_offsets, offset_of};
 use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIdent};
@@ -100,8 +101,16 @@ impl Committer {
 
     /// Commits dead letters, then the data. `Rejected` means another writer owns the range.
     pub async fn commit(&self, checkpoint: &Checkpoint, pending: &PendingCommit) -> Result<CommitOutcome> {
-        self.commit_dead_letters(checkpoint).await?;
         let base = self.catalog.load(&self.table).await?;
+        // A zombie's dead letters are fenced like its data: a checkpoint whose range another
+        // writer committed adds nothing anywhere. (Should a peer commit between this check and
+        // the dead-letter commit, the dead-letter table's own offsets still keep each letter once.)
+        let current = committed_offsets(&base.metadata)?;
+        fence(&current, &checkpoint.ranges)
+            .map_err(|reason| icefall_table::Error::Rejected { table: base.name(), reason })?;
+        if self.commit_dead_letters(checkpoint).await? {
+            fault::crash_point(CrashPoint::AfterDeadLetterCommit);
+        }
         let ranges = checkpoint.ranges.clone();
         let times = checkpoint.times.clone();
         let check = move |metadata: &iceberg::spec::TableMetadata| {
@@ -120,9 +129,11 @@ impl Committer {
         Ok(self.catalog.commit(base, pending, check, &self.policy).await?)
     }
 
-    async fn commit_dead_letters(&self, checkpoint: &Checkpoint) -> Result<()> {
+    /// Commits the checkpoint's dead letters not yet in the dead-letter table; true when a
+    /// commit landed.
+    async fn commit_dead_letters(&self, checkpoint: &Checkpoint) -> Result<bool> {
         if checkpoint.dead_letters.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         // Partitions with dead letters and how far this checkpoint read them.
         let mut covered: BTreeMap<TopicPartition, i64> = BTreeMap::new();
@@ -138,10 +149,13 @@ impl Committer {
             let letters: Vec<&DeadLetter> = checkpoint
                 .dead_letters
                 .iter()
-                .filter(|d| offset_of(&floor, &d.topic, d.partition).is_none_or(|f| d.offset >= f))
+                .filter(|d| {
+                    offset_of(&floor, &d.topic, d.partition).is_none_or(|f| d.offset >= f)
+                        || !fault::enabled(Safeguard::DeadLetterFloor)
+                })
                 .collect();
             if letters.is_empty() {
-                return Ok(());
+                return Ok(false);
             }
             let batch = dead_letter::to_batch(&self.dead_letter_decoder, &letters)?;
             let prefix = format!("{}-{:06}-dlq-{}", self.instance, checkpoint.number, uuid::Uuid::now_v7().simple());
@@ -169,7 +183,7 @@ impl Committer {
                 Ok(outcome) => {
                     tracing::info!(table = %icefall_table::catalog::display_ident(&self.dead_letter_table),
                         snapshot_id = outcome.snapshot_id, records = letters.len(), "dead letters committed");
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(icefall_table::Error::Rejected { .. }) => {
                     // Another writer added dead letters of these partitions: filter again. Only
@@ -189,6 +203,9 @@ impl Committer {
 
 /// The fencing rule: the table must still be where the checkpoint started, partition by partition.
 pub fn fence(current: &OffsetMap, ranges: &BTreeMap<TopicPartition, OffsetRange>) -> std::result::Result<(), String> {
+    if !fault::enabled(Safeguard::Fence) {
+        return Ok(());
+    }
     for ((topic, partition), range) in ranges {
         let now = offset_of(current, topic, *partition);
         if now != range.start {

@@ -280,8 +280,9 @@ impl Pipeline {
                 for (tp, start) in partitions {
                     self.partitions.insert(tp, PartitionState { committed: start, next: start });
                 }
-                // A partition may come from a crashed peer: settle its journal once we moved it.
-                self.next_journal_settle.get_or_insert_with(Instant::now);
+                // A partition may come from a crashed peer: settle its journal right after our
+                // next commit moves it (not at a later time an earlier look scheduled).
+                self.next_journal_settle = Some(Instant::now());
                 Ok(())
             }
             SourceEvent::Revoked { partitions, released } => {
@@ -493,6 +494,7 @@ impl Pipeline {
             }
             return self.abort("another writer committed these offsets").await;
         };
+        icefall_table::fault::crash_point(icefall_table::fault::CrashPoint::AfterCommitBeforeJournalRemoved);
         self.remove_journal(journal_path.as_deref()).await;
         self.adopt_new_spec(&outcome.table).await?;
         self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);

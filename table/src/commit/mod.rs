@@ -219,6 +219,9 @@ impl Catalog {
                 self.stage_metadata_change(&base, &pending.change).await?
             };
             let Staged { metadata_location, metadata, attempt_files } = staged;
+            if conflicts > 0 {
+                crate::fault::crash_point(crate::fault::CrashPoint::DuringRebase);
+            }
             match self.publish(&base, &metadata_location, metadata).await {
                 Ok(Published::Committed(table)) => {
                     self.delete_dropped_metadata(&base, &table).await;

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use icefall_table::fault::{self, Safeguard};
 use icefall_table::journal::{self, Journal, JournalRange};
 use icefall_table::{Catalog, LoadedTable};
 
@@ -14,7 +15,7 @@ impl Pipeline {
     /// Records the checkpoint's files before committing them, so that a crash from here on
     /// leaves cleanup that needs no listing ([`icefall_table::journal`]). `None`: no data files.
     pub(super) async fn write_journal(&self, checkpoint: &Checkpoint) -> Result<Option<String>> {
-        if checkpoint.data_files.is_empty() {
+        if checkpoint.data_files.is_empty() || !fault::enabled(Safeguard::Journal) {
             return Ok(None);
         }
         let journal = Journal {
