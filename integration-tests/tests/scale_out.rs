@@ -55,15 +55,20 @@ async fn writers_joining_leaving_and_crashing_twenty_times_keep_two_tables_exact
     let mut logs: Vec<std::path::PathBuf> = running.iter().map(|w| w.log.clone()).collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    // Each step changes the group's membership once: kill, stop or add a process.
+    // Each step changes the group's membership once: kill, stop or add a process. A process
+    // goes only after it has committed, so every one of them took part.
+    let committed = |writer: &WriterProcess| writer.wait_for_log("checkpoint committed", Duration::from_secs(60));
     let mut changes = 0;
     for step in 0..24 {
         match step % 3 {
             0 if running.len() > 1 => {
-                running.remove(step % running.len()).kill9();
+                let writer = running.remove(step % running.len());
+                committed(&writer);
+                writer.kill9();
             }
             1 if running.len() > 1 => {
                 let writer = running.remove(0);
+                committed(&writer);
                 assert!(writer.stop(Duration::from_secs(60)).success(), "a stopped writer exits cleanly");
             }
             _ => {
@@ -85,7 +90,20 @@ async fn writers_joining_leaving_and_crashing_twenty_times_keep_two_tables_exact
 
     let produced: Vec<(i64, _)> = producers.into_iter().map(BackgroundProducer::finish).collect();
     for writer in running {
+        committed(&writer);
         assert!(writer.stop(Duration::from_secs(60)).success(), "a stopped writer exits cleanly");
+    }
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        assert!(text.contains("checkpoint committed"), "{} never committed", log.display());
+    }
+    // What the churning processes committed, before any drain: each partition's offsets
+    // exactly once up to the table's offset.
+    let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
+    for (_, topic, table) in &streams {
+        let offsets = tables::offsets(&catalog, table).await.get(topic.as_str()).cloned().unwrap_or_default();
+        assert!(!offsets.is_empty(), "{table}: the churning processes committed");
+        tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, table).await, &offsets);
     }
 
     // Drain what is left with one process in a fresh consumer group: positions come from the
@@ -96,7 +114,6 @@ async fn writers_joining_leaving_and_crashing_twenty_times_keep_two_tables_exact
     let drain_config = dir.path().join("drain.toml");
     std::fs::write(&drain_config, text.replace("group_id = \"it\"", "group_id = \"it-drain\"")).expect("config");
     let drain = WriterProcess::start(&drain_config, "drain");
-    let catalog = tables::catalog_at(&postgres.url(), dir.path()).await;
     for ((_, topic, table), (_, landed)) in streams.iter().zip(&produced) {
         tables::wait_for_offsets(&catalog, table, topic, landed, WAIT).await;
     }

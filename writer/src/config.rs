@@ -19,7 +19,7 @@ mod layout;
 mod metrics;
 mod validation;
 
-pub use formats::{AvroConfig, FileFormat, ProtobufConfig, RecordFormat, SchemaRegistryConfig};
+pub use formats::{AvroConfig, FileFormat, MissingSchema, ProtobufConfig, RecordFormat, SchemaRegistryConfig};
 pub use metrics::MetricsConfig;
 
 /// The whole config file.

@@ -13,7 +13,7 @@ use icefall_schemas::json::{JsonDecoder, JsonOptions};
 use icefall_schemas::proto::{ProtoOptions, ProtoSchema};
 use tokio::sync::watch;
 
-use crate::config::{Config, PipelineConfig, ProtobufConfig, RecordFormat};
+use crate::config::{Config, MissingSchema, PipelineConfig, ProtobufConfig, RecordFormat};
 use crate::registry::{LookupError, RegisteredSchema, RegistryClient};
 use crate::{Error, Result};
 
@@ -32,6 +32,7 @@ pub struct RegistrySchemas {
     protobuf: Option<ProtobufConfig>,
     /// Every id seen so far: its schema, or why it cannot be used (its records are dead-lettered).
     known: BTreeMap<u32, std::result::Result<SourceSchema, String>>,
+    missing_schema: MissingSchema,
 }
 
 fn proto_options(config: &ProtobufConfig) -> ProtoOptions {
@@ -54,6 +55,7 @@ impl SourceSchemas {
                 client: Arc::new(RegistryClient::new(settings)?),
                 protobuf,
                 known: BTreeMap::new(),
+                missing_schema: settings.missing_schema,
             }))
         };
         match p.format {
@@ -124,11 +126,18 @@ impl SourceSchemas {
     }
 
     /// Looks up a schema id not seen before. `None`: unusable (recorded; its records are
-    /// dead-lettered with the reason).
+    /// dead-lettered with the reason). Only answers that stay the same on every read are
+    /// recorded: a schema that does not parse or is of the wrong type, or (with
+    /// `missing_schema = "dead_letter"`) one the registry does not have. An unavailable
+    /// registry, and by default a missing schema, are waited for.
     pub async fn fetch(&mut self, id: u32, shutdown: &watch::Receiver<bool>) -> Result<Option<SourceSchema>> {
         let SourceSchemas::Registry(r) = self else { return Ok(None) };
         let client = r.client.clone();
-        let parsed = match retry(shutdown, || client.schema_by_id(id)).await? {
+        let found = match r.missing_schema {
+            MissingSchema::DeadLetter => retry(shutdown, || client.schema_by_id(id)).await?,
+            MissingSchema::Wait => Some(retry_until_found(shutdown, id, || client.schema_by_id(id)).await?),
+        };
+        let parsed = match found {
             Some(registered) => r.parse(id, registered),
             None => Err("not found in the schema registry".to_string()),
         };
@@ -173,6 +182,32 @@ impl RegistrySchemas {
     }
 }
 
+/// Retries a lookup while the registry is unavailable *or* does not have schema `id` yet
+/// (`missing_schema = "wait"`): the records stay unread meanwhile, so each lands where it would
+/// on any other read.
+async fn retry_until_found<T, F, Fut>(shutdown: &watch::Receiver<bool>, id: u32, lookup: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, LookupError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match retry(shutdown, &lookup).await? {
+            Some(found) => return Ok(found),
+            None if *shutdown.borrow() => {
+                return Err(Error::Registry(format!("schema id {id} is not in the registry; stopped while waiting")));
+            }
+            None => {
+                tracing::warn!(schema_id = id, retry_in = ?delay,
+                    "a record names a schema id the registry does not have; waiting for it (records stay unread). \
+                     Set schema_registry.missing_schema = \"dead_letter\" to dead-letter such records instead");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
 /// Retries a registry lookup while the registry is unavailable. `Ok(None)`: not found.
 async fn retry<T, F, Fut>(shutdown: &watch::Receiver<bool>, lookup: F) -> Result<Option<T>>
 where
@@ -191,5 +226,44 @@ where
             }
             Err(e) => return Err(Error::Registry(e.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    /// A lookup answering 404 `misses` times, then the schema.
+    fn lookup(misses: u32, calls: &AtomicU32) -> impl std::future::Future<Output = std::result::Result<u32, LookupError>> {
+        let call = calls.fetch_add(1, Ordering::SeqCst);
+        async move { if call < misses { Err(LookupError::NotFound("schema id 7".into())) } else { Ok(7) } }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_schema_is_waited_for_never_recorded_as_bad() {
+        let (_stop, shutdown) = watch::channel(false);
+        let calls = AtomicU32::new(0);
+        let found = retry_until_found(&shutdown, 7, || lookup(3, &calls)).await.expect("found");
+        assert_eq!((found, calls.load(Ordering::SeqCst)), (7, 4), "three 404s waited out");
+        // With `dead_letter` the first 404 is the answer.
+        let calls = AtomicU32::new(0);
+        assert!(retry(&shutdown, || lookup(3, &calls)).await.expect("answered").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_registry_is_waited_for_and_shutdown_ends_the_wait() {
+        let (stop, shutdown) = watch::channel(false);
+        let calls = AtomicU32::new(0);
+        let flaky = || {
+            let call = calls.fetch_add(1, Ordering::SeqCst);
+            async move { if call < 2 { Err(LookupError::Unavailable("503".into())) } else { Ok(1u32) } }
+        };
+        assert_eq!(retry(&shutdown, flaky).await.expect("answered"), Some(1));
+        stop.send(true).expect("send");
+        let calls = AtomicU32::new(0);
+        let err = retry_until_found(&shutdown, 7, || lookup(u32::MAX, &calls)).await.expect_err("stopped");
+        assert!(err.to_string().contains("schema id 7"), "{err}");
     }
 }

@@ -137,6 +137,7 @@ mod tests {
             bearer_token: None,
             ca_file,
             timeout: std::time::Duration::from_secs(1),
+            missing_schema: Default::default(),
         }
     }
 

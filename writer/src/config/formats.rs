@@ -29,6 +29,21 @@ pub struct SchemaRegistryConfig {
     /// Timeout of one request.
     #[serde(default = "default_registry_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// What a record whose schema id the registry answers 404 for does: `wait` (default: the
+    /// pipeline retries until the schema appears, e.g. after replication between registries,
+    /// so such a record lands in the table like on any other read) or `dead_letter` (such
+    /// records go to the dead-letter table as `unknown_schema`).
+    #[serde(default)]
+    pub missing_schema: MissingSchema,
+}
+
+/// See [`SchemaRegistryConfig::missing_schema`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingSchema {
+    #[default]
+    Wait,
+    DeadLetter,
 }
 
 fn default_registry_timeout() -> Duration {
