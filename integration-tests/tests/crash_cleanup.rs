@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use icefall_integration_tests::optimizer;
-use icefall_integration_tests::produce::TestProducer;
+use icefall_integration_tests::produce::{BackgroundProducer, TestProducer};
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables;
 use icefall_integration_tests::writer::WriterProcess;
@@ -220,13 +220,7 @@ async fn crashes_at_every_commit_step_lose_and_duplicate_nothing() {
 
     // During a rebase: two writers race on the table; the first commit of the crashing one to
     // lose a race stages its rebased attempt and dies before publishing it.
-    let racing = icefall_integration_tests::produce::BackgroundProducer::start(
-        &s.broker.bootstrap(),
-        &s.topic,
-        next,
-        PARTITIONS,
-        100,
-    );
+    let racing = BackgroundProducer::start(&s.broker.bootstrap(), &s.topic, next, PARTITIONS, 100);
     let peer = WriterProcess::start(&s.writer_config, "peer");
     crash_at(&s, "during-rebase", "");
     let (_, raced) = racing.finish();
@@ -263,4 +257,49 @@ async fn without_the_journal_and_the_dead_letter_floor_the_same_crash_is_caught(
         distinct.len()
     );
     assert!(!unreferenced_data_files(&s).await.is_empty(), "uncommitted files stay without the journal");
+}
+
+/// Two writers on one table, cleanup forced at its worst moment (a test build's hooks): A
+/// settles journals after every commit and pauses 1 s between settling's two steps (listing
+/// the journals, loading the table); B keeps each journal live for 150 ms before committing
+/// it. So A keeps judging B's live journals by a table view B moves on from. Returns the
+/// files some snapshot references that are missing on disk (every snapshot, not only the
+/// current one).
+async fn peer_race(s: &Scenario, disable: &str) -> (Vec<PathBuf>, BTreeMap<i32, i64>) {
+    let producer = BackgroundProducer::start(&s.broker.bootstrap(), &s.topic, 0, PARTITIONS, 100);
+    let env_a = [("ICEFALL_TEST_SETTLE_PAUSE_MS", "1000"), ("ICEFALL_TEST_DISABLE", disable)];
+    let a = WriterProcess::start_with_env(&s.writer_config, "peer-a", &env_a);
+    let b = WriterProcess::start_with_env(&s.writer_config, "peer-b", &[("ICEFALL_TEST_COMMIT_PAUSE_MS", "150")]);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (_, landed) = producer.finish();
+    let catalog = s.catalog().await;
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, WAIT).await;
+    let log_a = a.log.clone();
+    for writer in [a, b] {
+        assert!(writer.stop(Duration::from_secs(60)).success());
+    }
+    let settles = std::fs::read_to_string(log_a).unwrap_or_default().matches("settling paused").count();
+    assert!(settles >= 5, "A settled at its worst moment {settles} times");
+    let loaded = catalog.load(&parse_ident(&s.table).expect("ident")).await.expect("load");
+    assert!(loaded.metadata.snapshots().count() > 20, "both writers committed many times");
+    let referenced = catalog.reachable_from(&loaded).await.expect("reachable").content_files;
+    (referenced.iter().map(|p| local(p)).filter(|p| !p.exists()).collect(), landed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_settling_each_others_journals_never_delete_a_committed_file() {
+    let s = Scenario::new("peer-race", "200ms");
+    let (missing, landed) = peer_race(&s, "").await;
+    assert_eq!(missing, Vec::<PathBuf>::new(), "every file a snapshot references exists");
+    let catalog = s.catalog().await;
+    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
+}
+
+/// The mutation check: settling by a table view loaded before the journals were listed (the
+/// old order) deletes files a peer then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_by_an_older_table_view_deletes_a_peers_files() {
+    let s = Scenario::new("peer-race-unsafe", "200ms");
+    let (missing, _) = peer_race(&s, "settle-order").await;
+    assert!(!missing.is_empty(), "the old order must delete files a snapshot then references");
 }

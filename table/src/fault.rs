@@ -9,6 +9,11 @@
 //!   are the [`CrashPoint`] names.
 //! - `ICEFALL_TEST_DISABLE=<safeguard>[,<safeguard>…]`: turns a safeguard off, so a test can
 //!   show that it fails without it. The names are the [`Safeguard`] names.
+//! - `ICEFALL_TEST_SETTLE_PAUSE_MS=<ms>`: journal settling at its worst moment: a writer settles
+//!   journals after every commit, and settling pauses this long between listing the journals
+//!   and loading the table (the window a live peer's commit can fall into).
+//! - `ICEFALL_TEST_COMMIT_PAUSE_MS=<ms>`: a writer pauses this long between writing a
+//!   checkpoint's journal and committing it (the time its journal is a live one).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +53,8 @@ pub enum Safeguard {
     DeadLetterFloor,
     /// The checkpoint journal, which names a checkpoint's files before its commit.
     Journal,
+    /// Settling lists journals *before* loading the table it judges them by.
+    SettleOrder,
 }
 
 impl Safeguard {
@@ -56,6 +63,7 @@ impl Safeguard {
             Safeguard::Fence => "fence",
             Safeguard::DeadLetterFloor => "dead-letter-floor",
             Safeguard::Journal => "journal",
+            Safeguard::SettleOrder => "settle-order",
         }
     }
 }
@@ -116,4 +124,25 @@ pub fn enabled(safeguard: Safeguard) -> bool {
         disabled
     });
     !disabled.iter().any(|d| d == safeguard.name())
+}
+
+/// The pause `ICEFALL_TEST_SETTLE_PAUSE_MS` asks for (`None`: settle as usual).
+pub fn settle_pause() -> Option<std::time::Duration> {
+    static PAUSE: OnceLock<Option<std::time::Duration>> = OnceLock::new();
+    *PAUSE.get_or_init(|| pause_from("ICEFALL_TEST_SETTLE_PAUSE_MS"))
+}
+
+/// The pause `ICEFALL_TEST_COMMIT_PAUSE_MS` asks for between writing a checkpoint's journal and
+/// committing it: how long the journal is a live peer's (`None`: commit at once).
+pub fn commit_pause() -> Option<std::time::Duration> {
+    static PAUSE: OnceLock<Option<std::time::Duration>> = OnceLock::new();
+    *PAUSE.get_or_init(|| pause_from("ICEFALL_TEST_COMMIT_PAUSE_MS"))
+}
+
+fn pause_from(variable: &str) -> Option<std::time::Duration> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let ms = std::env::var(variable).ok()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms))
 }

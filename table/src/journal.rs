@@ -18,7 +18,7 @@ use futures::TryStreamExt;
 use iceberg::io::FileIO;
 use serde::{Deserialize, Serialize};
 
-use crate::fault::CrashPoint;
+use crate::fault::{self, CrashPoint, Safeguard};
 use crate::offsets::{OffsetMap, committed_offsets, offset_of};
 use crate::storage::{location_operator, normalize_path};
 use crate::{Catalog, Error, LoadedTable, Result};
@@ -120,6 +120,12 @@ pub async fn remove(file_io: &FileIO, path: &str) -> Result<()> {
 pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Result<Settled> {
     let location = table.metadata.location();
     let (op, _) = location_operator(location, catalog.config())?;
+    // Only a test build that turned the safeguard off loads the table first (the old race).
+    let loaded_first =
+        if fault::enabled(Safeguard::SettleOrder) { None } else { Some(catalog.load(&table.ident).await?) };
+    if loaded_first.is_some() {
+        test_pause().await;
+    }
     let mut paths = Vec::new();
     match op.lister_with(&format!("{DIR}/")).await {
         Ok(mut lister) => {
@@ -137,12 +143,21 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
     if paths.is_empty() {
         return Ok(out);
     }
-    let table = &catalog.load(&table.ident).await?;
+    if loaded_first.is_none() {
+        test_pause().await;
+    }
+    let table = &match loaded_first {
+        Some(table) => table,
+        None => catalog.load(&table.ident).await?,
+    };
     let offsets = committed_offsets(&table.metadata)?;
     let mut referenced: Option<BTreeSet<String>> = None;
     for path in paths {
         let journal = match Journal::read(catalog.file_io(), &path).await {
             Ok(j) => j,
+            Err(_) if !catalog.file_io().exists(&path).await.unwrap_or(true) => {
+                continue; // removed by its writer since the listing: its checkpoint is done
+            }
             Err(e) => {
                 // Written by something else, or cut short: never guess which files it meant.
                 tracing::warn!(journal = %path, error = %e, "skipping an unreadable checkpoint journal");
@@ -177,6 +192,15 @@ pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Re
         out.journals_settled += 1;
     }
     Ok(out)
+}
+
+/// A test build's widening of the window between settling's two steps (listing the journals,
+/// loading the table), whichever their order: see [`fault::settle_pause`].
+async fn test_pause() {
+    if let Some(pause) = fault::settle_pause() {
+        tracing::info!(?pause, "TEST BUILD: journal settling paused between its two steps");
+        tokio::time::sleep(pause).await;
+    }
 }
 
 #[cfg(test)]

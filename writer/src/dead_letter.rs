@@ -61,7 +61,7 @@ pub fn layout() -> TableLayout {
             "error_kind",
             "string",
             true,
-            "class of the error: not_json, missing_field, wrong_type, out_of_range, empty, bad_protobuf, bad_avro, bad_framing, unknown_schema, wrong_message",
+            "class of the error: not_json, missing_field, wrong_type, out_of_range, empty, bad_protobuf, bad_avro, bad_framing, unknown_schema, wrong_message, offsets_lost (offsets gone from the broker before they were read)",
         ),
         field("ingested_at", "timestamptz", true, "when the writer dead-lettered the record"),
     ]);

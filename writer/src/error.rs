@@ -25,6 +25,11 @@ pub enum Error {
     #[error("schema registry: {0}")]
     Registry(String),
 
+    /// The Kafka source cannot go on without losing records silently (an offset gone from
+    /// the broker under `auto.offset.reset = "error"`); names the partition and the fix.
+    #[error("kafka source: {0}")]
+    Source(String),
+
     /// The source schema changed in a way the table cannot follow; names the field.
     #[error("schema evolution: {0}")]
     Evolution(String),

@@ -236,7 +236,10 @@ mod tests {
     use super::*;
 
     /// A lookup answering 404 `misses` times, then the schema.
-    fn lookup(misses: u32, calls: &AtomicU32) -> impl std::future::Future<Output = std::result::Result<u32, LookupError>> {
+    fn lookup(
+        misses: u32,
+        calls: &AtomicU32,
+    ) -> impl std::future::Future<Output = std::result::Result<u32, LookupError>> {
         let call = calls.fetch_add(1, Ordering::SeqCst);
         async move { if call < misses { Err(LookupError::NotFound("schema id 7".into())) } else { Ok(7) } }
     }

@@ -15,6 +15,7 @@ pub mod formats;
 pub mod freshness;
 pub mod http;
 pub mod metrics;
+pub mod offset_reset;
 pub mod pipeline;
 pub mod pool;
 pub mod registry;

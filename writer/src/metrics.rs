@@ -64,6 +64,7 @@ struct Families {
     consumed_bytes: Family<TopicLabels, Counter>,
     committed_records: Family<PipelineLabels, Counter>,
     dead_letters: Family<ReasonLabels, Counter>,
+    lost_records: Family<TopicLabels, Counter>,
     late_records: Family<PipelineLabels, Counter>,
     consumer_lag: Family<PartitionLabels, Gauge>,
     assigned_partitions: Family<PipelineLabels, Gauge>,
@@ -96,6 +97,7 @@ impl Metrics {
             consumed_bytes: Family::default(),
             committed_records: Family::default(),
             dead_letters: Family::default(),
+            lost_records: Family::default(),
             late_records: Family::default(),
             consumer_lag: Family::default(),
             assigned_partitions: Family::default(),
@@ -117,6 +119,12 @@ impl Metrics {
         let f = &families;
         let records = || Unit::Other("records".into());
         registry.register_with_unit("consumed", "Records read from Kafka", records(), f.consumed_records.clone());
+        registry.register_with_unit(
+            "lost",
+            "Offsets gone from the broker before they were read, skipped per auto.offset.reset",
+            records(),
+            f.lost_records.clone(),
+        );
         registry.register_with_unit(
             "consumed",
             "Record bytes (key + value) read from Kafka",
@@ -290,6 +298,12 @@ impl PipelineMetrics {
     }
 
     /// A batch of `records` from `topic`, `bytes` of keys and values.
+    /// Offsets gone from the broker before they were read (retention), skipped.
+    pub fn offsets_lost(&self, topic: &str, records: u64) {
+        let labels = TopicLabels { pipeline: self.name.clone(), topic: topic.to_string() };
+        self.families.lost_records.get_or_create(&labels).inc_by(records);
+    }
+
     pub fn records_consumed(&self, topic: &str, records: u64, bytes: u64) {
         let labels = TopicLabels { pipeline: self.name.clone(), topic: topic.to_string() };
         self.families.consumed_records.get_or_create(&labels).inc_by(records);

@@ -6,6 +6,7 @@
 //! moved, and the files the writers close at that moment hold exactly those records.
 
 mod journal;
+mod lost;
 mod setup;
 
 use std::collections::{BTreeMap, HashMap};
@@ -84,6 +85,8 @@ pub struct Pipeline {
     late_before: Arc<AtomicI64>,
     /// When to settle checkpoint journals next (after a commit); `None`: none are known pending.
     next_journal_settle: Option<Instant>,
+    /// Ranges gone from the broker that this checkpoint skips (see [`lost`]).
+    lost_ranges: Vec<crate::dead_letter::DeadLetter>,
     metrics: PipelineMetrics,
     shutdown: watch::Receiver<bool>,
 }
@@ -188,6 +191,7 @@ impl Pipeline {
             epoch: 0,
             checkpoint: 0,
             next_journal_settle,
+            lost_ranges: Vec::new(),
             late_before,
             metrics,
             shutdown,
@@ -285,6 +289,11 @@ impl Pipeline {
                 self.next_journal_settle = Some(Instant::now());
                 Ok(())
             }
+            SourceEvent::Skipped { partition, from, to, policy } => {
+                self.record_lost_range(partition, from, to, policy);
+                Ok(())
+            }
+            SourceEvent::Failed(message) => Err(Error::Source(message)),
             SourceEvent::Revoked { partitions, released } => {
                 // Commit what was read of them while they are still ours: the next owner starts
                 // from the table's offsets, so nothing is read twice.
@@ -433,6 +442,7 @@ impl Pipeline {
         for state in self.partitions.values_mut() {
             state.next = state.committed;
         }
+        self.lost_ranges.clear();
         self.epoch += 1;
         self.awaiting_epoch = Some(self.epoch);
         self.source.send(SourceCommand::Reseek { epoch: self.epoch });
@@ -463,11 +473,13 @@ impl Pipeline {
         };
         let writers = self.pool.writer_count();
         self.apply_pending_shrink().await;
+        let mut dead_letters = written.dead_letters;
+        dead_letters.append(&mut self.lost_ranges);
         let checkpoint = Checkpoint {
             number: self.checkpoint,
             data_files: written.data_files,
             spec_id: self.spec_id(),
-            dead_letters: written.dead_letters,
+            dead_letters,
             ranges,
             rows: written.rows,
             writers,
@@ -482,6 +494,9 @@ impl Pipeline {
                 return self.abort("writing the checkpoint journal failed").await;
             }
         };
+        if let Some(pause) = icefall_table::fault::commit_pause() {
+            tokio::time::sleep(pause).await;
+        }
         let commit_started = Instant::now();
         let Some(outcome) = self.commit_with_retries(&checkpoint).await? else {
             // Fenced: only files no snapshot references go (an attempt of unknown outcome may
@@ -500,7 +515,9 @@ impl Pipeline {
         self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);
         let watermarks = icefall_table::freshness::table_watermarks(&outcome.table.metadata);
         self.adjust_interval(&outcome.table.metadata);
-        if self.next_journal_settle.is_some_and(|at| Instant::now() >= at) {
+        if self.next_journal_settle.is_some_and(|at| Instant::now() >= at)
+            || icefall_table::fault::settle_pause().is_some()
+        {
             self.next_journal_settle = settle_journals(&self.catalog, &outcome.table, &self.name).await;
         }
         for (tp, range) in &checkpoint.ranges {

@@ -19,10 +19,10 @@ impl Config {
             }
         }
         if let Some(reset) = self.kafka.properties.get("auto.offset.reset")
-            && !["earliest", "smallest", "beginning", "latest", "largest", "end"].contains(&reset.as_str())
+            && !["earliest", "smallest", "beginning", "latest", "largest", "end", "error"].contains(&reset.as_str())
         {
             return Err(Error::Config(format!(
-                "kafka.properties.\"auto.offset.reset\" = {reset:?}: use \"earliest\" or \"latest\""
+                "kafka.properties.\"auto.offset.reset\" = {reset:?}: use \"earliest\", \"latest\" or \"error\""
             )));
         }
         self.metrics.validate(&self.pipelines)?;

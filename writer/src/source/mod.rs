@@ -15,16 +15,20 @@ use std::time::{Duration, Instant};
 use icefall_table::offsets::{OffsetMap, offset_of};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaResult;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+mod reposition;
+
 use crate::budget::{Lease, MemoryBudget};
 use crate::metrics::PipelineMetrics;
+use crate::offset_reset::OffsetReset;
 use crate::{Error, Result};
+use reposition::{reseek, resolve_out_of_range};
 
 /// How often librdkafka reports partition watermarks (for the lag metric).
 const STATISTICS_INTERVAL_MS: &str = "5000";
@@ -60,6 +64,11 @@ pub enum SourceEvent {
     /// answered (or dropped), so their in-flight records can be committed first; after
     /// [`revoke_timeout`] it lets them go anyway (fencing still protects the table).
     Revoked { partitions: Vec<TopicPartition>, released: std_mpsc::SyncSender<()> },
+    /// Offsets `from..to` of a partition were gone from the broker before they were read; the
+    /// partition continues at `to` (per `auto.offset.reset`, see [`crate::offset_reset`]).
+    Skipped { partition: TopicPartition, from: i64, to: i64, policy: OffsetReset },
+    /// The source cannot go on (a gone offset under `auto.offset.reset = "error"`).
+    Failed(String),
 }
 
 /// What the pipeline asks of the source.
@@ -86,28 +95,6 @@ pub fn revoke_timeout(properties: &BTreeMap<String, String>) -> Duration {
 
 /// Loads the table's offsets (blocking; called on the consumer thread).
 pub type OffsetLoader = Arc<dyn Fn() -> std::result::Result<OffsetMap, String> + Send + Sync>;
-
-/// Where partitions the table has never seen start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFrom {
-    Earliest,
-    Latest,
-}
-
-impl StartFrom {
-    pub fn from_properties(props: &BTreeMap<String, String>) -> StartFrom {
-        match props.get("auto.offset.reset").map(String::as_str) {
-            Some("latest" | "largest" | "end") => StartFrom::Latest,
-            _ => StartFrom::Earliest,
-        }
-    }
-    fn offset(self) -> Offset {
-        match self {
-            StartFrom::Earliest => Offset::Beginning,
-            StartFrom::Latest => Offset::End,
-        }
-    }
-}
 
 /// Settings of one source.
 pub struct SourceSettings {
@@ -148,11 +135,12 @@ impl KafkaSource {
     pub fn start(settings: SourceSettings, loader: OffsetLoader) -> Result<KafkaSource> {
         let (events_tx, events) = mpsc::channel(64);
         let (commands, commands_rx) = std_mpsc::channel();
-        let start_from = StartFrom::from_properties(&settings.properties);
+        let reset = OffsetReset::from_properties(&settings.properties);
         let context = SourceContext {
             events: events_tx,
             loader,
-            start_from,
+            reset,
+            assigned_at: Mutex::new(BTreeMap::new()),
             pending: Mutex::new(Vec::new()),
             epoch: Mutex::new(0),
             pipeline: settings.pipeline.clone(),
@@ -175,6 +163,9 @@ impl KafkaSource {
         for (k, v) in &settings.properties {
             config.set(k, v);
         }
+        // librdkafka never jumps on its own: an out-of-range position comes back as an error
+        // and `auto.offset.reset` is applied visibly (see `crate::offset_reset`).
+        config.set("auto.offset.reset", "error");
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
             .map_err(Error::kafka(format!("create consumer for pipeline {}", settings.pipeline)))?;
@@ -207,7 +198,10 @@ impl KafkaSource {
 struct SourceContext {
     events: mpsc::Sender<SourceEvent>,
     loader: OffsetLoader,
-    start_from: StartFrom,
+    reset: OffsetReset,
+    /// Where each partition was last positioned (until a record arrives librdkafka reports no
+    /// position for it).
+    assigned_at: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Records polled but not yet sent; flushed before any assignment event to keep order.
     pending: Mutex<Vec<SourceRecord>>,
     epoch: Mutex<u64>,
@@ -248,8 +242,23 @@ impl SourceContext {
             let topic: Arc<str> = Arc::from(elem.topic());
             positions.push(((topic, elem.partition()), offset_of(offsets, elem.topic(), elem.partition())));
         }
+        let mut assigned_at = self.assigned_at.lock().unwrap_or_else(|e| e.into_inner());
         for ((topic, partition), start) in &positions {
-            let offset = start.map(Offset::Offset).unwrap_or(self.start_from.offset());
+            let offset = match (start, self.reset) {
+                (Some(offset), _) => {
+                    assigned_at.insert((topic.clone(), *partition), *offset);
+                    Offset::Offset(*offset)
+                }
+                (None, OffsetReset::Earliest) => Offset::Beginning,
+                (None, OffsetReset::Latest) => Offset::End,
+                (None, OffsetReset::Error) => {
+                    let _ = self.events.blocking_send(SourceEvent::Failed(format!(
+                        "{topic}/{partition}: the table has no offset for this partition and auto.offset.reset = \
+                         \"error\"; set it to \"earliest\" or \"latest\" for the first start"
+                    )));
+                    Offset::End
+                }
+            };
             if let Err(e) = tpl.set_partition_offset(topic, *partition, offset) {
                 tracing::error!(pipeline = %self.pipeline, %topic, partition, error = %e, "cannot set start offset");
             }
@@ -392,6 +401,9 @@ fn consume_loop(
                         last_flush = Instant::now();
                     }
                 }
+                Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
+                    resolve_out_of_range(&consumer);
+                }
                 Some(Err(e)) => tracing::warn!(pipeline = %ctx.pipeline, error = %e, "kafka consumer error"),
                 None => break,
             }
@@ -411,41 +423,6 @@ fn set_paused(consumer: &BaseConsumer<SourceContext>, paused: bool) {
     if let Err(e) = result {
         tracing::debug!(pipeline = %consumer.context().pipeline, error = %e, paused, "pause/resume failed");
     }
-}
-
-/// Moves every assigned partition back to the table's offsets.
-fn reseek(consumer: &BaseConsumer<SourceContext>, epoch: u64) {
-    let ctx = consumer.context();
-    ctx.flush();
-    *ctx.epoch.lock().unwrap_or_else(|e| e.into_inner()) = epoch;
-    let offsets = ctx.load_offsets();
-    let mut assignment = match consumer.assignment() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(pipeline = %ctx.pipeline, error = %e, "cannot read the assignment");
-            TopicPartitionList::new()
-        }
-    };
-    let partitions = ctx.position(&mut assignment, &offsets);
-    let seeked = consumer.seek_partitions(assignment.clone(), Duration::from_secs(10));
-    let failed = match &seeked {
-        Ok(result) => result.elements().iter().any(|e| e.error().is_err()),
-        Err(_) => true,
-    };
-    if failed {
-        // A partition whose fetcher has not started yet cannot seek; re-assigning positions it.
-        tracing::debug!(pipeline = %ctx.pipeline, "seek failed; re-assigning at table offsets");
-        let result = if matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative) {
-            consumer.incremental_unassign(&assignment).and_then(|_| consumer.incremental_assign(&assignment))
-        } else {
-            consumer.assign(&assignment)
-        };
-        if let Err(e) = result {
-            tracing::error!(pipeline = %ctx.pipeline, error = %e, "re-assign failed");
-        }
-    }
-    tracing::info!(pipeline = %ctx.pipeline, epoch, partitions = ?partitions, "re-positioned at table offsets");
-    let _ = ctx.events.blocking_send(SourceEvent::Assigned { epoch, partitions, replace: true });
 }
 
 fn commit_group_offsets(consumer: &BaseConsumer<SourceContext>, offsets: &OffsetMap) {

@@ -1,0 +1,39 @@
+//! Offsets gone from the broker before they were read ([`crate::offset_reset`]): the skip is
+//! part of the checkpoint, recorded as one `offsets_lost` dead letter at the first lost offset.
+
+use super::Pipeline;
+use crate::dead_letter::DeadLetter;
+use crate::offset_reset::{OffsetReset, lost_range_message};
+use crate::source::TopicPartition;
+
+/// Dead-letter reason class of a lost range.
+pub(super) const OFFSETS_LOST: &str = "offsets_lost";
+
+impl Pipeline {
+    /// The source continued `partition` at `to` because `from..to` was gone. Only a skip from
+    /// exactly where the pipeline expected the partition to go on counts; anything else belongs
+    /// to an older position (a re-read will meet it again).
+    pub(super) fn record_lost_range(&mut self, partition: TopicPartition, from: i64, to: i64, policy: OffsetReset) {
+        if self.awaiting_epoch.is_some() {
+            return;
+        }
+        let Some(state) = self.partitions.get_mut(&partition) else { return };
+        if state.next != Some(from) {
+            tracing::debug!(pipeline = %self.name, topic = %partition.0, partition = partition.1, from, expected = ?state.next,
+                "a skip from an older position ignored");
+            return;
+        }
+        state.next = Some(to);
+        self.metrics.offsets_lost(&partition.0, (to - from) as u64);
+        self.lost_ranges.push(DeadLetter {
+            topic: partition.0.clone(),
+            partition: partition.1,
+            offset: from,
+            timestamp_ms: None,
+            key: None,
+            value: None,
+            error: lost_range_message(from, to, policy),
+            error_kind: OFFSETS_LOST,
+        });
+    }
+}
