@@ -14,16 +14,11 @@ impl Pipeline {
     /// exactly where the pipeline expected the partition to go on counts; anything else belongs
     /// to an older position (a re-read will meet it again).
     pub(super) fn record_lost_range(&mut self, partition: TopicPartition, from: i64, to: i64, policy: OffsetReset) {
-        if self.awaiting_epoch.is_some() {
-            return;
-        }
-        let Some(state) = self.partitions.get_mut(&partition) else { return };
-        if state.next != Some(from) {
-            tracing::debug!(pipeline = %self.name, topic = %partition.0, partition = partition.1, from, expected = ?state.next,
+        if !self.splitter.skip(&partition, from, to) {
+            tracing::debug!(pipeline = %self.name, topic = %partition.0, partition = partition.1, from,
                 "a skip from an older position ignored");
             return;
         }
-        state.next = Some(to);
         self.metrics.offsets_lost(&partition.0, (to - from) as u64);
         self.lost_ranges.push(DeadLetter {
             topic: partition.0.clone(),

@@ -1,0 +1,223 @@
+//! One pipeline: source (Kafka) → split → decode and write (the writer pool) → checkpoint →
+//! commit (the committer: snapshot + offsets).
+//!
+//! Each step has its file: `start.rs` sets the pipeline up, `split.rs` keeps the splitter's
+//! bookkeeping (what each partition has handed on since the table's offset), the writer pool
+//! (`crate::pool`) decodes and writes, `checkpoint.rs` closes files and commits them with the
+//! offsets they cover, `schema.rs` follows schema and spec changes, `journal.rs` and `lost.rs`
+//! keep crash cleanup and skipped ranges. This file holds the struct and its run loop.
+
+mod checkpoint;
+mod journal;
+mod lost;
+mod schema;
+mod setup;
+mod split;
+mod start;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, Instant};
+
+use icefall_table::{Catalog, LoadedTable};
+use tokio::sync::watch;
+
+use crate::committer::Committer;
+use crate::config::PipelineConfig;
+use crate::formats::SourceSchemas;
+use crate::metrics::PipelineMetrics;
+use crate::pool::WriterPool;
+use crate::scaling::{Decision, Scaler};
+use crate::source::{KafkaSource, SourceEvent};
+use crate::{Error, Result};
+use setup::checkpoint_ticker;
+use split::{Assignment, Splitter};
+
+/// How often the writer pool's load is measured and its size reconsidered.
+const SCALING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often journals other processes left behind are looked at again while some are pending.
+const JOURNAL_SETTLE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long the final checkpoint may keep retrying after a shutdown request.
+const SHUTDOWN_COMMIT_GRACE: Duration = Duration::from_secs(30);
+
+pub struct Pipeline {
+    name: String,
+    config: PipelineConfig,
+    catalog: Catalog,
+    /// The table as of the last schema change we made or saw (the committer reloads it anyway).
+    table: LoadedTable,
+    sources: SourceSchemas,
+    interval: Duration,
+    file_io: iceberg::io::FileIO,
+    source: KafkaSource,
+    pool: WriterPool,
+    scaler: Scaler,
+    /// A writer to retire at the next checkpoint boundary, and why.
+    pending_shrink: Option<String>,
+    committer: Committer,
+    /// What each partition has handed on since the table's offset.
+    splitter: Splitter,
+    checkpoint: u64,
+    /// Event times below this are late (shared with the writers; see [`EventTime`]).
+    late_before: Arc<AtomicI64>,
+    /// When to settle checkpoint journals next (after a commit); `None`: none are known pending.
+    next_journal_settle: Option<Instant>,
+    /// Ranges gone from the broker that this checkpoint skips (see [`lost`]).
+    lost_ranges: Vec<crate::dead_letter::DeadLetter>,
+    metrics: PipelineMetrics,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Pipeline {
+    /// Runs until shutdown; the last act is a final checkpoint.
+    pub async fn run(mut self) -> Result<()> {
+        let mut ticker = checkpoint_ticker(self.interval);
+        let mut shutdown = self.shutdown.clone();
+        let mut scaling = tokio::time::interval_at(tokio::time::Instant::now() + SCALING_INTERVAL, SCALING_INTERVAL);
+        scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut measured_since = Instant::now();
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break Ok(()),
+                _ = ticker.tick() => {
+                    if let Err(e) = self.checkpoint().await { break Err(e); }
+                    if ticker.period() != self.interval {
+                        ticker = checkpoint_ticker(self.interval);
+                    }
+                }
+                _ = scaling.tick() => {
+                    self.rescale(measured_since.elapsed());
+                    measured_since = Instant::now();
+                }
+                event = self.source.events.recv() => match event {
+                    Some(event) => if let Err(e) = self.handle(event).await { break Err(e); },
+                    None => break Err(Error::Internal(format!("the Kafka source of pipeline {} stopped", self.name))),
+                },
+            }
+        };
+        let result = match result {
+            Ok(()) => {
+                tracing::info!(pipeline = %self.name, "shutting down: final checkpoint");
+                self.checkpoint().await
+            }
+            Err(e) => Err(e),
+        };
+        self.source.stop().await;
+        self.pool.shutdown().await;
+        result
+    }
+
+    async fn handle(&mut self, event: SourceEvent) -> Result<()> {
+        match event {
+            SourceEvent::Records(records, lease) => {
+                if self.splitter.repositioning() {
+                    return Ok(());
+                }
+                self.count_consumed(&records);
+                let mut accepted = Vec::with_capacity(records.len());
+                for record in records {
+                    if !self.splitter.is_new(&record) {
+                        continue; // not ours, already handed on, or already in the table
+                    }
+                    if let Some(id) = self.unknown_schema_id(&record) {
+                        // Everything before this record is written with the schema it came with.
+                        self.pool.dispatch(std::mem::take(&mut accepted), None).await?;
+                        self.adopt_schema(id).await?;
+                        if self.splitter.repositioning() {
+                            return Ok(()); // the checkpoint was fenced; the rest is read again
+                        }
+                    }
+                    self.splitter.handed_on(&record);
+                    accepted.push(record);
+                }
+                self.pool.dispatch(accepted, Some(lease)).await
+            }
+            SourceEvent::Assigned { epoch, partitions, replace } => {
+                match self.splitter.assign(epoch, &partitions, replace) {
+                    Assignment::Stale => return Ok(()),
+                    Assignment::NeedsAbort => return self.abort("the assignment was replaced").await,
+                    Assignment::Applied => {}
+                }
+                self.metrics.partitions_assigned(&partitions, replace, self.splitter.len());
+                // A partition may come from a crashed peer: settle its journal right after our
+                // next commit moves it (not at a later time an earlier look scheduled).
+                self.next_journal_settle = Some(Instant::now());
+                Ok(())
+            }
+            SourceEvent::Skipped { partition, from, to, policy } => {
+                self.record_lost_range(partition, from, to, policy);
+                Ok(())
+            }
+            SourceEvent::Failed(message) => Err(Error::Source(message)),
+            SourceEvent::Revoked { partitions, released } => {
+                // Commit what was read of them while they are still ours: the next owner starts
+                // from the table's offsets, so nothing is read twice.
+                let committed = if self.splitter.in_flight() { self.checkpoint().await } else { Ok(()) };
+                let had_in_flight = self.splitter.in_flight();
+                self.splitter.revoke(&partitions);
+                self.metrics.partitions_revoked(&partitions, self.splitter.len());
+                if had_in_flight {
+                    // Not committed (fenced, or waiting for a re-read): files mix partitions and
+                    // cannot be split, so the checkpoint is dropped and the partitions we keep
+                    // are re-read from the table.
+                    self.abort("partitions were revoked").await?;
+                }
+                let _ = released.send(());
+                committed
+            }
+        }
+    }
+
+    /// Measures the last interval's load; grows the pool now or schedules a shrink.
+    fn rescale(&mut self, elapsed: Duration) {
+        if self.splitter.repositioning() {
+            return;
+        }
+        let load = self.pool.take_load(elapsed);
+        match self.scaler.observe(load) {
+            Decision::Keep => {}
+            Decision::Grow(reason) => {
+                self.pool.grow();
+                self.metrics.writers_changed(self.pool.writer_count());
+                self.pending_shrink = None;
+                tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool grown");
+            }
+            Decision::Shrink(reason) => self.pending_shrink = Some(reason),
+        }
+    }
+
+    /// Retires a writer if one is due; only when no writer holds open files.
+    async fn apply_pending_shrink(&mut self) {
+        if let Some(reason) = self.pending_shrink.take() {
+            self.pool.shrink().await;
+            self.metrics.writers_changed(self.pool.writer_count());
+            tracing::info!(pipeline = %self.name, writers = self.pool.writer_count(), reason, "writer pool shrunk");
+        }
+    }
+
+    /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
+    fn count_consumed(&self, records: &[crate::source::SourceRecord]) {
+        let mut run: Option<(&str, u64, u64)> = None;
+        for record in records {
+            let bytes = (record.payload.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len)) as u64;
+            match &mut run {
+                Some((topic, n, b)) if *topic == &*record.topic => {
+                    *n += 1;
+                    *b += bytes;
+                }
+                _ => {
+                    if let Some((topic, n, b)) = run.take() {
+                        self.metrics.records_consumed(topic, n, b);
+                    }
+                    run = Some((&record.topic, 1, bytes));
+                }
+            }
+        }
+        if let Some((topic, n, b)) = run {
+            self.metrics.records_consumed(topic, n, b);
+        }
+    }
+}

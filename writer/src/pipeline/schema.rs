@@ -1,0 +1,75 @@
+//! Schema and partition-spec changes while the pipeline runs: a new source schema id, a new
+//! default spec made by another engine.
+
+use icefall_schemas::decode::confluent_schema_id;
+use icefall_table::LoadedTable;
+
+use super::Pipeline;
+use super::setup::write_setup;
+use crate::Result;
+use crate::evolution::{fit_table, plan_evolution};
+use crate::source::SourceRecord;
+
+impl Pipeline {
+    /// The schema id of a Confluent-framed record the pipeline has not seen yet.
+    pub(super) fn unknown_schema_id(&self, record: &SourceRecord) -> Option<u32> {
+        let registry = self.sources.registry()?;
+        let id = confluent_schema_id(record.payload.as_deref()?)?;
+        (!registry.knows(id)).then_some(id)
+    }
+
+    /// Looks up a new schema id; if the table must change to hold its records, commits what
+    /// was written so far, then the schema change, and writes on with the new schema.
+    pub(super) async fn adopt_schema(&mut self, id: u32) -> Result<()> {
+        let source = self.sources.fetch(id, &self.shutdown).await?;
+        if let Some(source) = source {
+            let current = self.catalog.load(&self.table.ident).await?;
+            let plan = match plan_evolution(&current, &source, Some(id), &self.config) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    // Keep what came before; the record of the new shape and all after it stay
+                    // unread until the producer or the config is fixed.
+                    self.checkpoint().await?;
+                    return Err(e);
+                }
+            };
+            let new_spec = current.metadata.default_partition_spec_id() != self.spec_id();
+            if plan.is_some() || new_spec {
+                // Data of the old shape (or partition spec) is committed before the writers
+                // take up the new one: a checkpoint's files share one spec.
+                self.checkpoint().await?;
+                if self.splitter.repositioning() {
+                    return Ok(());
+                }
+            }
+            self.table = match plan {
+                Some(_) => fit_table(&self.catalog, current, &source, Some(id), &self.config).await?,
+                None => current,
+            };
+            tracing::info!(pipeline = %self.name, schema_id = id, table_schema_id = self.table.metadata.current_schema_id(),
+                "new source schema adopted");
+        }
+        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
+        self.pool.reconfigure(setup).await
+    }
+
+    /// The partition spec the writers write with: the default spec of the table they were set
+    /// up for.
+    pub(super) fn spec_id(&self) -> i32 {
+        self.table.metadata.default_partition_spec_id()
+    }
+
+    /// Takes up a partition spec another engine made the table's default (Spark's `ALTER TABLE
+    /// … PARTITION FIELD`), right after a commit, while the writers hold no open file. Files
+    /// written before keep their own spec, which stays valid.
+    pub(super) async fn adopt_new_spec(&mut self, table: &LoadedTable) -> Result<()> {
+        if table.metadata.default_partition_spec_id() == self.spec_id() {
+            return Ok(());
+        }
+        tracing::info!(pipeline = %self.name, from = self.spec_id(), to = table.metadata.default_partition_spec_id(),
+            "the table has a new partition spec; new files follow it");
+        self.table = table.clone();
+        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
+        self.pool.reconfigure(setup).await
+    }
+}
