@@ -148,6 +148,40 @@ async fn aggressive_expiry_and_orphan_removal_keep_live_files_and_the_writer_res
     assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 9_000);
 }
 
+/// A compaction whose commit landed but whose reply was lost (a test build's
+/// `ICEFALL_TEST_LOSE_COMMIT_REPLY`) must not delete the files it wrote: the table references
+/// them. (Deleting a failed rewrite's files unconditionally loses those rows.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_of_unknown_outcome_keeps_the_files_it_may_have_committed() {
+    let s = Scenario::new("lostreply", "300ms");
+    fill(&s, 4_000, 4).await;
+    let catalog = tables::catalog(&s.dir).await;
+    let config = optimizer::config(&s.dir, None);
+    let before = tables::checksum(&catalog, &s.table).await;
+    let report = optimizer::run_with_env(
+        &config,
+        &s.table,
+        &["compact", "--max-groups", "1"],
+        &[("ICEFALL_TEST_LOSE_COMMIT_REPLY", "1")],
+    );
+    assert_eq!(report[0]["groups_failed"], 1, "the lost reply is reported: {report:?}");
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
+    assert!(
+        loaded.metadata.snapshots().any(|s| s
+            .summary()
+            .additional_properties
+            .get("icefall.operation")
+            .map(String::as_str)
+            == Some("compact")),
+        "the compaction landed"
+    );
+    for file in catalog.reachable_from(&loaded).await.expect("reachable").content_files {
+        let path = file.trim_start_matches("file://");
+        assert!(std::path::Path::new(path).exists(), "{path} is referenced but was deleted");
+    }
+    assert_eq!(tables::checksum(&catalog, &s.table).await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_compaction_leaves_rows_unchanged_and_orphan_removal_cleans_the_debris() {
     let s = Scenario::new("crashcompact", "300ms");

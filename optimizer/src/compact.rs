@@ -9,7 +9,8 @@ use iceberg::scan::FileScanTask;
 use icefall_table::files::TableFiles;
 use icefall_table::offsets::{self, committed_offsets};
 use icefall_table::partition_values;
-use icefall_table::{Catalog, Change, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
+use icefall_table::reachable::delete_uncommitted;
+use icefall_table::{Catalog, Change, Error as TableError, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::report::Report;
 use crate::sort::{RUN_ROWS, Sorter};
@@ -260,16 +261,27 @@ async fn rewrite_and_commit(
         spec_id: files.spec_id(),
         planned_sequence_number,
     };
-    let pending = PendingCommit::new(change, HashMap::from([("icefall.operation".to_string(), "compact".to_string())]));
-    let result = catalog
-        .commit(table, &pending, carry_writer_state, &RetryPolicy { max_attempts: 100, ..Default::default() })
-        .await;
+    let pending = PendingCommit::new(
+        change,
+        HashMap::from([(icefall_table::contract::OPERATION.to_string(), "compact".to_string())]),
+    );
+    let result = catalog.commit(table, &pending, carry_writer_state, &RetryPolicy::maintenance()).await;
     match result {
         Ok(_) => Ok((count, bytes, rows)),
         Err(e) => {
-            // Nothing references these files: remove them now rather than leave orphans.
-            for file in &added {
-                let _ = catalog.file_io().delete(file.file_path()).await;
+            // A rejected commit never landed: its files go now. After an unknown outcome the
+            // commit may have landed, so only files no snapshot references go (none if the
+            // table cannot be read: orphan removal decides later).
+            let paths: Vec<String> = added.iter().map(|f| f.file_path().to_string()).collect();
+            match &e {
+                TableError::Rejected { .. } | TableError::ConflictRetriesExhausted { .. } => {
+                    delete_uncommitted(catalog.file_io(), paths).await;
+                }
+                _ => {
+                    if let Err(check) = catalog.delete_unreferenced(ident, &paths).await {
+                        tracing::warn!(error = %check, "cannot tell whether the rewrite landed; its files stay for remove-orphans");
+                    }
+                }
             }
             Err(e.into())
         }

@@ -73,8 +73,7 @@ pub async fn expire_snapshots(
     };
     let change = Change::Expire { snapshot_ids: expiry.snapshot_ids, refs: expiry.refs };
     let pending = PendingCommit::new(change, Default::default());
-    let outcome =
-        catalog.commit(table, &pending, check, &RetryPolicy { max_attempts: 100, ..Default::default() }).await?;
+    let outcome = catalog.commit(table, &pending, check, &RetryPolicy::maintenance()).await?;
     report.commits = 1;
     // Delete what the landed state no longer reaches. Commits after ours only add new files or
     // reuse what ours still references, so this difference is safe to delete.

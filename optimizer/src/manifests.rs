@@ -22,7 +22,7 @@ pub async fn rewrite_manifests(
     let started = Instant::now();
     let mut report = Report::new("rewrite-manifests", &icefall_table::catalog::display_ident(ident), dry_run);
     // The plan is tied to one snapshot; if a writer commits first, plan again.
-    for _ in 0..20 {
+    for _ in 0..icefall_table::retry::REPLAN_ATTEMPTS {
         let table = catalog.load(ident).await?;
         let Some(snapshot) = table.metadata.current_snapshot() else { break };
         let target = target

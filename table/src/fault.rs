@@ -9,6 +9,9 @@
 //!   are the [`CrashPoint`] names.
 //! - `ICEFALL_TEST_DISABLE=<safeguard>[,<safeguard>…]`: turns a safeguard off, so a test can
 //!   show that it fails without it. The names are the [`Safeguard`] names.
+//! - `ICEFALL_TEST_LOSE_COMMIT_REPLY=1`: the first commit that lands reports an error of
+//!   unknown outcome instead (the catalog's answer lost, and the table not readable after), so
+//!   a test can show the caller does not treat it as "not committed".
 //! - `ICEFALL_TEST_SETTLE_PAUSE_MS=<ms>`: journal settling at its worst moment: a writer settles
 //!   journals after every commit, and settling pauses this long between listing the journals
 //!   and loading the table (the window a live peer's commit can fall into).
@@ -145,4 +148,14 @@ fn pause_from(variable: &str) -> Option<std::time::Duration> {
     }
     let ms = std::env::var(variable).ok()?.parse().ok()?;
     Some(std::time::Duration::from_millis(ms))
+}
+
+/// True (once per process) when a test asked that a landed commit's reply be lost
+/// (`ICEFALL_TEST_LOSE_COMMIT_REPLY`).
+pub fn lose_commit_reply() -> bool {
+    if !cfg!(debug_assertions) || std::env::var_os("ICEFALL_TEST_LOSE_COMMIT_REPLY").is_none() {
+        return false;
+    }
+    static LOST: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    !LOST.swap(true, Ordering::SeqCst)
 }

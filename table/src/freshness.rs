@@ -16,17 +16,7 @@ use crate::offsets::state_property;
 /// topic → partition → newest committed time (µs since the epoch, UTC).
 pub type TimeMap = BTreeMap<String, BTreeMap<i32, i64>>;
 
-/// Newest committed event time per partition.
-pub const EVENT_TIME_MAX: &str = "icefall.event-time-max";
-/// Newest committed arrival (Kafka) time per partition.
-pub const ARRIVAL_TIME_MAX: &str = "icefall.arrival-time-max";
-/// Minimum over partitions of [`EVENT_TIME_MAX`], RFC 3339.
-pub const EVENT_WATERMARK: &str = "icefall.watermark.event-time";
-/// Minimum over partitions of [`ARRIVAL_TIME_MAX`], RFC 3339.
-pub const ARRIVAL_WATERMARK: &str = "icefall.watermark.arrival-time";
-/// Records of this checkpoint whose event time was behind the event watermark by more than
-/// the allowed lateness (still written, to their event-time partition).
-pub const LATE_RECORDS: &str = "icefall.late-records";
+pub use crate::contract::{ARRIVAL_TIME_MAX, ARRIVAL_WATERMARK, EVENT_TIME_MAX, EVENT_WATERMARK, LATE_RECORDS};
 
 /// A table's watermarks (µs since the epoch), `None` before any record carried the time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

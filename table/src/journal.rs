@@ -24,7 +24,7 @@ use crate::storage::{location_operator, normalize_path};
 use crate::{Catalog, Error, LoadedTable, Result};
 
 /// Directory of the journals, under the table location.
-pub const DIR: &str = "icefall-journal";
+pub const DIR: &str = crate::contract::JOURNAL_DIR;
 
 /// One checkpoint in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

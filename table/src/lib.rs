@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod commit;
 pub mod config;
+pub mod contract;
 pub mod create;
 mod deletes;
 mod error;
@@ -24,10 +25,12 @@ pub mod orc;
 pub mod partition_values;
 pub mod reachable;
 pub mod read;
+pub mod retry;
 pub mod storage;
 
 pub use catalog::{Catalog, LoadedTable};
-pub use commit::{Change, CommitOutcome, PendingCommit, RetryPolicy};
+pub use commit::{Change, CommitOutcome, PendingCommit};
 pub use config::CatalogConfig;
 pub use error::{Error, Result};
 pub use iceberg::TableIdent;
+pub use retry::{Backoff, RetryPolicy};

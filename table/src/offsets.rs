@@ -11,21 +11,7 @@ use iceberg::spec::{MAIN_BRANCH, SnapshotRef, TableMetadata};
 
 use crate::{Error, Result};
 
-/// `{"topic": {"partition": next_offset}}`: the next offset to read per partition.
-pub const OFFSETS: &str = "icefall.offsets";
-/// Which writer made the snapshot (the configured writer id).
-pub const WRITER_ID: &str = "icefall.writer-id";
-/// The writer process instance (a fresh UUID per start).
-pub const WRITER_INSTANCE: &str = "icefall.writer-instance";
-/// The writer's checkpoint number within its process instance.
-pub const CHECKPOINT: &str = "icefall.checkpoint";
-/// Unique id of the commit; a retry after an unknown outcome searches for it.
-pub const COMMIT_ID: &str = "icefall.commit-id";
-
-/// The tag every writer commit moves to its snapshot. Engines' snapshot expiry (Spark's
-/// `expire_snapshots` included) keeps tagged snapshots, so the newest snapshot holding the
-/// offsets survives any expiry and stays in main's ancestry.
-pub const STATE_TAG: &str = "icefall-writer-state";
+pub use crate::contract::{CHECKPOINT, COMMIT_ID, OFFSETS, STATE_TAG, WRITER_ID, WRITER_INSTANCE};
 
 /// topic → partition → next offset to read.
 pub type OffsetMap = BTreeMap<String, BTreeMap<i32, i64>>;

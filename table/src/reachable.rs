@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use iceberg::io::FileIO;
+
 use iceberg::spec::TableMetadata;
 
 use crate::storage::normalize_path;
@@ -99,13 +101,23 @@ impl Catalog {
         }
         let table = self.load(ident).await?;
         let referenced = self.referenced_content_files(&table).await?;
-        let mut deleted = Vec::new();
-        for file in files.iter().filter(|f| !referenced.contains(&normalize_path(f))) {
-            match self.file_io().delete(file).await {
-                Ok(()) => deleted.push(file.clone()),
-                Err(e) => tracing::debug!(file, error = %e, "could not delete an uncommitted file"),
-            }
-        }
-        Ok(deleted)
+        let unreferenced: Vec<String> =
+            files.iter().filter(|f| !referenced.contains(&normalize_path(f))).cloned().collect();
+        Ok(delete_uncommitted(self.file_io(), unreferenced).await)
     }
+}
+
+/// Deletes files that no commit references, known not to have landed (written for a
+/// checkpoint or rewrite that was dropped before or rejected at its commit). Returns the files
+/// deleted; one that cannot be deleted is logged and left for orphan removal. When a commit's
+/// outcome is unknown use [`Catalog::delete_unreferenced`] instead.
+pub async fn delete_uncommitted(file_io: &FileIO, files: Vec<String>) -> Vec<String> {
+    let mut deleted = Vec::new();
+    for file in files {
+        match file_io.delete(&file).await {
+            Ok(()) => deleted.push(file),
+            Err(e) => tracing::debug!(file, error = %e, "could not delete an uncommitted file; orphan removal will"),
+        }
+    }
+    deleted
 }

@@ -75,11 +75,7 @@ pub struct Committer {
     pub policy: RetryPolicy,
 }
 
-/// Snapshot summary key: how many writers the pool ran when the checkpoint closed.
-pub const WRITERS: &str = "icefall.writers";
-
-/// Snapshot summary key: the checkpoint interval in force, milliseconds (backpressure shows here).
-pub const CHECKPOINT_INTERVAL_MS: &str = "icefall.checkpoint-interval-ms";
+pub use icefall_table::contract::{CHECKPOINT_INTERVAL_MS, WRITERS};
 
 impl Committer {
     /// The commit of a checkpoint's data; prepared once so every retry carries the same commit id.
@@ -222,6 +218,12 @@ pub fn fence(current: &OffsetMap, ranges: &BTreeMap<TopicPartition, OffsetRange>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_schemas_crate_names_the_field_ids_property_as_the_contract_does() {
+        assert_eq!(icefall_schemas::evolve::FIELD_IDS_PROPERTY, icefall_table::contract::FIELD_IDS);
+    }
+
     use super::*;
 
     fn tp(topic: &str, p: i32) -> TopicPartition {

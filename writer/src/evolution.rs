@@ -15,9 +15,7 @@ use icefall_table::{Catalog, LoadedTable, RetryPolicy};
 use crate::config::PipelineConfig;
 use crate::{Error, Result};
 
-/// Table property: the newest registry schema id the table's shape follows. Records of older
-/// ids (an old producer) are mapped into the table without undoing newer changes.
-pub const SOURCE_SCHEMA_ID_PROPERTY: &str = "icefall.source-schema-id";
+pub use icefall_table::contract::SOURCE_SCHEMA_ID as SOURCE_SCHEMA_ID_PROPERTY;
 
 fn evolve_options(p: &PipelineConfig, table: &LoadedTable, older_source: bool) -> EvolveOptions {
     let partition_sources = table.metadata.default_partition_spec().fields().iter().map(|f| f.source_id).collect();
@@ -89,7 +87,7 @@ pub async fn fit_table(
     p: &PipelineConfig,
 ) -> Result<LoadedTable> {
     let mut table = table;
-    for _ in 0..10 {
+    for _ in 0..icefall_table::retry::REPLAN_ATTEMPTS {
         let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, schema_id, p)? else {
             return Ok(table);
         };

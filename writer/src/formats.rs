@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use iceberg::spec::Schema;
 use icefall_schemas::avro::AvroSchema;
@@ -11,6 +10,7 @@ use icefall_schemas::decode::{BinaryDecoder, Decoder, SourceSchema};
 use icefall_schemas::evolve::FieldIds;
 use icefall_schemas::json::{JsonDecoder, JsonOptions};
 use icefall_schemas::proto::{ProtoOptions, ProtoSchema};
+use icefall_table::Backoff;
 use tokio::sync::watch;
 
 use crate::config::{Config, MissingSchema, PipelineConfig, ProtobufConfig, RecordFormat};
@@ -190,7 +190,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, LookupError>>,
 {
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = Backoff::unavailable();
     loop {
         match retry(shutdown, &lookup).await? {
             Some(found) => return Ok(found),
@@ -198,11 +198,11 @@ where
                 return Err(Error::Registry(format!("schema id {id} is not in the registry; stopped while waiting")));
             }
             None => {
+                let delay = backoff.next_delay();
                 tracing::warn!(schema_id = id, retry_in = ?delay,
                     "a record names a schema id the registry does not have; waiting for it (records stay unread). \
                      Set schema_registry.missing_schema = \"dead_letter\" to dead-letter such records instead");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
         }
     }
@@ -214,15 +214,15 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, LookupError>>,
 {
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = Backoff::unavailable();
     loop {
         match lookup().await {
             Ok(found) => return Ok(Some(found)),
             Err(LookupError::NotFound(_)) => return Ok(None),
             Err(LookupError::Unavailable(reason)) if !*shutdown.borrow() => {
+                let delay = backoff.next_delay();
                 tracing::warn!(reason, retry_in = ?delay, "schema registry unavailable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(Error::Registry(e.to_string())),
         }

@@ -97,14 +97,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 }
 
 async fn connect_with_retry(config: &Config, stop: &watch::Receiver<bool>) -> Result<Catalog> {
-    let mut delay = std::time::Duration::from_millis(500);
+    let mut backoff = icefall_table::Backoff::unavailable();
     loop {
         match Catalog::connect(&config.catalog).await {
             Ok(c) => return Ok(c),
             Err(e) if e.is_retryable() && !*stop.borrow() => {
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "catalog unreachable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
         }

@@ -331,12 +331,9 @@ impl Writer {
     }
 }
 
-/// Best-effort removal of data files that will never be committed. What fails here is left
-/// for the optimizer's orphan removal.
+/// Deletes data files that were never part of a commit (see
+/// [`icefall_table::reachable::delete_uncommitted`]).
 pub async fn delete_files(file_io: &iceberg::io::FileIO, files: &[DataFile]) {
-    for file in files {
-        if let Err(e) = file_io.delete(file.file_path()).await {
-            tracing::debug!(file = file.file_path(), error = %e, "could not delete an uncommitted file");
-        }
-    }
+    icefall_table::reachable::delete_uncommitted(file_io, files.iter().map(|f| f.file_path().to_string()).collect())
+        .await;
 }

@@ -12,7 +12,6 @@ mod manifests;
 mod summary;
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
 
 use iceberg::spec::{
     DataFile, FormatVersion, MAIN_BRANCH, ManifestFile, ManifestList, ManifestListWriter, Schema, Snapshot,
@@ -20,6 +19,7 @@ use iceberg::spec::{
 };
 
 use crate::catalog::{Published, display_ident};
+use crate::retry::RetryPolicy;
 use crate::{Catalog, Error, LoadedTable, Result, offsets};
 
 /// What a commit changes.
@@ -98,30 +98,6 @@ impl PendingCommit {
     }
 }
 
-/// How hard to try when other commits keep landing first.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 30, min_backoff: Duration::from_millis(20), max_backoff: Duration::from_secs(2) }
-    }
-}
-
-impl RetryPolicy {
-    /// Exponential backoff with jitter, so racing committers spread out.
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self.min_backoff.saturating_mul(1u32 << attempt.min(16));
-        let capped = exp.min(self.max_backoff);
-        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-        capped.mul_f64(0.5 + jitter / 2.0)
-    }
-}
-
 /// The result of a landed commit.
 #[derive(Debug, Clone)]
 pub struct CommitOutcome {
@@ -182,6 +158,8 @@ impl Catalog {
         F: Fn(&TableMetadata) -> std::result::Result<HashMap<String, String>, String>,
     {
         let table_name = base.name();
+        // The table's own `commit.retry.*` settings win over the caller's defaults.
+        let policy = &policy.with_table_properties(&base.metadata)?;
         let mut base = base;
         let snapshot_id = new_snapshot_id(&base.metadata);
         let mut attempt = 0u32;
@@ -223,6 +201,13 @@ impl Catalog {
                 crate::fault::crash_point(crate::fault::CrashPoint::DuringRebase);
             }
             match self.publish(&base, &metadata_location, metadata).await {
+                Ok(Published::Committed(_)) if crate::fault::lose_commit_reply() => {
+                    return Err(Error::Rest {
+                        context: format!("commit to {table_name}"),
+                        status: None,
+                        message: "TEST BUILD: the reply to a landed commit was lost".into(),
+                    });
+                }
                 Ok(Published::Committed(table)) => {
                     self.delete_dropped_metadata(&base, &table).await;
                     let landed_id = if pending.change.makes_snapshot() {

@@ -2,10 +2,10 @@
 //! cover (retrying while the catalog is away), or drop them and re-read from the table.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use icefall_table::CommitOutcome;
 use icefall_table::health::since_compaction;
+use icefall_table::{Backoff, CommitOutcome};
 
 use super::journal::settle_journals;
 use super::setup::late_bound;
@@ -166,7 +166,7 @@ impl Pipeline {
     /// Commits, retrying while the catalog or storage is unreachable. `Ok(None)`: fenced.
     async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<Option<CommitOutcome>> {
         let pending = self.committer.prepare(checkpoint);
-        let mut delay = Duration::from_millis(500);
+        let mut backoff = Backoff::unavailable();
         let mut shutdown_at: Option<Instant> = None;
         loop {
             match self.committer.commit(checkpoint, &pending).await {
@@ -194,10 +194,10 @@ impl Pipeline {
                             )));
                         }
                     }
+                    let delay = backoff.next_delay();
                     tracing::warn!(pipeline = %self.name, error = %e, retry_in = ?delay, "commit failed; retrying");
                     self.metrics.commit_retried();
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
                 }
                 Err(e) => return Err(e),
             }

@@ -11,7 +11,7 @@ use icefall_schemas::json::JsonOptions;
 use icefall_schemas::metadata::MetadataColumns;
 use icefall_table::catalog::display_ident;
 use icefall_table::files::TableFiles;
-use icefall_table::{Catalog, LoadedTable, TableIdent};
+use icefall_table::{Backoff, Catalog, LoadedTable, TableIdent};
 use tokio::sync::watch;
 
 use crate::config::PipelineConfig;
@@ -27,14 +27,14 @@ pub(super) async fn load_or_create(
     layout: &icefall_table::create::TableLayout,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<LoadedTable> {
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = Backoff::unavailable();
     loop {
         match catalog.load_or_create(ident, layout).await {
             Ok(t) => return Ok(t),
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
+                let delay = backoff.next_delay();
                 tracing::warn!(table = %display_ident(ident), error = %e, retry_in = ?delay, "catalog unavailable; retrying");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
             }
             Err(e) => return Err(e.into()),
         }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use icefall_table::Backoff;
 use icefall_table::offsets::{OffsetMap, offset_of};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
@@ -222,14 +223,15 @@ impl SourceContext {
 
     /// The table's offsets; retried until the catalog answers (never assign blindly).
     fn load_offsets(&self) -> OffsetMap {
-        let mut delay = Duration::from_millis(200);
+        // The whole group's rebalance waits for this: shorter waits keep it moving.
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             match (self.loader)() {
                 Ok(offsets) => return offsets,
                 Err(e) => {
+                    let delay = backoff.next_delay();
                     tracing::warn!(pipeline = %self.pipeline, error = %e, retry_in = ?delay, "cannot read table offsets; retrying");
                     std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }

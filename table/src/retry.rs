@@ -1,0 +1,143 @@
+//! Retrying, each policy written once: waiting while a service is unavailable ([`Backoff`])
+//! and trying a commit again after it lost a race ([`RetryPolicy`], which the table's own
+//! `commit.retry.*` properties override, as in every Iceberg client).
+
+use std::time::Duration;
+
+use iceberg::spec::TableMetadata;
+
+use crate::{Error, Result};
+
+/// Waiting while a service (catalog, broker, schema registry, storage) is unavailable: the delay
+/// doubles from the first to a cap, for as long as the caller keeps waiting.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// The first wait: short, since most outages are a restart or a failover.
+    pub const FIRST: Duration = Duration::from_millis(500);
+    /// The longest wait: a service that comes back is noticed within this.
+    pub const MAX: Duration = Duration::from_secs(30);
+
+    /// 0.5 s doubling to 30 s.
+    pub fn unavailable() -> Self {
+        Self::new(Self::FIRST, Self::MAX)
+    }
+
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff { next: first, max }
+    }
+
+    /// The wait before the next try; the one after is twice as long (up to the cap).
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.max);
+        delay
+    }
+}
+
+/// How often a plan tied to one table state (a schema evolution, a manifest rewrite) is made
+/// again after another process changed that state first: each new plan starts from the newest
+/// table, so needing more means the table changes faster than the plan can be made.
+pub const REPLAN_ATTEMPTS: u32 = 20;
+
+/// How hard to try when other commits keep landing first.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// Table properties (Iceberg's names) that override a [`RetryPolicy`].
+pub const NUM_RETRIES: &str = "commit.retry.num-retries";
+pub const MIN_WAIT_MS: &str = "commit.retry.min-wait-ms";
+pub const MAX_WAIT_MS: &str = "commit.retry.max-wait-ms";
+
+impl Default for RetryPolicy {
+    /// A writer commits every few seconds beside other writers and the optimizer: 30 attempts
+    /// (more than Iceberg's default 4 retries) keep a busy table from failing a checkpoint.
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 30, min_backoff: Duration::from_millis(20), max_backoff: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// For maintenance commits (compaction, expiry), which race a writer that commits every
+    /// second and lose nothing by waiting: 100 attempts.
+    pub fn maintenance() -> Self {
+        RetryPolicy { max_attempts: 100, ..Self::default() }
+    }
+
+    /// Exponential backoff with jitter, so racing committers spread out.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.min_backoff.saturating_mul(1u32 << attempt.min(16));
+        let capped = exp.min(self.max_backoff);
+        let jitter = (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+        capped.mul_f64(0.5 + jitter / 2.0)
+    }
+
+    /// This policy with the table's `commit.retry.*` properties applied (`num-retries` counts
+    /// retries, so attempts are one more).
+    pub fn with_table_properties(&self, metadata: &TableMetadata) -> Result<RetryPolicy> {
+        let number = |key: &str| -> Result<Option<u64>> {
+            match metadata.properties().get(key) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| Error::Metadata {
+                    table: metadata.location().to_string(),
+                    message: format!("table property {key} = {v:?} is not a whole number; fix it with ALTER TABLE … SET TBLPROPERTIES"),
+                }),
+            }
+        };
+        let mut policy = self.clone();
+        if let Some(retries) = number(NUM_RETRIES)? {
+            policy.max_attempts = u32::try_from(retries).unwrap_or(u32::MAX).saturating_add(1);
+        }
+        if let Some(ms) = number(MIN_WAIT_MS)? {
+            policy.min_backoff = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number(MAX_WAIT_MS)? {
+            policy.max_backoff = Duration::from_millis(ms);
+        }
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_doubles_up_to_the_cap() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
+        let waits: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(waits, [500, 1000, 2000, 2000, 2000]);
+    }
+
+    #[test]
+    fn the_tables_commit_retry_properties_win() {
+        let metadata = |props: &[(&str, &str)]| {
+            let json = serde_json::json!({
+                "format-version": 2, "table-uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1",
+                "location": "file:///w/t", "last-sequence-number": 0, "last-updated-ms": 0,
+                "last-column-id": 1, "current-schema-id": 0,
+                "schemas": [{"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "x", "required": false, "type": "long"}]}],
+                "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}], "last-partition-id": 999,
+                "default-sort-order-id": 0, "sort-orders": [{"order-id": 0, "fields": []}],
+                "properties": props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::HashMap<_, _>>(),
+            });
+            serde_json::from_value::<TableMetadata>(json).expect("metadata")
+        };
+        let unset = RetryPolicy::maintenance().with_table_properties(&metadata(&[])).expect("policy");
+        assert_eq!(unset.max_attempts, 100);
+        let set = RetryPolicy::default()
+            .with_table_properties(&metadata(&[(NUM_RETRIES, "4"), (MIN_WAIT_MS, "100"), (MAX_WAIT_MS, "60000")]))
+            .expect("policy");
+        assert_eq!((set.max_attempts, set.min_backoff.as_millis(), set.max_backoff.as_secs()), (5, 100, 60));
+        let bad = RetryPolicy::default().with_table_properties(&metadata(&[(NUM_RETRIES, "many")])).expect_err("bad");
+        assert!(bad.to_string().contains("commit.retry.num-retries"), "{bad}");
+    }
+}
