@@ -1,25 +1,24 @@
 //! `icefall-writer`: lands Kafka topics in Iceberg tables exactly once.
 //!
-//! The path of one record: [`source`] (Kafka) → decode (`icefall_schemas`, inside the writers;
-//! source schemas from [`formats`] and [`registry`]) → split ([`pipeline`]) → write ([`pool`])
-//! → commit ([`committer`]: one snapshot holding the files and the offsets they cover). A new
-//! source schema first passes [`evolution`], which commits the table change it needs.
+//! The path of one record: [`source`] (Kafka) → split ([`pipeline`]'s splitter) → decode and
+//! write ([`pool`]: `icefall_schemas` decoders, source schemas from [`schema`]) → checkpoint
+//! ([`pipeline`]) → commit ([`committer`]: one snapshot holding the files and the offsets they
+//! cover). A new source schema first passes [`schema::evolution`], which commits the table
+//! change it needs.
 
 pub mod budget;
 pub mod committer;
 pub mod config;
 pub mod dead_letter;
 mod error;
-pub mod evolution;
-pub mod formats;
 pub mod freshness;
 pub mod http;
 pub mod metrics;
 pub mod offset_reset;
 pub mod pipeline;
 pub mod pool;
-pub mod registry;
 pub mod scaling;
+pub mod schema;
 pub mod source;
 pub mod validate;
 

@@ -153,7 +153,7 @@ impl Config {
         }
         if p.format != RecordFormat::Json {
             // Reads and compiles fixed schemas now so a bad file fails at start-up.
-            crate::formats::SourceSchemas::load(self, p)?;
+            crate::schema::sources::SourceSchemas::load(self, p)?;
         }
         Ok(())
     }

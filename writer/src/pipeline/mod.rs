@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::committer::Committer;
 use crate::config::PipelineConfig;
-use crate::formats::SourceSchemas;
+use crate::schema::sources::SourceSchemas;
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
 use crate::scaling::{Decision, Scaler};

@@ -7,7 +7,7 @@ use icefall_table::LoadedTable;
 use super::Pipeline;
 use super::setup::write_setup;
 use crate::Result;
-use crate::evolution::{fit_table, plan_evolution};
+use crate::schema::evolution::{fit_table, plan_evolution};
 use crate::source::SourceRecord;
 
 impl Pipeline {

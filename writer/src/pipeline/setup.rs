@@ -15,7 +15,7 @@ use icefall_table::{Backoff, Catalog, LoadedTable, TableIdent};
 use tokio::sync::watch;
 
 use crate::config::PipelineConfig;
-use crate::formats::SourceSchemas;
+use crate::schema::sources::SourceSchemas;
 use crate::freshness::EventTime;
 use crate::pool::WriteSetup;
 use crate::{Error, Result};

@@ -14,7 +14,7 @@ use icefall_table::Backoff;
 use tokio::sync::watch;
 
 use crate::config::{Config, MissingSchema, PipelineConfig, ProtobufConfig, RecordFormat};
-use crate::registry::{LookupError, RegisteredSchema, RegistryClient};
+use crate::schema::registry::{LookupError, RegisteredSchema, RegistryClient};
 use crate::{Error, Result};
 
 pub enum SourceSchemas {
