@@ -22,7 +22,7 @@ use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIde
 
 use crate::dead_letter::{self, DeadLetter};
 use crate::freshness::CheckpointTimes;
-use crate::source::TopicPartition;
+use crate::record::TopicPartition;
 use crate::{Error, Result};
 use icefall_table::files::TableFiles;
 

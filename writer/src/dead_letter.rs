@@ -10,7 +10,7 @@ use icefall_schemas::json::{EpochUnit, JsonDecoder, JsonOptions};
 use icefall_table::create::TableLayout;
 use serde_json::json;
 
-use crate::source::SourceRecord;
+use crate::record::SourceRecord;
 use crate::{Error, Result};
 
 /// One record that could not be decoded.

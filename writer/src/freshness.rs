@@ -13,7 +13,7 @@ use arrow_schema::{DataType, TimeUnit};
 use iceberg::spec::{PrimitiveType, Schema, Type};
 use icefall_table::freshness::{TimeMap, observe};
 
-use crate::source::SourceRecord;
+use crate::record::SourceRecord;
 use crate::{Error, Result};
 
 /// The pipeline's event-time column and the lateness bound writers compare against.

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod offset_reset;
 pub mod pipeline;
 pub mod pool;
+pub mod record;
 pub mod scaling;
 pub mod schema;
 pub mod source;

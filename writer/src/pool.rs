@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::budget::Lease;
 use crate::dead_letter::DeadLetter;
 use crate::freshness::{CheckpointTimes, EventTime};
-use crate::source::SourceRecord;
+use crate::record::SourceRecord;
 use crate::{Error, Result};
 use icefall_table::files::{FileSetWriter, TableFiles};
 

@@ -4,7 +4,7 @@
 use super::Pipeline;
 use crate::dead_letter::DeadLetter;
 use crate::offset_reset::{OffsetReset, lost_range_message};
-use crate::source::TopicPartition;
+use crate::record::TopicPartition;
 
 /// Dead-letter reason class of a lost range.
 pub(super) const OFFSETS_LOST: &str = "offsets_lost";

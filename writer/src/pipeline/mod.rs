@@ -24,10 +24,10 @@ use tokio::sync::watch;
 
 use crate::committer::Committer;
 use crate::config::PipelineConfig;
-use crate::schema::sources::SourceSchemas;
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
 use crate::scaling::{Decision, Scaler};
+use crate::schema::sources::SourceSchemas;
 use crate::source::{KafkaSource, SourceEvent};
 use crate::{Error, Result};
 use setup::checkpoint_ticker;
@@ -199,7 +199,7 @@ impl Pipeline {
     }
 
     /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
-    fn count_consumed(&self, records: &[crate::source::SourceRecord]) {
+    fn count_consumed(&self, records: &[crate::record::SourceRecord]) {
         let mut run: Option<(&str, u64, u64)> = None;
         for record in records {
             let bytes = (record.payload.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len)) as u64;

@@ -7,8 +7,8 @@ use icefall_table::LoadedTable;
 use super::Pipeline;
 use super::setup::write_setup;
 use crate::Result;
+use crate::record::SourceRecord;
 use crate::schema::evolution::{fit_table, plan_evolution};
-use crate::source::SourceRecord;
 
 impl Pipeline {
     /// The schema id of a Confluent-framed record the pipeline has not seen yet.

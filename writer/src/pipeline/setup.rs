@@ -15,9 +15,9 @@ use icefall_table::{Backoff, Catalog, LoadedTable, TableIdent};
 use tokio::sync::watch;
 
 use crate::config::PipelineConfig;
-use crate::schema::sources::SourceSchemas;
 use crate::freshness::EventTime;
 use crate::pool::WriteSetup;
+use crate::schema::sources::SourceSchemas;
 use crate::{Error, Result};
 
 /// Loads or creates a table, retrying while the catalog or storage is unreachable.

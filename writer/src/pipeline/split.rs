@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::committer::OffsetRange;
-use crate::source::{SourceRecord, TopicPartition};
+use crate::record::{SourceRecord, TopicPartition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PartitionState {

@@ -17,11 +17,11 @@ use super::split::Splitter;
 use crate::budget::MemoryBudget;
 use crate::committer::Committer;
 use crate::config::{Config, PipelineConfig};
-use crate::schema::evolution::fit_table;
-use crate::schema::sources::SourceSchemas;
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
 use crate::scaling::Scaler;
+use crate::schema::evolution::fit_table;
+use crate::schema::sources::SourceSchemas;
 use crate::source::{KafkaSource, OffsetLoader, SourceSettings};
 use crate::{Error, Result, dead_letter};
 

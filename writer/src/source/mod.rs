@@ -34,23 +34,7 @@ use reposition::{reseek, resolve_out_of_range};
 /// How often librdkafka reports partition watermarks (for the lag metric).
 const STATISTICS_INTERVAL_MS: &str = "5000";
 
-/// A topic-partition.
-pub type TopicPartition = (Arc<str>, i32);
-
-/// One Kafka record, owned.
-#[derive(Debug, Clone)]
-pub struct SourceRecord {
-    pub topic: Arc<str>,
-    pub partition: i32,
-    pub offset: i64,
-    /// Record timestamp (CreateTime or LogAppendTime), epoch milliseconds.
-    pub timestamp_ms: Option<i64>,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-    /// When this process received the record, microseconds since the epoch.
-    pub received_at_us: i64,
-}
+pub use crate::record::{SourceRecord, TopicPartition};
 
 /// What the source tells its pipeline, in order.
 #[derive(Debug)]
@@ -112,17 +96,6 @@ pub struct SourceSettings {
     pub budget: MemoryBudget,
     /// Partition watermarks from librdkafka's statistics feed the lag metric.
     pub metrics: PipelineMetrics,
-}
-
-impl SourceRecord {
-    /// Bytes this record holds in memory (payload, key, headers, bookkeeping).
-    pub fn memory_size(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len) + 48).sum();
-        std::mem::size_of::<SourceRecord>()
-            + self.payload.as_ref().map_or(0, Vec::len)
-            + self.key.as_ref().map_or(0, Vec::len)
-            + headers
-    }
 }
 
 /// Handle to a running source thread.
