@@ -18,6 +18,7 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, SchemaRef, TimeUnit};
 
 use crate::RecordError;
+use crate::error::Reason;
 use crate::json::Decoded;
 
 /// One column under construction. Null slots hold a default value (Arrow ignores it).
@@ -338,7 +339,7 @@ pub(crate) fn decode_batch<'a>(
     let mut errors = Vec::new();
     for (index, payload) in payloads.into_iter().enumerate() {
         let result = match payload {
-            None => Err(RecordError::new("empty", "the record has no value")),
+            None => Err(RecordError::new(Reason::Empty, "the record has no value")),
             Some(bytes) => decode_one(bytes, &mut rows.columns),
         };
         match result {

@@ -9,6 +9,7 @@ use iceberg::spec::Schema;
 
 use crate::avro::{AvroSchema, RecordPlan, decode_record};
 use crate::columns::{Column, decode_batch};
+use crate::error::Reason;
 use crate::evolve::{FieldIds, SourceField};
 use crate::json::{Decoded, JsonDecoder};
 use crate::proto::{MessagePlan, ProtoSchema, Scratch, decode_message};
@@ -60,7 +61,7 @@ fn message_indexes(input: &mut &[u8]) -> std::result::Result<Vec<i64>, RecordErr
         return Ok(vec![0]); // the common case, written as a single 0
     }
     if !(0..=64).contains(&count) {
-        return Err(RecordError::new("bad_framing", format!("message-index count {count} is not plausible")));
+        return Err(RecordError::new(Reason::BadFraming, format!("message-index count {count} is not plausible")));
     }
     (0..count).map(|_| read_zigzag(input)).collect()
 }
@@ -69,7 +70,7 @@ fn read_zigzag(input: &mut &[u8]) -> std::result::Result<i64, RecordError> {
     let mut value = 0u64;
     for shift in 0..10 {
         let Some((&byte, rest)) = input.split_first() else {
-            return Err(RecordError::new("bad_framing", "the record ends inside its message indexes"));
+            return Err(RecordError::new(Reason::BadFraming, "the record ends inside its message indexes"));
         };
         *input = rest;
         value |= u64::from(byte & 0x7f) << (shift * 7);
@@ -77,7 +78,7 @@ fn read_zigzag(input: &mut &[u8]) -> std::result::Result<i64, RecordError> {
             return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
         }
     }
-    Err(RecordError::new("bad_framing", "a message index is longer than 10 bytes"))
+    Err(RecordError::new(Reason::BadFraming, "a message index is longer than 10 bytes"))
 }
 
 /// Decodes Protobuf or Avro records into rows of one table schema.
@@ -145,17 +146,20 @@ impl BinaryDecoder {
             Sources::Confluent(plans) => {
                 let id = confluent_schema_id(payload).ok_or_else(|| {
                     RecordError::new(
-                        "bad_framing",
+                        Reason::BadFraming,
                         "the record does not start with the Confluent magic byte 0 and a 4-byte schema id",
                     )
                 })?;
                 match plans.get(&id) {
                     Some(Ok(plan)) => (plan, &payload[5..]),
                     Some(Err(reason)) => {
-                        return Err(RecordError::new("unknown_schema", format!("schema id {id}: {reason}")));
+                        return Err(RecordError::new(Reason::UnknownSchema, format!("schema id {id}: {reason}")));
                     }
                     None => {
-                        return Err(RecordError::new("unknown_schema", format!("schema id {id} was not resolved")));
+                        return Err(RecordError::new(
+                            Reason::UnknownSchema,
+                            format!("schema id {id} was not resolved"),
+                        ));
                     }
                 }
             }
@@ -166,7 +170,7 @@ impl BinaryDecoder {
                     let got = message_indexes(&mut body)?;
                     if &got != indexes {
                         return Err(RecordError::new(
-                            "wrong_message",
+                            Reason::WrongMessage,
                             format!("the record is message {got:?} of its schema; this pipeline reads {indexes:?}"),
                         ));
                     }
@@ -179,7 +183,7 @@ impl BinaryDecoder {
                     Ok(())
                 } else {
                     Err(RecordError::new(
-                        "bad_avro",
+                        Reason::BadAvro,
                         format!("{} bytes are left after the record (written with another schema?)", body.len()),
                     ))
                 }

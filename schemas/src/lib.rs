@@ -23,4 +23,4 @@ mod value;
 #[cfg(test)]
 mod testing;
 
-pub use error::{Error, RecordError, Result};
+pub use error::{Error, Reason, RecordError, Result};

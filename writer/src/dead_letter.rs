@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use icefall_schemas::RecordError;
 use icefall_schemas::declare::{FieldDecl, schema_from_decls};
 use icefall_schemas::json::{EpochUnit, JsonDecoder, JsonOptions};
+use icefall_schemas::{Reason, RecordError};
 use icefall_table::create::TableLayout;
 use serde_json::json;
 
@@ -61,7 +61,7 @@ pub fn layout() -> TableLayout {
             "error_kind",
             "string",
             true,
-            "class of the error: not_json, missing_field, wrong_type, out_of_range, empty, bad_protobuf, bad_avro, bad_framing, unknown_schema, wrong_message, offsets_lost (offsets gone from the broker before they were read)",
+            &format!("class of the error: {}", Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
         ),
         field("ingested_at", "timestamptz", true, "when the writer dead-lettered the record"),
     ]);

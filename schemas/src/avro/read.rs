@@ -5,9 +5,10 @@
 use super::{Node, RecordPlan};
 use crate::RecordError;
 use crate::columns::Column;
+use crate::error::Reason;
 
 fn bad(message: impl Into<String>) -> RecordError {
-    RecordError::new("bad_avro", message)
+    RecordError::new(Reason::BadAvro, message)
 }
 
 fn read_long(input: &mut &[u8]) -> std::result::Result<i64, RecordError> {
@@ -89,7 +90,7 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
         }
         Node::Millis32 | Node::Millis64 => {
             let v = read_long(input)?;
-            let us = v.checked_mul(1000).ok_or_else(|| RecordError::new("out_of_range", format!("{v} ms")))?;
+            let us = v.checked_mul(1000).ok_or_else(|| RecordError::new(Reason::OutOfRange, format!("{v} ms")))?;
             if let Some(c) = column {
                 c.push_i64(us);
             }
@@ -149,14 +150,14 @@ fn read(node: &Node, input: &mut &[u8], column: Option<&mut Column>) -> std::res
                 None => read_len(input)?,
             };
             if bytes.len() > 16 {
-                return Err(RecordError::new("out_of_range", "decimal wider than 16 bytes"));
+                return Err(RecordError::new(Reason::OutOfRange, "decimal wider than 16 bytes"));
             }
             let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
             let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
             buf[16 - bytes.len()..].copy_from_slice(bytes);
             let value = i128::from_be_bytes(buf);
             if value.checked_abs().is_none_or(|v| v >= *max) {
-                return Err(RecordError::new("out_of_range", "decimal has more digits than its precision"));
+                return Err(RecordError::new(Reason::OutOfRange, "decimal has more digits than its precision"));
             }
             if let Some(c) = column {
                 c.push_i128(value);

@@ -9,6 +9,7 @@ use iceberg::spec::{PrimitiveType, StructType, Type};
 use serde_json::Value;
 
 use super::{Decoded, JsonDecoder, parse_decimal, parse_timestamp_micros};
+use crate::error::Reason;
 use crate::value::{Val, build_array};
 use crate::{RecordError, Result};
 
@@ -42,12 +43,12 @@ impl JsonDecoder {
     }
 
     fn decode_record(&self, payload: Option<&[u8]>) -> std::result::Result<Val, RecordError> {
-        let bytes = payload.ok_or_else(|| RecordError::new("empty", "the record has no value"))?;
+        let bytes = payload.ok_or_else(|| RecordError::new(Reason::Empty, "the record has no value"))?;
         let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| RecordError::new("not_json", format!("the value is not valid JSON: {e}")))?;
+            .map_err(|e| RecordError::new(Reason::NotJson, format!("the value is not valid JSON: {e}")))?;
         let Value::Object(_) = &value else {
             return Err(RecordError::new(
-                "wrong_type",
+                Reason::WrongType,
                 format!("the value is JSON {}, expected an object", kind(&value)),
             ));
         };
@@ -69,7 +70,7 @@ impl JsonDecoder {
                 None | Some(Value::Null) => {
                     if field.required {
                         return Err(RecordError::new(
-                            "missing_field",
+                            Reason::MissingField,
                             format!("required field {field_path} is missing or null"),
                         ));
                     }
@@ -95,7 +96,7 @@ impl JsonDecoder {
                     if item.is_null() {
                         if element.required {
                             return Err(RecordError::new(
-                                "missing_field",
+                                Reason::MissingField,
                                 format!("{path}[{i}] is null but elements are required"),
                             ));
                         }
@@ -117,7 +118,7 @@ impl JsonDecoder {
                     let val = if item.is_null() {
                         if map.value_field.required {
                             return Err(RecordError::new(
-                                "missing_field",
+                                Reason::MissingField,
                                 format!("{entry_path} is null but values are required"),
                             ));
                         }
@@ -172,7 +173,7 @@ impl JsonDecoder {
                 };
                 parse_decimal(&text, *precision, *scale)
                     .map(Val::Decimal)
-                    .map_err(|m| RecordError::new("out_of_range", format!("{path}: {m}")))
+                    .map_err(|m| RecordError::new(Reason::OutOfRange, format!("{path}: {m}")))
             }
             PrimitiveType::String => match value {
                 Value::String(s) => Ok(Val::Str(s.clone())),
@@ -184,12 +185,12 @@ impl JsonDecoder {
                 };
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
-                    .map_err(|e| RecordError::new("wrong_type", format!("{path}: not base64: {e}")))?;
+                    .map_err(|e| RecordError::new(Reason::WrongType, format!("{path}: not base64: {e}")))?;
                 if let PrimitiveType::Fixed(len) = ty
                     && bytes.len() as u64 != *len
                 {
                     return Err(RecordError::new(
-                        "out_of_range",
+                        Reason::OutOfRange,
                         format!("{path}: {} bytes, expected {len}", bytes.len()),
                     ));
                 }
@@ -200,13 +201,13 @@ impl JsonDecoder {
                     return Err(wrong(path, "a UUID string", value));
                 };
                 let id = uuid::Uuid::parse_str(s)
-                    .map_err(|e| RecordError::new("wrong_type", format!("{path}: {s:?} is not a UUID: {e}")))?;
+                    .map_err(|e| RecordError::new(Reason::WrongType, format!("{path}: {s:?} is not a UUID: {e}")))?;
                 Ok(Val::Bytes(id.as_bytes().to_vec()))
             }
             PrimitiveType::Date => match value {
                 Value::String(s) => {
                     let date = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
-                        RecordError::new("wrong_type", format!("{path}: {s:?} is not a date (YYYY-MM-DD): {e}"))
+                        RecordError::new(Reason::WrongType, format!("{path}: {s:?} is not a date (YYYY-MM-DD): {e}"))
                     })?;
                     let days = date.signed_duration_since(NaiveDate::default()).num_days();
                     i32::try_from(days).map(Val::Int).map_err(|_| out_of_range(path, value, "date"))
@@ -220,7 +221,10 @@ impl JsonDecoder {
             PrimitiveType::Time => match value {
                 Value::String(s) => {
                     let time = NaiveTime::parse_from_str(s.trim(), "%H:%M:%S%.f").map_err(|e| {
-                        RecordError::new("wrong_type", format!("{path}: {s:?} is not a time (HH:MM:SS[.ffffff]): {e}"))
+                        RecordError::new(
+                            Reason::WrongType,
+                            format!("{path}: {s:?} is not a time (HH:MM:SS[.ffffff]): {e}"),
+                        )
                     })?;
                     let micros =
                         i64::from(time.num_seconds_from_midnight()) * 1_000_000 + i64::from(time.nanosecond() / 1_000);
@@ -230,16 +234,16 @@ impl JsonDecoder {
                 _ => Err(wrong(path, "a time string or microseconds", value)),
             },
             PrimitiveType::Timestamp | PrimitiveType::Timestamptz => self.timestamp(value, path),
-            other => Err(RecordError::new("wrong_type", format!("{path}: type {other} is not supported"))),
+            other => Err(RecordError::new(Reason::WrongType, format!("{path}: type {other} is not supported"))),
         }
     }
 
     /// ISO-8601 text (with or without offset; without one it is taken as UTC) or an epoch number.
     fn timestamp(&self, value: &Value, path: &str) -> std::result::Result<Val, RecordError> {
         match value {
-            Value::String(s) => parse_timestamp_micros(s.trim())
-                .map(Val::Long)
-                .ok_or_else(|| RecordError::new("wrong_type", format!("{path}: {s:?} is not an ISO-8601 timestamp"))),
+            Value::String(s) => parse_timestamp_micros(s.trim()).map(Val::Long).ok_or_else(|| {
+                RecordError::new(Reason::WrongType, format!("{path}: {s:?} is not an ISO-8601 timestamp"))
+            }),
             Value::Number(n) => {
                 let micros = if let Some(i) = n.as_i64() {
                     self.options.epoch_unit.int_to_micros(i)
@@ -284,9 +288,9 @@ fn wrong(path: &str, expected: &str, value: &Value) -> RecordError {
         shown.truncate(57);
         shown.push_str("...");
     }
-    RecordError::new("wrong_type", format!("{path}: expected {expected}, found {} {shown}", kind(value)))
+    RecordError::new(Reason::WrongType, format!("{path}: expected {expected}, found {} {shown}", kind(value)))
 }
 
 fn out_of_range(path: &str, value: &Value, ty: &str) -> RecordError {
-    RecordError::new("out_of_range", format!("{path}: {value} is out of range for {ty}"))
+    RecordError::new(Reason::OutOfRange, format!("{path}: {value} is out of range for {ty}"))
 }

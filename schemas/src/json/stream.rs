@@ -16,6 +16,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::{JsonOptions, parse_decimal, parse_timestamp_micros};
 use crate::RecordError;
 use crate::columns::Column;
+use crate::error::Reason;
 
 mod report;
 mod value;
@@ -117,7 +118,7 @@ pub(crate) fn decode_record(
         Err(e) => Err(ctx
             .error
             .take()
-            .unwrap_or_else(|| RecordError::new("not_json", format!("the value is not valid JSON: {e}")))),
+            .unwrap_or_else(|| RecordError::new(Reason::NotJson, format!("the value is not valid JSON: {e}")))),
     }
 }
 
@@ -162,7 +163,7 @@ impl StructSeed<'_, '_> {
                 Found::Array => "array",
                 Found::Object => "object",
             };
-            RecordError::new("wrong_type", format!("the value is JSON {kind}, expected an object"))
+            RecordError::new(Reason::WrongType, format!("the value is JSON {kind}, expected an object"))
         } else {
             wrong(self.path, "an object", found)
         };
@@ -188,7 +189,7 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
             let field = &fields[i];
             if seen.get(i) {
                 return Err(self.ctx.fail(RecordError::new(
-                    "wrong_type",
+                    Reason::WrongType,
                     format!("{}: the key appears twice in the object", field.path),
                 )));
             }
@@ -211,7 +212,7 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
             if !seen.get(i) {
                 if field.required && !field.from_metadata {
                     return Err(self.ctx.fail(RecordError::new(
-                        "missing_field",
+                        Reason::MissingField,
                         format!("required field {} is missing or null", field.path),
                     )));
                 }

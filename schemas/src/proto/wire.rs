@@ -2,6 +2,7 @@
 
 use crate::RecordError;
 use crate::columns::Column;
+use crate::error::Reason;
 
 use super::{Conv, MessagePlan, SMALL_NUMBERS, Shape};
 
@@ -41,7 +42,7 @@ impl Scratch<'_> {
 }
 
 fn bad(message: impl Into<String>) -> RecordError {
-    RecordError::new("bad_protobuf", message)
+    RecordError::new(Reason::BadProtobuf, message)
 }
 
 fn read_varint(input: &mut &[u8]) -> std::result::Result<u64, RecordError> {
@@ -192,7 +193,7 @@ pub(crate) fn decode_message<'a>(
 }
 
 fn internal(field: &str) -> RecordError {
-    RecordError::new("internal", format!("field {field}: the column does not have the planned shape"))
+    RecordError::new(Reason::Internal, format!("field {field}: the column does not have the planned shape"))
 }
 
 impl Conv {
@@ -262,7 +263,7 @@ fn push<'a>(
                     Some(us) => column.push_i64(us),
                     None => {
                         return Err(RecordError::new(
-                            "out_of_range",
+                            Reason::OutOfRange,
                             format!("field {field}: timestamp {n} is out of range"),
                         ));
                     }
@@ -274,7 +275,10 @@ fn push<'a>(
         Conv::Uint64 | Conv::Fixed64 => {
             let v = int(wire)?;
             let n = i64::try_from(v).map_err(|_| {
-                RecordError::new("out_of_range", format!("field {field}: {v} does not fit a long column (max 2^63-1)"))
+                RecordError::new(
+                    Reason::OutOfRange,
+                    format!("field {field}: {v} does not fit a long column (max 2^63-1)"),
+                )
             })?;
             column.push_i64(n);
         }
@@ -310,7 +314,9 @@ fn push<'a>(
             let micros = seconds.checked_mul(1_000_000).and_then(|s| s.checked_add(nanos.div_euclid(1_000)));
             match micros {
                 Some(us) => column.push_i64(us),
-                None => return Err(RecordError::new("out_of_range", format!("field {field}: timestamp out of range"))),
+                None => {
+                    return Err(RecordError::new(Reason::OutOfRange, format!("field {field}: timestamp out of range")));
+                }
             }
         }
         Conv::Message(plan) => {

@@ -6,9 +6,6 @@ use crate::dead_letter::DeadLetter;
 use crate::offset_reset::{OffsetReset, lost_range_message};
 use crate::record::TopicPartition;
 
-/// Dead-letter reason class of a lost range.
-pub(super) const OFFSETS_LOST: &str = "offsets_lost";
-
 impl Pipeline {
     /// The source continued `partition` at `to` because `from..to` was gone. Only a skip from
     /// exactly where the pipeline expected the partition to go on counts; anything else belongs
@@ -28,7 +25,7 @@ impl Pipeline {
             key: None,
             value: None,
             error: lost_range_message(from, to, policy),
-            error_kind: OFFSETS_LOST,
+            error_kind: icefall_schemas::Reason::OffsetsLost.as_str(),
         });
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::RecordError;
+use crate::error::Reason;
 
 /// A JSON value as the error message shows it.
 pub(super) enum Found<'a> {
@@ -61,9 +62,9 @@ impl fmt::Display for PathRef<'_> {
 }
 
 pub(super) fn wrong(path: impl fmt::Display, expected: &str, found: Found<'_>) -> RecordError {
-    RecordError::new("wrong_type", format!("{path}: expected {expected}, found {found}"))
+    RecordError::new(Reason::WrongType, format!("{path}: expected {expected}, found {found}"))
 }
 
 pub(super) fn out_of_range(path: impl fmt::Display, value: impl fmt::Display, ty: &str) -> RecordError {
-    RecordError::new("out_of_range", format!("{path}: {value} is out of range for {ty}"))
+    RecordError::new(Reason::OutOfRange, format!("{path}: {value} is out of range for {ty}"))
 }

@@ -2,6 +2,7 @@
 //! decimals, binaries, nested structs, lists and maps, each checked against the column type.
 
 use super::*;
+use crate::error::Reason;
 
 /// One value into one column.
 pub(super) struct ValueSeed<'a, 'o> {
@@ -70,7 +71,7 @@ impl ValueSeed<'_, '_> {
             }
             PrimitiveType::Decimal { precision, scale } => parse_decimal(&n.to_string(), *precision, *scale)
                 .map(|v| self.column.push_i128(v))
-                .map_err(|m| RecordError::new("out_of_range", format!("{}: {m}", self.path))),
+                .map_err(|m| RecordError::new(Reason::OutOfRange, format!("{}: {m}", self.path))),
             PrimitiveType::Timestamp | PrimitiveType::Timestamptz => {
                 match i64::try_from(n).ok().and_then(|i| self.ctx.options.epoch_unit.int_to_micros(i)) {
                     Some(us) => {
@@ -100,7 +101,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 RequiredMessage::Element => format!("{} is null but elements are required", self.path),
                 RequiredMessage::Value => format!("{} is null but values are required", self.path),
             };
-            return Err(self.ctx.fail(RecordError::new("missing_field", message)));
+            return Err(self.ctx.fail(RecordError::new(Reason::MissingField, message)));
         }
         self.column.push_null();
         Ok(())
@@ -140,7 +141,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 let text = serde_json::Number::from_f64(v).map(|n| n.to_string()).unwrap_or_default();
                 parse_decimal(&text, *precision, *scale)
                     .map(|d| self.column.push_i128(d))
-                    .map_err(|m| RecordError::new("out_of_range", format!("{}: {m}", self.path)))
+                    .map_err(|m| RecordError::new(Reason::OutOfRange, format!("{}: {m}", self.path)))
             }
             PrimitiveType::Timestamp | PrimitiveType::Timestamptz => {
                 let us = self.ctx.options.epoch_unit.to_micros(v);
@@ -168,13 +169,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             }
             PrimitiveType::Decimal { precision, scale } => parse_decimal(v.trim(), *precision, *scale)
                 .map(|d| self.column.push_i128(d))
-                .map_err(|m| RecordError::new("out_of_range", format!("{path}: {m}"))),
+                .map_err(|m| RecordError::new(Reason::OutOfRange, format!("{path}: {m}"))),
             PrimitiveType::Binary | PrimitiveType::Fixed(_) => {
                 match base64::engine::general_purpose::STANDARD.decode(v) {
-                    Err(e) => Err(RecordError::new("wrong_type", format!("{path}: not base64: {e}"))),
+                    Err(e) => Err(RecordError::new(Reason::WrongType, format!("{path}: not base64: {e}"))),
                     Ok(bytes) => match p {
                         PrimitiveType::Fixed(len) if bytes.len() as u64 != *len => Err(RecordError::new(
-                            "out_of_range",
+                            Reason::OutOfRange,
                             format!("{path}: {} bytes, expected {len}", bytes.len()),
                         )),
                         _ => {
@@ -186,13 +187,15 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             }
             PrimitiveType::Uuid => uuid::Uuid::parse_str(v)
                 .map(|id| self.column.push_bytes(id.as_bytes()))
-                .map_err(|e| RecordError::new("wrong_type", format!("{path}: {v:?} is not a UUID: {e}"))),
+                .map_err(|e| RecordError::new(Reason::WrongType, format!("{path}: {v:?} is not a UUID: {e}"))),
             PrimitiveType::Date => match NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d") {
                 Ok(date) => {
                     let days = date.signed_duration_since(NaiveDate::default()).num_days();
                     i32::try_from(days).map(|d| self.column.push_i32(d)).map_err(|_| out_of_range(path, v, "date"))
                 }
-                Err(e) => Err(RecordError::new("wrong_type", format!("{path}: {v:?} is not a date (YYYY-MM-DD): {e}"))),
+                Err(e) => {
+                    Err(RecordError::new(Reason::WrongType, format!("{path}: {v:?} is not a date (YYYY-MM-DD): {e}")))
+                }
             },
             PrimitiveType::Time => match NaiveTime::parse_from_str(v.trim(), "%H:%M:%S%.f") {
                 Ok(time) => {
@@ -203,16 +206,17 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                         Ok(())
                     }
                 }
-                Err(e) => {
-                    Err(RecordError::new("wrong_type", format!("{path}: {v:?} is not a time (HH:MM:SS[.ffffff]): {e}")))
-                }
+                Err(e) => Err(RecordError::new(
+                    Reason::WrongType,
+                    format!("{path}: {v:?} is not a time (HH:MM:SS[.ffffff]): {e}"),
+                )),
             },
             PrimitiveType::Timestamp | PrimitiveType::Timestamptz => match parse_timestamp_micros(v.trim()) {
                 Some(us) => {
                     self.column.push_i64(us);
                     Ok(())
                 }
-                None => Err(RecordError::new("wrong_type", format!("{path}: {v:?} is not an ISO-8601 timestamp"))),
+                None => Err(RecordError::new(Reason::WrongType, format!("{path}: {v:?} is not an ISO-8601 timestamp"))),
             },
             _ => return Err(self.mismatch(Found::Str(v))),
         };
@@ -306,7 +310,7 @@ fn push_key(
         }
         other => {
             return Err(RecordError::new(
-                "wrong_type",
+                Reason::WrongType,
                 format!("{key_path}: map keys of type {other} are not supported"),
             ));
         }
