@@ -7,7 +7,6 @@ use std::time::Instant;
 use futures::TryStreamExt;
 use iceberg::scan::FileScanTask;
 use icefall_table::files::TableFiles;
-use icefall_table::offsets::{self, committed_offsets};
 use icefall_table::partition_values;
 use icefall_table::reachable::delete_uncommitted;
 use icefall_table::{Catalog, Change, Error as TableError, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
@@ -265,7 +264,7 @@ async fn rewrite_and_commit(
         change,
         HashMap::from([(icefall_table::contract::OPERATION.to_string(), "compact".to_string())]),
     );
-    let result = catalog.commit(table, &pending, carry_writer_state, &RetryPolicy::maintenance()).await;
+    let result = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::maintenance()).await;
     match result {
         Ok(_) => Ok((count, bytes, rows)),
         Err(e) => {
@@ -286,14 +285,4 @@ async fn rewrite_and_commit(
             Err(e.into())
         }
     }
-}
-
-/// Every snapshot we make carries the writer's state (offsets, watermarks) forward, so the
-/// newest snapshot always holds it, even after an aggressive expiry.
-pub fn carry_writer_state(
-    metadata: &iceberg::spec::TableMetadata,
-) -> std::result::Result<HashMap<String, String>, String> {
-    // Unreadable offsets stop the commit rather than being carried on as they are.
-    committed_offsets(metadata).map_err(|e| e.to_string())?;
-    Ok(offsets::carried_state(metadata))
 }

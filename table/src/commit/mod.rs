@@ -176,8 +176,18 @@ impl Catalog {
                     already_committed: true,
                 });
             }
-            let base_summary =
+            let mut base_summary =
                 check(&base.metadata).map_err(|reason| Error::Rejected { table: table_name.clone(), reason })?;
+            if pending.change.makes_snapshot() {
+                // Every snapshot we make carries the writer's state (offsets, watermarks)
+                // forward, so the newest snapshot always holds it whichever command commits;
+                // unreadable offsets stop the commit rather than travel on.
+                offsets::committed_offsets(&base.metadata)
+                    .map_err(|e| Error::Rejected { table: table_name.clone(), reason: e.to_string() })?;
+                for (key, value) in offsets::carried_state(&base.metadata) {
+                    base_summary.entry(key).or_insert(value);
+                }
+            }
             if base.metadata.format_version() != FormatVersion::V2 {
                 return Err(Error::Metadata {
                     table: table_name,
