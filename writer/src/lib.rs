@@ -1,26 +1,26 @@
 //! `icefall-writer`: lands Kafka topics in Iceberg tables exactly once.
 //!
-//! The path of one record: [`source`] (Kafka) → split ([`pipeline`]'s splitter) → decode and
-//! write ([`pool`]: `icefall_schemas` decoders, source schemas from [`schema`]) → checkpoint
-//! ([`pipeline`]) → commit ([`committer`]: one snapshot holding the files and the offsets they
-//! cover). A new source schema first passes [`schema::evolution`], which commits the table
+//! The path of one record: `source` (Kafka) → split (`pipeline`'s splitter) → decode and
+//! write (`pool`: `icefall_schemas` decoders, source schemas from `schema`) → checkpoint
+//! (`pipeline`) → commit (`committer`: one snapshot holding the files and the offsets they
+//! cover). A new source schema first passes `schema::evolution`, which commits the table
 //! change it needs.
 
-pub mod budget;
-pub mod committer;
+pub(crate) mod budget;
+pub(crate) mod committer;
 pub mod config;
-pub mod dead_letter;
+pub(crate) mod dead_letter;
 mod error;
-pub mod freshness;
-pub mod http;
-pub mod metrics;
-pub mod offset_reset;
-pub mod pipeline;
-pub mod pool;
-pub mod record;
-pub mod scaling;
-pub mod schema;
-pub mod source;
+pub(crate) mod freshness;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod offset_reset;
+pub(crate) mod pipeline;
+pub(crate) mod pool;
+pub(crate) mod record;
+pub(crate) mod scaling;
+pub(crate) mod schema;
+pub(crate) mod source;
 pub mod validate;
 
 use std::future::Future;

@@ -60,10 +60,6 @@ impl Scaler {
         Scaler { min: min.max(1), max: max.max(min.max(1)), quiet: 0 }
     }
 
-    pub fn bounds(&self) -> (usize, usize) {
-        (self.min, self.max)
-    }
-
     /// Decides after one measurement interval.
     pub fn observe(&mut self, load: Load) -> Decision {
         let utilization = load.utilization();
