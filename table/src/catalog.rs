@@ -1,23 +1,20 @@
-//! The catalog: SQL (SQLite embedded, PostgreSQL in production) or the Iceberg REST catalog
-//! ([`rest`]).
+//! The catalog: SQL (SQLite embedded, PostgreSQL in production; `sql.rs`) or the Iceberg REST
+//! catalog ([`rest`]), behind one [`Catalog`].
 //!
-//! The SQL layout is the one Java's `JdbcCatalog` (schema version V1) and PyIceberg's
-//! `SqlCatalog` share, so a table registered here is visible to Spark, Trino and PyIceberg.
-//! Committing is a compare-and-swap on `metadata_location`: the only write that changes a
-//! table's state. On REST, a commit is a request whose requirements play that part.
+//! On SQL, committing is a compare-and-swap on `metadata_location`: the only write that
+//! changes a table's state. On REST, a commit is a request whose requirements play that part.
 
 pub mod rest;
+mod sql;
 
 use std::sync::Arc;
 
+use crate::{CatalogConfig, Error, Result, storage};
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder, TableMetadataRef};
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, NamespaceIdent, TableCreation, TableIdent};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Row};
-
-use crate::{CatalogConfig, Error, Result, storage};
+use sql::SqlCatalog;
 
 /// A table as read from the catalog: the metadata file it points at and its contents.
 #[derive(Debug, Clone)]
@@ -75,7 +72,7 @@ pub enum SwapOutcome {
 }
 
 enum Backend {
-    Sql(AnyPool),
+    Sql(SqlCatalog),
     Rest(rest::RestCatalog),
 }
 
@@ -93,7 +90,6 @@ pub struct Catalog {
 
 struct Inner {
     backend: Backend,
-    postgres: bool,
     config: CatalogConfig,
     warehouse: String,
     file_io: FileIO,
@@ -109,48 +105,25 @@ impl Catalog {
             return Ok(Catalog {
                 inner: Arc::new(Inner {
                     backend: Backend::Rest(client),
-                    postgres: false,
                     config: config.clone(),
                     warehouse,
                     file_io: storage::file_io(config),
                 }),
             });
         }
-        install_default_drivers();
-        let postgres = config.uri.starts_with("postgres");
-        let url = if let Some(path) = config.uri.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//");
-            if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    Error::Config(format!("catalog.uri: cannot create directory {}: {e}", parent.display()))
-                })?;
-            }
-            format!("sqlite://{path}?mode=rwc")
-        } else {
-            config.uri.clone()
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if postgres { 4 } else { 1 })
-            // Short: an unreachable catalog should surface as a logged, retried error quickly.
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(&url)
-            .await
-            .map_err(Error::catalog(format!("connect to {}", redact(&config.uri))))?;
+        let sql = SqlCatalog::connect(config).await?;
         if let Some(path) = storage::local_path(&warehouse) {
             std::fs::create_dir_all(&path)
                 .map_err(|e| Error::Config(format!("catalog.warehouse: cannot create {path}: {e}")))?;
         }
-        let catalog = Catalog {
+        Ok(Catalog {
             inner: Arc::new(Inner {
-                backend: Backend::Sql(pool),
-                postgres,
+                backend: Backend::Sql(sql),
                 config: config.clone(),
                 warehouse,
                 file_io: storage::file_io(config),
             }),
-        };
-        catalog.ensure_layout().await?;
-        Ok(catalog)
+        })
     }
 
     pub fn file_io(&self) -> &FileIO {
@@ -170,127 +143,19 @@ impl Catalog {
         &self.inner.warehouse
     }
 
-    /// SQL text with `?` placeholders, numbered for PostgreSQL.
-    fn sql(&self, text: &str) -> String {
-        if !self.inner.postgres {
-            return text.to_string();
-        }
-        let mut out = String::with_capacity(text.len() + 8);
-        let mut n = 0;
-        for c in text.chars() {
-            if c == '?' {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    }
-
-    async fn ensure_layout(&self) -> Result<()> {
-        self.idempotent_ddl(
-            "create table iceberg_tables",
-            "CREATE TABLE IF NOT EXISTS iceberg_tables (catalog_name VARCHAR(255) NOT NULL, \
-             table_namespace VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL, \
-             metadata_location VARCHAR(1000), previous_metadata_location VARCHAR(1000), \
-             iceberg_type VARCHAR(5), PRIMARY KEY (catalog_name, table_namespace, table_name))",
-        )
-        .await?;
-        self.idempotent_ddl(
-            "create table iceberg_namespace_properties",
-            "CREATE TABLE IF NOT EXISTS iceberg_namespace_properties (catalog_name VARCHAR(255) NOT NULL, \
-             namespace VARCHAR(255) NOT NULL, property_key VARCHAR(255), property_value VARCHAR(1000), \
-             PRIMARY KEY (catalog_name, namespace, property_key))",
-        )
-        .await?;
-        // A database first created by Java's JdbcCatalog in the pre-V1 layout lacks this column.
-        let Backend::Sql(pool) = &self.inner.backend else { return Ok(()) };
-        if sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0").execute(pool).await.is_err() {
-            self.idempotent_ddl(
-                "add column iceberg_tables.iceberg_type",
-                "ALTER TABLE iceberg_tables ADD COLUMN iceberg_type VARCHAR(5)",
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Runs DDL that is safe to repeat. PostgreSQL's `IF NOT EXISTS` is not safe against a
-    /// concurrent creator (two writers starting at once), so a failure is retried: the retry
-    /// sees the table the other process made.
-    async fn idempotent_ddl(&self, operation: &str, sql: &str) -> Result<()> {
-        let Backend::Sql(pool) = &self.inner.backend else { return Ok(()) };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match sqlx::query(sql).execute(pool).await {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt < 5 => {
-                    tracing::debug!(operation, error = %e, "catalog DDL raced another process; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
-                }
-                Err(e) => {
-                    // The column may have been added by the other process meanwhile.
-                    if operation.starts_with("add column")
-                        && sqlx::query("SELECT iceberg_type FROM iceberg_tables WHERE 1 = 0")
-                            .execute(pool)
-                            .await
-                            .is_ok()
-                    {
-                        return Ok(());
-                    }
-                    return Err(Error::catalog(operation)(e));
-                }
-            }
-        }
-    }
-
     /// Creates the namespace if it is not there (the `exists` marker PyIceberg and Java use).
     pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
-        let pool = match &self.inner.backend {
-            Backend::Rest(rest) => return rest.ensure_namespace(namespace).await,
-            Backend::Sql(pool) => pool,
-        };
-        let ns = namespace.join(".");
-        let sql = self.sql(
-            "INSERT INTO iceberg_namespace_properties (catalog_name, namespace, property_key, property_value) \
-             VALUES (?, ?, 'exists', 'true') ON CONFLICT DO NOTHING",
-        );
-        sqlx::query(&sql)
-            .bind(self.name())
-            .bind(&ns)
-            .execute(pool)
-            .await
-            .map_err(Error::catalog(format!("create namespace {ns}")))?;
-        Ok(())
+        match &self.inner.backend {
+            Backend::Rest(rest) => rest.ensure_namespace(namespace).await,
+            Backend::Sql(sql) => sql.ensure_namespace(namespace).await,
+        }
     }
 
     /// The metadata location the catalog holds for a table, if the table exists.
     pub async fn metadata_location(&self, ident: &TableIdent) -> Result<Option<String>> {
-        let pool = match &self.inner.backend {
-            Backend::Rest(rest) => return Ok(rest.load(ident).await?.map(|t| t.metadata_location)),
-            Backend::Sql(pool) => pool,
-        };
-        let sql = self.sql(
-            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
-             AND table_name = ? AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)",
-        );
-        let row = sqlx::query(&sql)
-            .bind(self.name())
-            .bind(ident.namespace().join("."))
-            .bind(ident.name())
-            .fetch_optional(pool)
-            .await
-            .map_err(Error::catalog(format!("load {}", display_ident(ident))))?;
-        match row {
-            None => Ok(None),
-            Some(row) => {
-                let location: Option<String> = row
-                    .try_get(0)
-                    .map_err(Error::catalog(format!("read metadata_location of {}", display_ident(ident))))?;
-                Ok(location)
-            }
+        match &self.inner.backend {
+            Backend::Rest(rest) => Ok(rest.load(ident).await?.map(|t| t.metadata_location)),
+            Backend::Sql(sql) => sql.metadata_location(ident).await,
         }
     }
 
@@ -309,26 +174,10 @@ impl Catalog {
 
     /// Tables of a namespace.
     pub async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
-        let pool = match &self.inner.backend {
-            Backend::Rest(rest) => return rest.list_tables(namespace).await,
-            Backend::Sql(pool) => pool,
-        };
-        let sql = self.sql(
-            "SELECT table_name FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? \
-             AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) ORDER BY table_name",
-        );
-        let rows = sqlx::query(&sql)
-            .bind(self.name())
-            .bind(namespace.join("."))
-            .fetch_all(pool)
-            .await
-            .map_err(Error::catalog("list tables"))?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0).map_err(Error::catalog("list tables"))?;
-                Ok(TableIdent::new(namespace.clone(), name))
-            })
-            .collect()
+        match &self.inner.backend {
+            Backend::Rest(rest) => rest.list_tables(namespace).await,
+            Backend::Sql(sql) => sql.list_tables(namespace).await,
+        }
     }
 
     /// Where a new table of this catalog lives: `<warehouse>/<ns>/<table>`.
@@ -338,10 +187,10 @@ impl Catalog {
 
     /// Creates a table; `AlreadyExists` if another process created it first.
     pub async fn create(&self, ident: &TableIdent, creation: TableCreation) -> Result<LoadedTable> {
-        let pool = match &self.inner.backend {
+        let sql = match &self.inner.backend {
             // The server places the table under its own warehouse unless a location is given.
             Backend::Rest(rest) => return rest.create(ident, creation).await,
-            Backend::Sql(pool) => pool,
+            Backend::Sql(sql) => sql,
         };
         self.ensure_namespace(ident.namespace()).await?;
         let location = creation.location.clone().unwrap_or_else(|| self.default_location(ident));
@@ -356,53 +205,11 @@ impl Catalog {
             .await
             .map_err(Error::iceberg(format!("write metadata of new table {}", display_ident(ident))))?;
         let metadata_location = metadata_location.to_string();
-        let sql = self.sql(
-            "INSERT INTO iceberg_tables (catalog_name, table_namespace, table_name, metadata_location, \
-             previous_metadata_location, iceberg_type) VALUES (?, ?, ?, ?, NULL, 'TABLE')",
-        );
-        let inserted = sqlx::query(&sql)
-            .bind(self.name())
-            .bind(ident.namespace().join("."))
-            .bind(ident.name())
-            .bind(&metadata_location)
-            .execute(pool)
-            .await;
-        match inserted {
-            Ok(_) => Ok(LoadedTable { ident: ident.clone(), metadata_location, metadata: Arc::new(metadata) }),
-            Err(e) => {
-                let _ = self.file_io().delete(&metadata_location).await;
-                if let sqlx::Error::Database(db) = &e
-                    && db.is_unique_violation()
-                {
-                    return Err(Error::AlreadyExists(format!("table {}", display_ident(ident))));
-                }
-                Err(Error::catalog(format!("create {}", display_ident(ident)))(e))
-            }
+        if let Err(e) = sql.insert_table(ident, &metadata_location).await {
+            let _ = self.file_io().delete(&metadata_location).await;
+            return Err(e);
         }
-    }
-
-    /// The compare-and-swap every commit ends in: point the table at `new_location` only if it
-    /// still points at `expected`. An `Err` means the outcome is unknown (the statement may or
-    /// may not have been applied).
-    pub async fn swap(&self, ident: &TableIdent, expected: &str, new_location: &str) -> Result<SwapOutcome> {
-        let Backend::Sql(pool) = &self.inner.backend else {
-            return Err(Error::Config("a REST catalog commits through requests, not swaps".into()));
-        };
-        let sql = self.sql(
-            "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
-             WHERE catalog_name = ? AND table_namespace = ? AND table_name = ? AND metadata_location = ?",
-        );
-        let result = sqlx::query(&sql)
-            .bind(new_location)
-            .bind(expected)
-            .bind(self.name())
-            .bind(ident.namespace().join("."))
-            .bind(ident.name())
-            .bind(expected)
-            .execute(pool)
-            .await
-            .map_err(Error::catalog(format!("commit to {}", display_ident(ident))))?;
-        Ok(if result.rows_affected() == 1 { SwapOutcome::Swapped } else { SwapOutcome::Conflict })
+        Ok(LoadedTable { ident: ident.clone(), metadata_location, metadata: Arc::new(metadata) })
     }
 
     /// True when commits go through a REST catalog (which writes the metadata file itself).
@@ -423,7 +230,7 @@ impl Catalog {
                 rest::RestCommit::Committed(table) => Published::Committed(table),
                 rest::RestCommit::Conflict => Published::Conflict,
             }),
-            Backend::Sql(_) => match self.swap(&base.ident, &base.metadata_location, metadata_location).await? {
+            Backend::Sql(sql) => match sql.swap(&base.ident, &base.metadata_location, metadata_location).await? {
                 SwapOutcome::Swapped => Ok(Published::Committed(LoadedTable {
                     ident: base.ident.clone(),
                     metadata_location: metadata_location.to_string(),
@@ -436,20 +243,10 @@ impl Catalog {
 
     /// Removes a table from the catalog (its files stay). Used by tests and tooling.
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
-        let pool = match &self.inner.backend {
-            Backend::Rest(rest) => return rest.drop_table(ident).await,
-            Backend::Sql(pool) => pool,
-        };
-        let sql =
-            self.sql("DELETE FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?");
-        sqlx::query(&sql)
-            .bind(self.name())
-            .bind(ident.namespace().join("."))
-            .bind(ident.name())
-            .execute(pool)
-            .await
-            .map_err(Error::catalog(format!("drop {}", display_ident(ident))))?;
-        Ok(())
+        match &self.inner.backend {
+            Backend::Rest(rest) => rest.drop_table(ident).await,
+            Backend::Sql(sql) => sql.drop_table(ident).await,
+        }
     }
 }
 
