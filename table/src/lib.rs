@@ -7,6 +7,7 @@
 //! the caller's requirements against every base it builds on.
 
 pub mod catalog;
+pub mod column_stats;
 pub mod commit;
 pub mod config;
 pub mod contract;
@@ -19,7 +20,6 @@ pub mod freshness;
 pub mod health;
 pub mod journal;
 pub mod locations;
-pub mod metrics;
 pub mod offsets;
 pub mod orc;
 pub mod partition_values;

@@ -1,7 +1,7 @@
 //! The data file format of a table's new files: Parquet through iceberg-rust's writer, ORC
 //! through ours, behind one `FileWriterBuilder` so rolling, partitioning and data-file
 //! bookkeeping stay iceberg-rust's for both. The metrics of both come from the rows written
-//! ([`crate::metrics`]), in the table's metrics modes.
+//! ([`crate::column_stats`]), in the table's metrics modes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use iceberg::writer::CurrentFileStatus;
 use iceberg::writer::file_writer::{FileWriter, FileWriterBuilder, ParquetWriter, ParquetWriterBuilder};
 use parquet::file::properties::WriterProperties;
 
-use crate::metrics::{FileMetrics, MetricsConfig};
+use crate::column_stats::{FileMetrics, MetricsConfig};
 use crate::orc::{OrcCompression, OrcLayout, OrcWriter, OrcWriterBuilder};
 
 /// ORC Java's default stripe size (`write.orc.stripe-size-bytes`).

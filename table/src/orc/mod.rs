@@ -15,7 +15,7 @@
 //!   (`iceberg.id`, `iceberg.required`, `iceberg.long-type`, `iceberg.binary-type`,
 //!   `iceberg.length`), which Spark, Trino and PyIceberg resolve columns by;
 //! - the data file's Iceberg metrics (counts, sizes, bounds) are computed from the batches
-//!   ([`crate::metrics`]), as for Parquet files, so readers prune both alike.
+//!   ([`crate::column_stats`]), as for Parquet files, so readers prune both alike.
 //!
 //! Columns neither can encode (nanosecond timestamps, at any depth) are refused when the
 //! table's files are set up, naming each one: never a panic, never a wrong file.

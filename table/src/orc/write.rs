@@ -27,7 +27,7 @@ use orc_rust::proto;
 
 use super::OrcLayout;
 use super::stripe::StripeBatches;
-use crate::metrics::{FileMetrics, MetricsConfig};
+use crate::column_stats::{FileMetrics, MetricsConfig};
 
 /// ORC's compression chunk size (ORC Java's default `orc.compress.size`).
 const CHUNK: usize = 256 * 1024;

@@ -1,4 +1,5 @@
-//! A data file's Iceberg metrics, computed from the Arrow batches written to it, for Parquet
+//! A data file's column statistics (Iceberg calls them "metrics"; here that word means
+//! Prometheus), computed from the Arrow batches written to it, for Parquet
 //! and ORC alike: value, null and NaN counts and lower/upper bounds per column, as the table's
 //! metrics modes ([`mode`]) ask. Readers prune files by these bounds, so they must hold for
 //! every row: a bound that is too tight loses rows from every engine's filtered queries. That
