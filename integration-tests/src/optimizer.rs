@@ -48,6 +48,14 @@ pub fn run_with_env(config: &Path, table: &str, args: &[&str], env: &[(&str, &st
     String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON report")).collect()
 }
 
+/// Runs a command that is expected to fail (exit non-zero); returns its reports.
+pub fn run_failing(config: &Path, table: &str, args: &[&str], env: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let output: Output =
+        command(config, table, args).envs(env.iter().copied()).output().expect("run icefall-optimizer");
+    assert!(!output.status.success(), "icefall-optimizer {args:?} was expected to fail");
+    String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
 /// Starts a command without waiting (to kill it mid-way).
 pub fn spawn(config: &Path, table: &str, args: &[&str]) -> Child {
     command(config, table, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start icefall-optimizer")

@@ -158,7 +158,7 @@ async fn a_compaction_of_unknown_outcome_keeps_the_files_it_may_have_committed()
     let catalog = tables::catalog(&s.dir).await;
     let config = optimizer::config(&s.dir, None);
     let before = tables::checksum(&catalog, &s.table).await;
-    let report = optimizer::run_with_env(
+    let report = optimizer::run_failing(
         &config,
         &s.table,
         &["compact", "--max-groups", "1"],
