@@ -18,7 +18,9 @@ use crate::{Error, RecordError, Result};
 /// A parsed source schema of a binary format.
 #[derive(Debug, Clone)]
 pub enum SourceSchema {
+    /// A Protobuf message schema.
     Protobuf(ProtoSchema),
+    /// An Avro writer schema.
     Avro(AvroSchema),
 }
 
@@ -119,6 +121,7 @@ impl BinaryDecoder {
         Ok(BinaryDecoder { arrow_schema: arrow_schema(table)?, source: Sources::Confluent(plans) })
     }
 
+    /// The Arrow schema of the batches this decoder makes.
     pub fn arrow_schema(&self) -> &ArrowSchemaRef {
         &self.arrow_schema
     }
@@ -201,11 +204,14 @@ fn arrow_schema(table: &Schema) -> Result<ArrowSchemaRef> {
 /// The decoder a pipeline uses, whatever the format.
 #[derive(Debug)]
 pub enum Decoder {
+    /// JSON records, by field name.
     Json(JsonDecoder),
+    /// Protobuf or Avro records, by a plan per source schema.
     Binary(BinaryDecoder),
 }
 
 impl Decoder {
+    /// Decodes a batch of payloads (`None`: a record without a value); bad records are returned as errors beside the batch, never fail it.
     pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
         match self {
             Decoder::Json(d) => d.decode(payloads),
@@ -213,6 +219,7 @@ impl Decoder {
         }
     }
 
+    /// The Arrow schema of the batches this decoder makes.
     pub fn arrow_schema(&self) -> &ArrowSchemaRef {
         match self {
             Decoder::Json(d) => d.arrow_schema(),

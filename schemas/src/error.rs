@@ -4,14 +4,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Errors in setting up a schema or decoder (config problems, fatal for a pipeline).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A schema (declared, source or table) cannot be used; the message names the field.
     #[error("schema: {0}")]
     Schema(String),
+    /// An Iceberg-level failure (building a schema or reading its properties).
     #[error("schema: {context}: {source}")]
     Iceberg {
+        /// What was being done.
         context: String,
+        /// iceberg-rust's error.
         #[source]
         source: Box<iceberg::Error>,
     },
+    /// Building Arrow arrays or schemas failed.
     #[error("schema: building Arrow columns failed: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
 }
@@ -63,6 +68,7 @@ impl Reason {
         Reason::OffsetsLost,
     ];
 
+    /// The class as written to the dead-letter table and the metrics.
     pub const fn as_str(self) -> &'static str {
         match self {
             Reason::NotJson => "not_json",

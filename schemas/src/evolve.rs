@@ -26,18 +26,24 @@ pub struct SourceField {
     pub aliases: Vec<String>,
     /// Column name.
     pub name: String,
+    /// The field's type at the source.
     pub ty: SourceType,
     /// Never null in the source (a new table gets a required column).
     pub required: bool,
+    /// The field's documentation at the source, carried to the table column.
     pub doc: Option<String>,
 }
 
 /// Type of a source field, in Iceberg terms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceType {
+    /// A primitive value.
     Primitive(PrimitiveType),
+    /// A record of fields.
     Struct(Vec<SourceField>),
+    /// A list of elements.
     List(Box<SourceField>),
+    /// A map of keys to values.
     Map(Box<SourceField>, Box<SourceField>),
 }
 

@@ -26,10 +26,14 @@ mod stream;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EpochUnit {
+    /// Whole seconds since the epoch.
     Seconds,
+    /// Milliseconds since the epoch.
     #[default]
     Millis,
+    /// Microseconds since the epoch.
     Micros,
+    /// Nanoseconds since the epoch.
     Nanos,
 }
 
@@ -83,6 +87,7 @@ pub struct JsonDecoder {
 }
 
 impl JsonDecoder {
+    /// A decoder for records of `schema` (the table's current schema).
     pub fn new(schema: Arc<Schema>, options: JsonOptions) -> Result<Self> {
         check_supported(schema.as_struct(), "")?;
         let arrow_schema = iceberg::arrow::schema_to_arrow_schema(&schema)

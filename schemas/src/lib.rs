@@ -7,6 +7,7 @@
 //! - [`proto`], [`avro`]: binary formats decoded straight into column builders;
 //! - [`evolve`]: source schemas as format-neutral fields, stable field ids, schema evolution;
 //! - [`decode`]: one decoder type over all formats, with Confluent schema-id framing.
+#![warn(missing_docs)]
 
 pub mod avro;
 mod columns;

@@ -15,12 +15,19 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetaField {
+    /// The record's topic.
     Topic,
+    /// The record's partition.
     Partition,
+    /// The record's offset.
     Offset,
+    /// The record's Kafka timestamp.
     Timestamp,
+    /// The record's key bytes.
     Key,
+    /// The record's headers.
     Headers,
+    /// When the writer received the record.
     IngestedAt,
 }
 
@@ -58,11 +65,17 @@ impl MetaField {
 /// One record's metadata.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordMeta<'a> {
+    /// The record's topic.
     pub topic: &'a str,
+    /// The record's partition.
     pub partition: i32,
+    /// The record's offset.
     pub offset: i64,
+    /// The record's Kafka timestamp, epoch milliseconds.
     pub timestamp_ms: Option<i64>,
+    /// The record's key.
     pub key: Option<&'a [u8]>,
+    /// The record's headers (name, value).
     pub headers: &'a [(String, Option<Vec<u8>>)],
     /// When the writer received the record, microseconds since the epoch.
     pub ingested_at_us: i64,
@@ -98,6 +111,7 @@ impl MetadataColumns {
         Ok(MetadataColumns { columns })
     }
 
+    /// True when no metadata column is configured.
     pub fn is_empty(&self) -> bool {
         self.columns.is_empty()
     }

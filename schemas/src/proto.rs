@@ -118,6 +118,7 @@ impl ProtoSchema {
         Ok(schema)
     }
 
+    /// The full name of the message this schema decodes.
     pub fn message_name(&self) -> &str {
         self.message.full_name()
     }

@@ -19,8 +19,11 @@ use sql::SqlCatalog;
 /// A table as read from the catalog: the metadata file it points at and its contents.
 #[derive(Debug, Clone)]
 pub struct LoadedTable {
+    /// The table's name.
     pub ident: TableIdent,
+    /// The metadata file the catalog points at.
     pub metadata_location: String,
+    /// That file's contents.
     pub metadata: TableMetadataRef,
 }
 
@@ -66,6 +69,7 @@ pub fn parse_ident(text: &str) -> Result<TableIdent> {
 /// What a compare-and-swap did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwapOutcome {
+    /// The table now points at the new metadata.
     Swapped,
     /// The table no longer points at the expected metadata: someone else committed.
     Conflict,
@@ -126,10 +130,12 @@ impl Catalog {
         })
     }
 
+    /// The storage the catalog's tables live on.
     pub fn file_io(&self) -> &FileIO {
         &self.inner.file_io
     }
 
+    /// The catalog's name (`catalog_name` in SQL rows).
     pub fn name(&self) -> &str {
         &self.inner.config.name
     }
@@ -139,6 +145,7 @@ impl Catalog {
         &self.inner.config
     }
 
+    /// Where new tables go: the warehouse location.
     pub fn warehouse(&self) -> &str {
         &self.inner.warehouse
     }

@@ -18,7 +18,9 @@ pub enum Kind {
 /// One entry of the contract.
 #[derive(Debug, Clone, Copy)]
 pub struct Key {
+    /// The key, tag, property or folder name.
     pub name: &'static str,
+    /// Where it lives.
     pub kind: Kind,
     /// Who writes it and what it holds.
     pub meaning: &'static str,

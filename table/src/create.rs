@@ -20,6 +20,7 @@ pub fn default_properties() -> HashMap<String, String> {
 /// What a new table looks like.
 #[derive(Debug, Clone)]
 pub struct TableLayout {
+    /// The table's schema, with field ids.
     pub schema: Schema,
     /// Partition fields as written by users: `day(ts)`, `bucket(16, id)`, `truncate(4, name)`,
     /// `identity(country)` or just `country`, `year(..)`, `month(..)`, `hour(..)`.
@@ -92,6 +93,7 @@ impl TableLayout {
             .map_err(|e| Error::Config(format!("sort order {:?}: {}", self.sort_order, e.message())))
     }
 
+    /// The Iceberg `TableCreation` of this layout for `ident`.
     pub fn to_creation(&self, ident: &TableIdent) -> Result<TableCreation> {
         let mut properties = default_properties();
         properties.extend(self.properties.clone());

@@ -14,7 +14,9 @@ pub enum Error {
     /// The catalog database could not be reached or answered with an error. Retryable.
     #[error("catalog {operation} failed: {source}; check that the catalog database is reachable (catalog.uri)")]
     Catalog {
+        /// What was being done.
         operation: String,
+        /// The database's error.
         #[source]
         source: Box<sqlx::Error>,
     },
@@ -22,7 +24,14 @@ pub enum Error {
     /// A REST catalog request failed: no answer (`status` none) or an error status. Retryable
     /// unless the server said the request itself is wrong (4xx).
     #[error("REST catalog: {context} failed{}: {message}; check that the catalog (catalog.uri) is reachable", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
-    Rest { context: String, status: Option<u16>, message: String },
+    Rest {
+        /// What was being done.
+        context: String,
+        /// The HTTP status, if the server answered.
+        status: Option<u16>,
+        /// The server's message, or why there was no answer.
+        message: String,
+    },
 
     /// The catalog answered, but the table does not exist.
     #[error("table {0} does not exist")]
@@ -35,7 +44,9 @@ pub enum Error {
     /// An Iceberg-level failure: reading/writing metadata, manifests or data files.
     #[error("{context}: {source}")]
     Iceberg {
+        /// What was being done.
         context: String,
+        /// iceberg-rust's error.
         #[source]
         source: Box<iceberg::Error>,
     },
@@ -44,25 +55,42 @@ pub enum Error {
     /// another writer committed the same Kafka offsets). Not retryable: the caller must
     /// re-read the table and start over.
     #[error("commit to {table} rejected: {reason}")]
-    Rejected { table: String, reason: String },
+    Rejected {
+        /// The table.
+        table: String,
+        /// Which requirement failed.
+        reason: String,
+    },
 
     /// The compare-and-swap kept failing because other commits kept landing.
     #[error(
         "commit to {table} gave up after {attempts} conflicting attempts; other processes commit too often, raise commit.retry.num-retries"
     )]
-    ConflictRetriesExhausted { table: String, attempts: u32 },
+    ConflictRetriesExhausted {
+        /// The table.
+        table: String,
+        /// Attempts made.
+        attempts: u32,
+    },
 
     /// Object storage (listing, reading or deleting outside iceberg's FileIO) failed. Retryable.
     #[error("storage: {context}: {source}; check that the table's storage is reachable")]
     Storage {
+        /// What was being done.
         context: String,
+        /// opendal's error.
         #[source]
         source: Box<opendal::Error>,
     },
 
     /// A table's metadata holds something we cannot interpret.
     #[error("table {table}: {message}")]
-    Metadata { table: String, message: String },
+    Metadata {
+        /// The table.
+        table: String,
+        /// What cannot be interpreted.
+        message: String,
+    },
 }
 
 impl Error {

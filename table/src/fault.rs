@@ -36,6 +36,7 @@ pub enum CrashPoint {
 }
 
 impl CrashPoint {
+    /// The name `ICEFALL_TEST_CRASH_AT` uses.
     pub const fn name(self) -> &'static str {
         match self {
             CrashPoint::AfterDeadLetterCommit => "after-dead-letter-commit",
@@ -61,6 +62,7 @@ pub enum Safeguard {
 }
 
 impl Safeguard {
+    /// The name `ICEFALL_TEST_DISABLE` uses.
     pub const fn name(self) -> &'static str {
         match self {
             Safeguard::Fence => "fence",

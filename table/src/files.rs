@@ -93,6 +93,7 @@ impl TableFiles {
         self.files.format()
     }
 
+    /// The table metadata files are written for.
     pub fn metadata(&self) -> &Arc<TableMetadata> {
         &self.metadata
     }
@@ -102,6 +103,7 @@ impl TableFiles {
         iceberg::arrow::schema_to_arrow_schema(self.metadata.current_schema()).map_err(|e| self.error(e))
     }
 
+    /// The storage files are written to.
     pub fn file_io(&self) -> &FileIO {
         &self.file_io
     }
@@ -153,6 +155,7 @@ enum Inner {
 }
 
 impl FileSetWriter {
+    /// Writes a batch into the files of its partitions.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -174,6 +177,7 @@ impl FileSetWriter {
         }
     }
 
+    /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
     }

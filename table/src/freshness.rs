@@ -21,7 +21,9 @@ pub use crate::contract::{ARRIVAL_TIME_MAX, ARRIVAL_WATERMARK, EVENT_TIME_MAX, E
 /// A table's watermarks (µs since the epoch), `None` before any record carried the time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Watermarks {
+    /// The event-time watermark, µs since the epoch.
     pub event: Option<i64>,
+    /// The arrival-time watermark, µs since the epoch.
     pub arrival: Option<i64>,
 }
 

@@ -11,10 +11,13 @@ use crate::offsets::main_ancestry;
 /// back as metadata keeps snapshots.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct SinceCompaction {
+    /// Snapshots since the last compaction.
     pub snapshots: u64,
+    /// Data files added since the last compaction.
     pub data_files_added: u64,
 }
 
+/// How much the table has grown since its last compaction.
 pub fn since_compaction(metadata: &TableMetadata) -> SinceCompaction {
     let mut out = SinceCompaction::default();
     for snapshot in main_ancestry(metadata) {

@@ -29,11 +29,15 @@ pub const DIR: &str = crate::contract::JOURNAL_DIR;
 /// One checkpoint in flight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
+    /// The configured writer id.
     pub writer_id: String,
+    /// The writer process instance.
     pub instance: String,
+    /// The checkpoint number within that instance.
     pub checkpoint: u64,
     /// When the journal was written, epoch milliseconds.
     pub written_at_ms: i64,
+    /// The offsets the checkpoint covers.
     pub ranges: Vec<JournalRange>,
     /// Data files of the checkpoint, as the commit will reference them.
     pub files: Vec<String>,
@@ -42,9 +46,13 @@ pub struct Journal {
 /// `[start, end)` of one partition; `start` is `None` when the table had no offset for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalRange {
+    /// The topic.
     pub topic: String,
+    /// The partition.
     pub partition: i32,
+    /// The table's offset when the checkpoint started (`None`: none).
     pub start: Option<i64>,
+    /// The next offset after the checkpoint.
     pub end: i64,
 }
 

@@ -5,6 +5,7 @@
 //! the summary-key conventions that hold Kafka offsets ([`offsets`]) and our own commit path
 //! ([`commit`]), which swaps metadata in with a compare-and-swap on the catalog and re-checks
 //! the caller's requirements against every base it builds on.
+#![warn(missing_docs)]
 
 pub mod catalog;
 pub mod column_stats;

@@ -31,6 +31,7 @@ pub struct DataLocations {
 }
 
 impl DataLocations {
+    /// Where `metadata`'s table writes its files.
     pub fn new(metadata: &TableMetadata) -> Self {
         let props = metadata.properties();
         let data_dir = match props.get(DATA_PATH).or_else(|| props.get(OBJECT_STORAGE_PATH)) {

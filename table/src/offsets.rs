@@ -86,11 +86,13 @@ pub fn find_commit(metadata: &TableMetadata, commit_id: &str) -> Option<i64> {
         .map(|s| s.snapshot_id())
 }
 
+/// The JSON text of an offset map.
 pub fn encode(offsets: &OffsetMap) -> String {
     // A map of strings and integers always serialises.
     serde_json::to_string(offsets).unwrap_or_default()
 }
 
+/// Parses the JSON text of an offset map.
 pub fn decode(text: &str) -> std::result::Result<OffsetMap, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }

@@ -13,18 +13,23 @@ use crate::{Catalog, LoadedTable, Result, TableIdent};
 /// Files referenced by a table, by kind.
 #[derive(Debug, Default, Clone)]
 pub struct Reachable {
+    /// Metadata files (current and logged).
     pub metadata_files: BTreeSet<String>,
+    /// Manifest lists of every snapshot.
     pub manifest_lists: BTreeSet<String>,
+    /// Manifests of every snapshot.
     pub manifests: BTreeSet<String>,
     /// Data and delete files.
     pub content_files: BTreeSet<String>,
 }
 
 impl Reachable {
+    /// Every reachable file.
     pub fn all(&self) -> impl Iterator<Item = &String> {
         self.metadata_files.iter().chain(&self.manifest_lists).chain(&self.manifests).chain(&self.content_files)
     }
 
+    /// True when `path` is reachable.
     pub fn contains(&self, path: &str) -> bool {
         self.metadata_files.contains(path)
             || self.manifest_lists.contains(path)
@@ -32,10 +37,12 @@ impl Reachable {
             || self.content_files.contains(path)
     }
 
+    /// How many files are reachable.
     pub fn len(&self) -> usize {
         self.metadata_files.len() + self.manifest_lists.len() + self.manifests.len() + self.content_files.len()
     }
 
+    /// True when nothing is reachable.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

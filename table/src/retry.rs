@@ -27,6 +27,7 @@ impl Backoff {
         Self::new(Self::FIRST, Self::MAX)
     }
 
+    /// Waits that start at `first` and double up to `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
         Backoff { next: first, max }
     }
@@ -47,14 +48,19 @@ pub const REPLAN_ATTEMPTS: u32 = 20;
 /// How hard to try when other commits keep landing first.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// Attempts before giving up (`ConflictRetriesExhausted`).
     pub max_attempts: u32,
+    /// The first wait after a lost race.
     pub min_backoff: Duration,
+    /// The longest wait.
     pub max_backoff: Duration,
 }
 
 /// Table properties (Iceberg's names) that override a [`RetryPolicy`].
 pub const NUM_RETRIES: &str = "commit.retry.num-retries";
+/// Table property: the first wait after a lost race, ms.
 pub const MIN_WAIT_MS: &str = "commit.retry.min-wait-ms";
+/// Table property: the longest wait, ms.
 pub const MAX_WAIT_MS: &str = "commit.retry.max-wait-ms";
 
 impl Default for RetryPolicy {

@@ -19,10 +19,13 @@ use crate::{Error, Result};
 
 /// What a commit request did.
 pub enum RestCommit {
+    /// The server applied the commit; the table as it is now.
     Committed(LoadedTable),
+    /// The requirements failed: someone else committed first.
     Conflict,
 }
 
+/// A client of an Iceberg REST catalog server.
 pub struct RestCatalog {
     http: reqwest::Client,
     /// `<uri>/v1` plus the prefix the server's config names.
@@ -148,6 +151,7 @@ impl RestCatalog {
         format!("/namespaces/{}/tables/{}", namespace_path(ident.namespace()), encode_segment(ident.name()))
     }
 
+    /// Creates the namespace if it is not there.
     pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
         let context = format!("create namespace {}", namespace.join("."));
         let body = serde_json::to_vec(&json!({ "namespace": namespace.as_ref(), "properties": {} }))
@@ -180,6 +184,7 @@ impl RestCatalog {
         })
     }
 
+    /// Tables of a namespace (all pages).
     pub async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
         let context = format!("list tables of {}", namespace.join("."));
         let mut tables = Vec::new();
@@ -253,6 +258,7 @@ impl RestCatalog {
         }
     }
 
+    /// Removes a table from the catalog (its files stay).
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
         let context = format!("drop {}", display_ident(ident));
         let answer = self.send(reqwest::Method::DELETE, &Self::table_path(ident), None, &context).await?;

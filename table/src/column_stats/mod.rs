@@ -60,10 +60,15 @@ struct MetricColumn {
 /// What goes into the data file entry.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Values per column id (nulls included).
     pub value_counts: HashMap<i32, u64>,
+    /// Null values per column id.
     pub null_value_counts: HashMap<i32, u64>,
+    /// NaN values per floating-point column id.
     pub nan_value_counts: HashMap<i32, u64>,
+    /// Lower bounds per column id.
     pub lower_bounds: HashMap<i32, Datum>,
+    /// Upper bounds per column id.
     pub upper_bounds: HashMap<i32, Datum>,
 }
 
@@ -165,6 +170,7 @@ impl FileMetrics {
         }
     }
 
+    /// The metrics of everything observed so far.
     pub fn finish(self) -> Metrics {
         let mut out = Metrics::default();
         for MetricColumn { id, ty, mode, metrics: m, .. } in self.columns {

@@ -14,8 +14,11 @@
 
 use std::collections::HashMap;
 
+/// Table property: the metrics mode of every column without its own.
 pub const DEFAULT_KEY: &str = "write.metadata.metrics.default";
+/// Table property prefix: the metrics mode of one column.
 pub const COLUMN_PREFIX: &str = "write.metadata.metrics.column.";
+/// Table property: how many columns get the default mode when none is set (the rest get `none`).
 pub const MAX_INFERRED_KEY: &str = "write.metadata.metrics.max-inferred-column-defaults";
 /// Iceberg's default for `write.metadata.metrics.max-inferred-column-defaults`.
 const MAX_INFERRED_DEFAULT: usize = 100;
@@ -25,10 +28,13 @@ pub const DEFAULT_TRUNCATE: usize = 16;
 /// What one column records in a data file's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsMode {
+    /// No metrics.
     None,
+    /// Value, null and NaN counts only.
     Counts,
     /// Counts and bounds; strings and binaries bounded by their first N characters/bytes.
     Truncate(usize),
+    /// Counts and untruncated bounds.
     Full,
 }
 
@@ -53,6 +59,7 @@ impl MetricsMode {
         })
     }
 
+    /// True when counts are kept.
     pub fn counts(self) -> bool {
         self != Self::None
     }

@@ -29,33 +29,66 @@ pub enum Change {
     /// only the summary (offsets) moves. `spec_id`: the partition spec the files were written
     /// with ([`crate::files::TableFiles::spec_id`]), which need not be the table's default by
     /// the time the commit lands (another engine may change it meanwhile).
-    Append { data_files: Vec<DataFile>, spec_id: i32 },
+    Append {
+        /// The files to add.
+        data_files: Vec<DataFile>,
+        /// The partition spec they were written with.
+        spec_id: i32,
+    },
     /// Replace files without changing the table's rows (compaction): `removed` data files (and
     /// delete files that only applied to them) give way to `added`. Rejected if a removed data
     /// file is no longer live, or if a delete file newer than `planned_sequence_number` (the
     /// sequence number of the snapshot the rewrite read) exists: its deletes were not applied.
     Replace {
+        /// Data files the rewrite read.
         removed_data_files: BTreeSet<String>,
+        /// Delete files that only applied to them.
         removed_delete_files: BTreeSet<String>,
+        /// The files written in their place.
         added: Vec<DataFile>,
         /// The partition spec `added` were written with.
         spec_id: i32,
+        /// The sequence number of the snapshot the rewrite read.
         planned_sequence_number: i64,
     },
     /// Add delete files (row-level deletes, as engines' merge-on-read `DELETE` makes them),
     /// partitioned by spec `spec_id`.
-    AddDeletes { delete_files: Vec<DataFile>, spec_id: i32 },
+    AddDeletes {
+        /// Position or equality delete files.
+        delete_files: Vec<DataFile>,
+        /// The partition spec they were written with.
+        spec_id: i32,
+    },
     /// Remove snapshots, with their statistics files' entries, and `refs` (branches and tags)
     /// from metadata (no files are deleted here: the caller deletes what is no longer reachable
     /// after the commit lands). Idempotent.
-    Expire { snapshot_ids: BTreeSet<i64>, refs: BTreeSet<String> },
+    Expire {
+        /// Snapshots to remove.
+        snapshot_ids: BTreeSet<i64>,
+        /// Branches and tags to remove.
+        refs: BTreeSet<String>,
+    },
     /// Merge the `replaced` data manifests of the current snapshot into new manifests of at
     /// most `entries_per_manifest` live entries each, clustered by partition. Same live files;
     /// rejected if main moved since `based_on_snapshot` (the caller plans again).
-    RewriteManifests { based_on_snapshot: i64, replaced: BTreeSet<String>, entries_per_manifest: usize },
+    RewriteManifests {
+        /// The snapshot the plan was made on.
+        based_on_snapshot: i64,
+        /// Manifests to merge.
+        replaced: BTreeSet<String>,
+        /// Live entries per new manifest at most.
+        entries_per_manifest: usize,
+    },
     /// Make `schema` the current schema and set `properties` (no snapshot). Rejected if the
     /// current schema is no longer `based_on_schema_id`: the caller recomputes from the table.
-    EvolveSchema { schema: Box<Schema>, based_on_schema_id: i32, properties: HashMap<String, String> },
+    EvolveSchema {
+        /// The new current schema.
+        schema: Box<Schema>,
+        /// The schema id the change was planned from.
+        based_on_schema_id: i32,
+        /// Table properties to set with it.
+        properties: HashMap<String, String>,
+    },
 }
 
 impl Change {
@@ -68,6 +101,7 @@ impl Change {
 /// One logical commit, possibly applied to several bases before it lands.
 #[derive(Debug, Clone)]
 pub struct PendingCommit {
+    /// What the commit changes.
     pub change: Change,
     /// Extra summary properties (`icefall.*`).
     pub summary: HashMap<String, String>,
@@ -79,6 +113,7 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
+    /// A commit of `change` with these summary properties and a fresh commit id.
     pub fn new(change: Change, summary: HashMap<String, String>) -> Self {
         let commit_id = uuid::Uuid::now_v7().to_string();
         let mut summary = summary;
@@ -105,6 +140,7 @@ pub struct CommitOutcome {
     pub table: LoadedTable,
     /// The new snapshot (for `Expire`: the current snapshot, unchanged).
     pub snapshot_id: i64,
+    /// How many attempts the commit took.
     pub attempts: u32,
     /// Attempts that found the table moved by someone else and rebased.
     pub conflicts: u32,

@@ -117,6 +117,7 @@ impl FormatWriterBuilder {
         FormatWriterBuilder { kind, sort_order_id: self.sort_order_id }
     }
 
+    /// The file format this builder writes.
     pub fn format(&self) -> DataFileFormat {
         match self.kind {
             Kind::Parquet { .. } => DataFileFormat::Parquet,

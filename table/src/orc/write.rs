@@ -39,8 +39,11 @@ const WRITER_VERSION: u32 = 6;
 /// Compression of streams and footers, from the table's `write.orc.compression-codec`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrcCompression {
+    /// No compression.
     None,
+    /// zlib at this level.
     Zlib(u32),
+    /// zstd at this level.
     Zstd(i32),
 }
 
@@ -118,6 +121,7 @@ pub struct OrcWriterBuilder {
 }
 
 impl OrcWriterBuilder {
+    /// A writer of one ORC file.
     pub fn new(
         layout: Arc<OrcLayout>,
         stripe_bytes: usize,
