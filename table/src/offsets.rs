@@ -57,7 +57,7 @@ pub fn state_property<'a>(metadata: &'a TableMetadata, key: &str) -> Option<&'a 
 
 /// Summary keys that make up the writer state (offsets and freshness), carried whole.
 pub fn state_keys() -> [&'static str; 5] {
-    use crate::freshness::{ARRIVAL_TIME_MAX, ARRIVAL_WATERMARK, EVENT_TIME_MAX, EVENT_WATERMARK};
+    use crate::contract::{ARRIVAL_TIME_MAX, ARRIVAL_WATERMARK, EVENT_TIME_MAX, EVENT_WATERMARK};
     [OFFSETS, EVENT_TIME_MAX, ARRIVAL_TIME_MAX, EVENT_WATERMARK, ARRIVAL_WATERMARK]
 }
 
