@@ -119,5 +119,7 @@ async fn on_one_core_checkpoints_keep_their_interval_through_a_backlog() {
         .filter(|n| *n > 0)
         .collect();
     println!("records per snapshot: {added:?}");
-    assert!(added.len() >= 4, "the backlog drained through several checkpoints; records per snapshot: {added:?}");
+    // Each checkpoint waits for what the memory budget let in (~78k records here) to be
+    // written, so 200k records need at least three; a starved timer gives one.
+    assert!(added.len() >= 3, "the backlog drained through several checkpoints; records per snapshot: {added:?}");
 }
