@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo bench --workspace --bench decode
-cargo build --release -p icefall-writer -p icefall-integration-tests --bins
+cargo build --release -p icefall-writer -p icefall-dev --bins
 target/release/icefall-dev bench "$@"

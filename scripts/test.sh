@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all --check
+python3 scripts/layout.py   # files ~≤ 400 lines, no import cycle across folders
 cargo build --bins
 # Integration tests each run a broker and writer processes: two at a time fit 2 cores.
 cargo test --workspace -- --test-threads=2

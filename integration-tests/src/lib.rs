@@ -4,10 +4,10 @@
 //! Every test starts its own broker on a free port and uses its own topic, namespace and
 //! warehouse, so tests run in parallel without sharing state.
 
-pub mod bench;
 pub mod broker;
 pub mod deletes;
 pub mod encode;
+pub mod engines;
 pub mod http;
 pub mod optimizer;
 pub mod postgres;

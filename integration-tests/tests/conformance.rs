@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::engines;
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::tables;
@@ -84,10 +85,10 @@ table_properties = { "write.parquet.row-group-limit" = "25", "write.metadata.met
     let expected: Vec<(&str, i64)> = filters.iter().map(|(p, n)| (p.as_str(), *n)).collect();
     let files =
         format!("select record_count, map_keys(value_counts), map_keys(lower_bounds) from icefall.{table}.files");
-    let options = tables::EngineOptions { count_filters: &predicates, spark_sql: &[&files], ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &[], N);
-    tables::assert_filtered_counts(&report, &expected);
+    let options = engines::EngineOptions { count_filters: &predicates, spark_sql: &[&files], ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
+    engines::assert_engines_agree(&report, &[], N);
+    engines::assert_filtered_counts(&report, &expected);
 
     let groups = tables::parquet_row_groups(&catalog, &table).await;
     assert!(groups.iter().any(|g| *g > 1), "files of several row groups: {groups:?}");
@@ -154,7 +155,7 @@ schema = [
     produce(0..200);
     let writer = WriterProcess::start(&config, "writer");
     tables::wait_for_offsets(&catalog, &table, &topic, &offsets(200), timeout).await;
-    tables::spark_sql(
+    engines::spark_sql(
         dir,
         None,
         &table,
@@ -182,10 +183,10 @@ schema = [
     let predicates: Vec<&str> = filters.iter().map(|(p, _)| p.as_str()).collect();
     let expected: Vec<(&str, i64)> = filters.iter().map(|(p, n)| (p.as_str(), *n)).collect();
     let specs = format!("select spec_id, count(*) from icefall.{table}.files group by spec_id order by spec_id");
-    let options = tables::EngineOptions { count_filters: &predicates, spark_sql: &[&specs], ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &[], N);
-    tables::assert_filtered_counts(&report, &expected);
+    let options = engines::EngineOptions { count_filters: &predicates, spark_sql: &[&specs], ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
+    engines::assert_engines_agree(&report, &[], N);
+    engines::assert_filtered_counts(&report, &expected);
     let spec_ids: Vec<&str> =
         report["spark_sql"][0]["rows"].as_array().expect("rows").iter().filter_map(|r| r[0].as_str()).collect();
     assert_eq!(spec_ids, ["0", "1"], "files of both specs: {:#}", report["spark_sql"]);
@@ -195,11 +196,11 @@ schema = [
     // Compaction rewrites files of both specs into the current one; the rows stay.
     optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
     let options =
-        tables::EngineOptions { count_filters: &predicates, engines: Some("pyiceberg,duckdb"), ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
+        engines::EngineOptions { count_filters: &predicates, engines: Some("pyiceberg,duckdb"), ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
     assert_eq!(report["pyiceberg"]["checksum"], report["icefall"]["checksum"], "{report:#}");
     assert_eq!(report["duckdb"]["checksum"], report["icefall"]["checksum"], "{report:#}");
-    tables::assert_filtered_counts(&report, &expected);
+    engines::assert_filtered_counts(&report, &expected);
 }
 
 /// Files another engine wrote, added by Spark's `add_files` (Hive-style Parquet and ORC: no
@@ -211,10 +212,10 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
     let hive = dir.join("hive");
-    let produced = tables::hive_style_files(dir, &hive)["produced"].clone();
+    let produced = engines::hive_style_files(dir, &hive)["produced"].clone();
     let ns = unique("ns");
     let table = format!("{ns}.migrated");
-    tables::spark_sql(
+    engines::spark_sql(
         dir,
         None,
         &table,
@@ -244,8 +245,8 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
     let no_city = (0..200).filter(|i| i % 7 == 0 || i % 2 == 1).count() as i64;
     let filters = [("region = 'eu'", 100), ("id = 7", 1), ("geo.city is null", no_city)];
     let predicates: Vec<&str> = filters.iter().map(|(p, _)| *p).collect();
-    let options = tables::EngineOptions { count_filters: &predicates, ..Default::default() };
-    let engines = tables::engines_report(&catalog, dir, &table, &options).await;
+    let options = engines::EngineOptions { count_filters: &predicates, ..Default::default() };
+    let engines = engines::engines_report(&catalog, dir, &table, &options).await;
     for engine in ["icefall", "spark", "pyiceberg", "duckdb"] {
         assert_eq!(engines[engine]["rows"], produced["rows"], "{engine}: {engines:#}");
         assert_eq!(
@@ -253,7 +254,7 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
             "{engine} reads the values produced: {engines:#} {produced:#}"
         );
     }
-    tables::assert_filtered_counts(&engines, &filters);
+    engines::assert_filtered_counts(&engines, &filters);
 }
 
 /// A table of `commits` empty appends (one snapshot each) with `properties`, in the SQLite
@@ -355,7 +356,7 @@ async fn a_widened_partition_source_compacts_and_rewrites_manifests() {
     statements.push(format!("alter table icefall.{table} alter column small type bigint"));
     statements.push(format!("alter table icefall.{table} alter column ratio type double"));
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    tables::spark_sql(dir, None, &table, &statements);
+    engines::spark_sql(dir, None, &table, &statements);
 
     let config = optimizer::config(dir, None);
     let catalog = tables::catalog(dir).await;
@@ -366,8 +367,8 @@ async fn a_widened_partition_source_compacts_and_rewrites_manifests() {
 
     let filters = [("small = 3", 40), ("small > 2", 80), ("id = 7", 1), ("ratio >= 40.0", 40)];
     let predicates: Vec<&str> = filters.iter().map(|(p, _)| *p).collect();
-    let options = tables::EngineOptions { count_filters: &predicates, ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &[], 200);
-    tables::assert_filtered_counts(&report, &filters);
+    let options = engines::EngineOptions { count_filters: &predicates, ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
+    engines::assert_engines_agree(&report, &[], 200);
+    engines::assert_filtered_counts(&report, &filters);
 }

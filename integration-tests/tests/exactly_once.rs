@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use icefall_integration_tests::Lcg;
+use icefall_integration_tests::engines;
 use icefall_integration_tests::produce::{TestProducer, event_json};
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
 use icefall_integration_tests::tables::{self, assert_exactly_once};
@@ -65,7 +66,7 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
         icefall_integration_tests::produce::group_offsets(&s.broker.bootstrap(), "it.events", &s.topic, PARTITIONS);
     assert_eq!(group, landed);
     // PyIceberg reads the same table through the same catalog.
-    let report = tables::pyiceberg_report(&s.dir, &s.table);
+    let report = engines::pyiceberg_report(&s.dir, &s.table);
     assert_eq!(report["rows"], n);
     assert_eq!(report["distinct_ids"], n);
     let snapshots = report["snapshots"].as_array().expect("snapshots");

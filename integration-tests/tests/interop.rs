@@ -10,6 +10,7 @@ use std::time::Duration;
 use apache_avro::types::Value as Avro;
 use icefall_integration_tests::broker::Broker;
 use icefall_integration_tests::encode::{avro_encode, confluent};
+use icefall_integration_tests::engines;
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::registry::TestRegistry;
@@ -90,9 +91,9 @@ schema = [
         "small = -3",
         "geo.city is null",
     ];
-    let options = tables::EngineOptions { spark_filters: &filters, ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &filters, N);
+    let options = engines::EngineOptions { spark_filters: &filters, ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
+    engines::assert_engines_agree(&report, &filters, N);
     let checks = &report["spark_checks"];
     let snapshots = checks["snapshots"].as_array().expect("snapshots");
     assert!(!snapshots.is_empty());
@@ -248,8 +249,8 @@ async fn evolved_then_optimized_tables_read_alike_in_every_engine() {
         "meta.site = 'site0' and id < 100",
         "tags is null",
     ];
-    let options = tables::EngineOptions { spark_filters: &filters, ..Default::default() };
-    let evolved = tables::engines_report(&catalog, dir, &table, &options).await;
+    let options = engines::EngineOptions { spark_filters: &filters, ..Default::default() };
+    let evolved = engines::engines_report(&catalog, dir, &table, &options).await;
     let columns = &evolved["pyiceberg"]["columns"];
     assert_eq!(
         columns,
@@ -269,7 +270,7 @@ async fn evolved_then_optimized_tables_read_alike_in_every_engine() {
         ]),
         "renamed, reordered, dropped and added columns: {evolved:#}"
     );
-    let checksum = tables::assert_engines_agree(&evolved, &filters, 260);
+    let checksum = engines::assert_engines_agree(&evolved, &filters, 260);
     let files_before = tables::data_file_count(&catalog, &table).await;
 
     // Our optimizer, every operation; an orphan (a crashed writer's file) to remove.
@@ -286,8 +287,8 @@ async fn evolved_then_optimized_tables_read_alike_in_every_engine() {
     let files_after = tables::data_file_count(&catalog, &table).await;
     assert!(files_after < files_before, "compaction merged files: {files_before} -> {files_after}");
 
-    let optimized = tables::engines_report(&catalog, dir, &table, &options).await;
-    assert_eq!(tables::assert_engines_agree(&optimized, &filters, 260), checksum, "the optimizer changed no value");
+    let optimized = engines::engines_report(&catalog, dir, &table, &options).await;
+    assert_eq!(engines::assert_engines_agree(&optimized, &filters, 260), checksum, "the optimizer changed no value");
     // Expiry kept the newest two (compaction, manifest rewrite) and the writer's tagged state.
     let snapshots = optimized["spark_checks"]["snapshots"].as_array().expect("snapshots");
     let writers: Vec<&serde_json::Value> = snapshots.iter().filter(|s| !s["writer"].is_null()).collect();
@@ -309,7 +310,7 @@ async fn tables_created_by_spark_and_by_pyiceberg_take_the_writers_records() {
     let spark_table = format!("{namespace}.spark_made");
     let pyiceberg_table = format!("{namespace}.pyiceberg_made");
     // Spark first: its JdbcCatalog lays out the catalog tables in the new SQLite file.
-    tables::spark_sql(
+    engines::spark_sql(
         dir,
         None,
         &spark_table,
@@ -324,7 +325,7 @@ async fn tables_created_by_spark_and_by_pyiceberg_take_the_writers_records() {
             ),
         ],
     );
-    tables::pyiceberg_create_events_table(dir, &pyiceberg_table);
+    engines::pyiceberg_create_events_table(dir, &pyiceberg_table);
 
     let catalog = tables::catalog(dir).await;
     for (table, transforms, codec) in
@@ -364,8 +365,8 @@ async fn tables_created_by_spark_and_by_pyiceberg_take_the_writers_records() {
         tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, table).await, &landed);
 
         let filters = ["ts >= timestamp'2026-11-02 00:00:00'", "id < 50", "`user` = 'user-7'", "geo.lat > 40"];
-        let options = tables::EngineOptions { spark_filters: &filters, ..Default::default() };
-        let report = tables::engines_report(&catalog, dir, table, &options).await;
-        tables::assert_engines_agree(&report, &filters, N);
+        let options = engines::EngineOptions { spark_filters: &filters, ..Default::default() };
+        let report = engines::engines_report(&catalog, dir, table, &options).await;
+        engines::assert_engines_agree(&report, &filters, N);
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use icefall_integration_tests::engines;
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
@@ -28,7 +29,7 @@ async fn fill(s: &Scenario, n: i64, chunks: i64) -> BTreeMap<i32, i64> {
 }
 
 fn pyiceberg_rows(s: &Scenario) -> (u64, u64) {
-    let report = tables::pyiceberg_report(&s.dir, &s.table);
+    let report = engines::pyiceberg_report(&s.dir, &s.table);
     (report["rows"].as_u64().unwrap_or(0), report["distinct_ids"].as_u64().unwrap_or(0))
 }
 
@@ -256,7 +257,8 @@ async fn equality_and_position_deleted_rows_stay_deleted_after_compaction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_state_survives_an_engine_expiry_that_knows_nothing_of_icefall() {
-    use icefall_table::offsets::{STATE_TAG, committed_offsets, refs};
+    use icefall_table::offsets::{STATE_TAG, committed_offsets};
+    use icefall_table::state::refs;
     use icefall_table::{Change, PendingCommit, RetryPolicy};
     let s = Scenario::new("tagged", "300ms");
     let mut landed = fill(&s, 3_000, 3).await;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use icefall_integration_tests::broker::Broker;
+use icefall_integration_tests::engines;
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::tables;
@@ -117,9 +118,9 @@ schema = [
         "tags is null",
     ];
     let options =
-        tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
-    let written = tables::engines_report(&catalog, dir, &table, &options).await;
-    let checksum = tables::assert_engines_agree(&written, &filters, N);
+        engines::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
+    let written = engines::engines_report(&catalog, dir, &table, &options).await;
+    let checksum = engines::assert_engines_agree(&written, &filters, N);
 
     let optimizer_config = optimizer::config(dir, None);
     optimizer::run(&optimizer_config, &table, &["compact"]);
@@ -128,8 +129,8 @@ schema = [
     assert!(formats["Orc"] < files_before, "compaction merged files: {files_before} -> {formats:?}");
     tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &table).await, &all);
 
-    let compacted = tables::engines_report(&catalog, dir, &table, &options).await;
-    assert_eq!(tables::assert_engines_agree(&compacted, &filters, N), checksum, "compaction changed no value");
+    let compacted = engines::engines_report(&catalog, dir, &table, &options).await;
+    assert_eq!(engines::assert_engines_agree(&compacted, &filters, N), checksum, "compaction changed no value");
 }
 
 /// A table Spark made with `'write.format.default'='orc'` and filled (ORC Java's files, zlib):
@@ -158,7 +159,7 @@ async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own_file
             )
         })
         .collect();
-    tables::spark_sql(
+    engines::spark_sql(
         dir,
         None,
         &table,
@@ -220,7 +221,7 @@ async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own_file
         format!("SELECT count(*) FROM {t}"),
     ];
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    let results = tables::spark_sql(dir, None, &table, &statements);
+    let results = engines::spark_sql(dir, None, &table, &statements);
     let delete_formats = &results[3]["rows"];
     assert_eq!(delete_formats.as_array().map(Vec::len), Some(1), "{results:#}");
     assert_eq!(delete_formats[0][0], "ORC", "Spark wrote ORC position deletes: {results:#}");
@@ -253,9 +254,9 @@ async fn a_spark_made_orc_table_gets_orc_files_and_compacts_with_sparks_own_file
     let filters =
         ["ts >= timestamp'2026-11-02 00:00:00'", "id < 50", "`user` = 'user-8'", "`user` = 'updated'", "amount > 100"];
     let options =
-        tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
-    let report = tables::engines_report(&catalog, dir, &table, &options).await;
-    tables::assert_engines_agree(&report, &filters, expected.len() as i64);
+        engines::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
+    let report = engines::engines_report(&catalog, dir, &table, &options).await;
+    engines::assert_engines_agree(&report, &filters, expected.len() as i64);
 }
 
 /// ORC files as ORC Java writes them for every type Spark has (RLE v2, dictionaries, nested
@@ -300,21 +301,21 @@ async fn spark_written_orc_files_of_every_type_read_and_compact_value_for_value(
         ));
     }
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    tables::spark_sql(dir, None, &table, &statements);
+    engines::spark_sql(dir, None, &table, &statements);
     let catalog = tables::catalog(dir).await;
     let written = tables::data_file_formats(&catalog, &table).await;
     assert!(written.get("Orc").is_some_and(|n| *n >= INSERTS as usize), "Spark wrote ORC: {written:?}");
 
     let filters = ["geo.lat > 30.0", "amount < 0", "ts < timestamp'1970-01-01 00:00:00'", "name is null"];
     let options =
-        tables::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
-    let before = tables::engines_report(&catalog, dir, &table, &options).await;
-    let checksum = tables::assert_engines_agree(&before, &filters, ROWS);
+        engines::EngineOptions { spark_filters: &filters, engines: Some("pyiceberg,spark"), ..Default::default() };
+    let before = engines::engines_report(&catalog, dir, &table, &options).await;
+    let checksum = engines::assert_engines_agree(&before, &filters, ROWS);
 
     let report = optimizer::run(&optimizer::config(dir, None), &table, &["compact"]);
     assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
     let compacted = tables::data_file_formats(&catalog, &table).await;
     assert_eq!(compacted, BTreeMap::from([("Orc".to_string(), 1)]), "Spark's files became one of ours");
-    let after = tables::engines_report(&catalog, dir, &table, &options).await;
-    assert_eq!(tables::assert_engines_agree(&after, &filters, ROWS), checksum, "compaction changed no value");
+    let after = engines::engines_report(&catalog, dir, &table, &options).await;
+    assert_eq!(engines::assert_engines_agree(&after, &filters, ROWS), checksum, "compaction changed no value");
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+use icefall_integration_tests::engines;
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::TestProducer;
 use icefall_integration_tests::rest::RestCatalogServer;
@@ -16,7 +17,8 @@ use icefall_integration_tests::tables;
 use icefall_integration_tests::writer::WriterProcess;
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
-use icefall_table::offsets::{self, OffsetMap, committed_offsets, main_ancestry};
+use icefall_table::offsets::{self, OffsetMap, committed_offsets};
+use icefall_table::state::main_ancestry;
 use icefall_table::{Catalog, CatalogConfig, PendingCommit, RetryPolicy};
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -137,7 +139,7 @@ async fn writer_and_optimizer_on_a_rest_catalog_with_commit_faults_lose_and_dupl
 
     // Engines read the table through the same REST catalog: Spark (Iceberg's Java REST client),
     // PyIceberg's REST client and DuckDB see every row and value our own scan sees.
-    let options = tables::EngineOptions { catalog_uri: Some(&server.uri()), ..Default::default() };
-    let report = tables::engines_report(&catalog, &s.dir, &s.table, &options).await;
-    tables::assert_engines_agree(&report, &[], 7_000);
+    let options = engines::EngineOptions { catalog_uri: Some(&server.uri()), ..Default::default() };
+    let report = engines::engines_report(&catalog, &s.dir, &s.table, &options).await;
+    engines::assert_engines_agree(&report, &[], 7_000);
 }

@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use icefall_integration_tests::engines::{self, EngineOptions};
 use icefall_integration_tests::optimizer;
 use icefall_integration_tests::produce::{BackgroundProducer, TestProducer};
 use icefall_integration_tests::scenario::{PARTITIONS, Scenario};
-use icefall_integration_tests::tables::{self, EngineOptions};
+use icefall_integration_tests::tables;
 use icefall_integration_tests::writer::WriterProcess;
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -50,15 +51,15 @@ async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agre
         format!("SELECT count(*) FROM {t}.delete_files"),
     ];
     let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-    let results = tables::spark_sql(&w.dir, Some(&uri), &w.table, &statements);
+    let results = engines::spark_sql(&w.dir, Some(&uri), &w.table, &statements);
     let delete_files: i64 = results[4]["rows"][0][0].as_str().and_then(|n| n.parse().ok()).expect("count");
     assert!(delete_files > 0, "Spark wrote position delete files (merge-on-read): {results:#}");
 
     let expected = N - N / 10 - N / 20 + N / 10;
     let filters = ["`user` = 'updated'", "`user` = 'merged'", "id > 1000000", "id % 10 = 1 and amount > 100"];
     let options = EngineOptions { catalog_uri: Some(&uri), spark_filters: &filters, ..Default::default() };
-    let after_spark = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
-    let checksum = tables::assert_engines_agree(&after_spark, &filters, expected);
+    let after_spark = engines::engines_report(&catalog, &w.dir, &w.table, &options).await;
+    let checksum = engines::assert_engines_agree(&after_spark, &filters, expected);
     let ids = tables::long_column(&catalog, &w.table, "id").await;
     assert!(ids.iter().all(|id| id % 10 != 0), "a row Spark deleted came back");
     assert_eq!(ids.iter().filter(|id| **id > 1_000_000).count() as i64, N / 10, "rows MERGE inserted");
@@ -68,9 +69,10 @@ async fn spark_merge_on_read_deletes_updates_and_merges_then_our_compaction_agre
     let report = optimizer::run(&config, &w.table, &["compact"]);
     assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
     assert!(report[0]["files_in"].as_u64().is_some_and(|n| n > 0), "{report:?}");
-    let compacted = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
-    assert_eq!(tables::assert_engines_agree(&compacted, &filters, expected), checksum);
-    let counted = tables::spark_sql(&w.dir, Some(&uri), &w.table, &[&format!("SELECT count(*) FROM {t}.delete_files")]);
+    let compacted = engines::engines_report(&catalog, &w.dir, &w.table, &options).await;
+    assert_eq!(engines::assert_engines_agree(&compacted, &filters, expected), checksum);
+    let counted =
+        engines::spark_sql(&w.dir, Some(&uri), &w.table, &[&format!("SELECT count(*) FROM {t}.delete_files")]);
     assert_eq!(counted[0]["rows"][0][0], "0", "compaction left no delete file live: {counted:#}");
 }
 
@@ -107,7 +109,7 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
     let (dir, spark_uri, table) = (w.dir.clone(), uri.clone(), w.table.clone());
     let results = tokio::task::spawn_blocking(move || {
         let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
-        tables::spark_sql(&dir, Some(&spark_uri), &table, &statements)
+        engines::spark_sql(&dir, Some(&spark_uri), &table, &statements)
     })
     .await
     .expect("spark");
@@ -136,6 +138,6 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
         spark_filters: &["id < 1000", "kafka_partition = 2"],
         ..Default::default()
     };
-    let report = tables::engines_report(&catalog, &w.dir, &w.table, &options).await;
-    tables::assert_engines_agree(&report, options.spark_filters, produced);
+    let report = engines::engines_report(&catalog, &w.dir, &w.table, &options).await;
+    engines::assert_engines_agree(&report, options.spark_filters, produced);
 }

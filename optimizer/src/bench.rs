@@ -45,13 +45,7 @@ fn peak_rss_mib() -> f64 {
 
 pub async fn bench(files: usize, rows_per_file: usize) -> Result<BenchReport> {
     let dir = std::env::temp_dir().join(format!("icefall-bench-{}", uuid::Uuid::now_v7().simple()));
-    let config = CatalogConfig {
-        uri: format!("sqlite:{}/catalog.db", dir.display()),
-        name: "bench".into(),
-        warehouse: format!("{}/warehouse", dir.display()),
-        storage: Default::default(),
-        token: None,
-    };
+    let config = CatalogConfig::embedded_in(&dir);
     let result = run(&config, files, rows_per_file).await;
     let _ = std::fs::remove_dir_all(&dir);
     result

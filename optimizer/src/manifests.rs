@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use iceberg::spec::ManifestContentType;
-use icefall_table::{Catalog, Change, Error as TableError, PendingCommit, RetryPolicy, TableIdent};
+use icefall_table::retry::Replan;
+use icefall_table::{Catalog, Change, PendingCommit, RetryPolicy, TableIdent};
 
 use crate::Result;
 use crate::report::Report;
@@ -21,7 +22,8 @@ pub async fn rewrite_manifests(
     let started = Instant::now();
     let mut report = Report::new("rewrite-manifests", &icefall_table::catalog::display_ident(ident), dry_run);
     // The plan is tied to one snapshot; if a writer commits first, plan again.
-    for _ in 0..icefall_table::retry::REPLAN_ATTEMPTS {
+    let mut replan = Replan::new(report.table.clone());
+    loop {
         let table = catalog.load(ident).await?;
         let Some(snapshot) = table.metadata.current_snapshot() else { break };
         let target = target
@@ -60,8 +62,9 @@ pub async fn rewrite_manifests(
                 report.commits = 1;
                 break;
             }
-            Err(TableError::Rejected { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                replan.again(e)?;
+            }
         }
     }
     report.duration_ms = started.elapsed().as_millis() as u64;

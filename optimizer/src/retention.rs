@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use iceberg::spec::TableMetadata;
-use icefall_table::offsets::{OFFSETS, STATE_TAG, main_ancestry};
+use icefall_table::offsets::{OFFSETS, STATE_TAG};
+use icefall_table::state::main_ancestry;
 
 const MAX_SNAPSHOT_AGE: &str = "history.expire.max-snapshot-age-ms";
 const MIN_SNAPSHOTS_TO_KEEP: &str = "history.expire.min-snapshots-to-keep";

@@ -4,7 +4,8 @@
 
 use icefall_table::freshness::{self, format_micros};
 use icefall_table::health::{SinceCompaction, since_compaction};
-use icefall_table::offsets::{committed_offsets, state_property};
+use icefall_table::offsets::committed_offsets;
+use icefall_table::state::state_property;
 use icefall_table::{Catalog, TableIdent, journal};
 use serde::Serialize;
 

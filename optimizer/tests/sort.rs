@@ -17,15 +17,7 @@ use icefall_table::{Catalog, CatalogConfig, PendingCommit, RetryPolicy};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_output_follows_the_table_sort_order() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = Catalog::connect(&CatalogConfig {
-        uri: format!("sqlite:{}/catalog.db", dir.path().display()),
-        name: "test".into(),
-        warehouse: format!("{}/warehouse", dir.path().display()),
-        storage: Default::default(),
-        token: None,
-    })
-    .await
-    .expect("catalog");
+    let catalog = Catalog::connect(&CatalogConfig::embedded_in(dir.path())).await.expect("catalog");
     let schema = Schema::builder()
         .with_fields(vec![
             NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),

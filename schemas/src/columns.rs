@@ -18,8 +18,8 @@ use arrow_buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, DataType, Fields, SchemaRef, TimeUnit};
 
 use crate::RecordError;
+use crate::decoded::Decoded;
 use crate::error::Reason;
-use crate::json::Decoded;
 
 /// One column under construction. Null slots hold a default value (Arrow ignores it).
 #[derive(Debug)]

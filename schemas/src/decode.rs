@@ -9,9 +9,10 @@ use iceberg::spec::Schema;
 
 use crate::avro::{AvroSchema, RecordPlan, decode_record};
 use crate::columns::{Column, decode_batch};
+use crate::decoded::Decoded;
 use crate::error::Reason;
 use crate::evolve::{FieldIds, SourceField};
-use crate::json::{Decoded, JsonDecoder};
+use crate::json::JsonDecoder;
 use crate::proto::{MessagePlan, ProtoSchema, Scratch, decode_message};
 use crate::{Error, RecordError, Result};
 

@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef as ArrowSchemaRef;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use iceberg::spec::{PrimitiveType, Schema, StructType, Type};
 use serde::{Deserialize, Serialize};
 
 use crate::columns::decode_batch;
-use crate::{Error, RecordError, Result};
+pub use crate::decoded::Decoded;
+use crate::{Error, Result};
 
 #[cfg(test)]
 mod reference;
@@ -63,17 +63,6 @@ pub struct JsonOptions {
     pub epoch_unit: EpochUnit,
     /// Top-level columns the payload does not provide (Kafka metadata columns, filled later).
     pub metadata_fields: Vec<String>,
-}
-
-/// The rows that decoded and the records that did not.
-#[derive(Debug)]
-pub struct Decoded {
-    /// One row per good record, in input order.
-    pub batch: RecordBatch,
-    /// Input index of each row of `batch`.
-    pub rows: Vec<usize>,
-    /// Input index and reason of each bad record.
-    pub errors: Vec<(usize, RecordError)>,
 }
 
 /// Decodes JSON records for one table schema.

@@ -13,6 +13,7 @@ pub mod avro;
 mod columns;
 pub mod declare;
 pub mod decode;
+mod decoded;
 mod error;
 pub mod evolve;
 pub mod json;

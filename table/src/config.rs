@@ -55,6 +55,16 @@ impl Default for CatalogConfig {
 }
 
 impl CatalogConfig {
+    /// The embedded default in `dir`: a SQLite catalog (`dir/catalog.db`) and the warehouse
+    /// (`dir/warehouse`) on local disk, as the quickstart, the benchmarks and tests use it.
+    pub fn embedded_in(dir: &std::path::Path) -> Self {
+        CatalogConfig {
+            uri: format!("sqlite:{}/catalog.db", dir.display()),
+            warehouse: format!("{}/warehouse", dir.display()),
+            ..Self::default()
+        }
+    }
+
     /// Checks the settings without connecting.
     pub fn validate(&self) -> Result<()> {
         if !(self.uri.starts_with("sqlite:")

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use iceberg::spec::TableMetadata;
 
-use crate::offsets::state_property;
+use crate::state::state_property;
 
 /// topic → partition → newest committed time (µs since the epoch, UTC).
 pub type TimeMap = BTreeMap<String, BTreeMap<i32, i64>>;

@@ -5,7 +5,7 @@
 use iceberg::spec::{Operation, TableMetadata};
 use serde::Serialize;
 
-use crate::offsets::main_ancestry;
+use crate::state::main_ancestry;
 
 /// Commits and data files on main since the newest compaction (a `replace` snapshot), as far
 /// back as metadata keeps snapshots.

@@ -2,7 +2,7 @@
 //!
 //! Everything that reads or writes table metadata lives here once: catalog connections
 //! ([`catalog`]), storage ([`storage`]), table creation from a declared layout ([`create`]),
-//! the summary-key conventions that hold Kafka offsets ([`offsets`]) and our own commit path
+//! the writer state a table carries ([`state`], [`offsets`], every key in [`contract`]) and our own commit path
 //! ([`commit`]), which swaps metadata in with a compare-and-swap on the catalog and re-checks
 //! the caller's requirements against every base it builds on.
 #![warn(missing_docs)]
@@ -13,7 +13,6 @@ pub mod commit;
 pub mod config;
 pub mod contract;
 pub mod create;
-mod deletes;
 mod error;
 pub mod fault;
 pub mod files;
@@ -27,6 +26,7 @@ pub mod partition_values;
 pub mod reachable;
 pub mod read;
 pub mod retry;
+pub mod state;
 pub mod storage;
 
 pub use catalog::{Catalog, LoadedTable};

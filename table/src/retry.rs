@@ -45,6 +45,47 @@ impl Backoff {
 /// table, so needing more means the table changes faster than the plan can be made.
 pub const REPLAN_ATTEMPTS: u32 = 20;
 
+/// Re-planning after a rejected commit, written once: a commit whose checks failed against a
+/// newer table (`Error::Rejected`) is planned again from that table, up to [`REPLAN_ATTEMPTS`]
+/// times; any other error ends the loop.
+///
+/// ```ignore
+/// let mut replan = Replan::new(table_name);
+/// loop {
+///     let pending = plan(&table)?;
+///     match catalog.commit(table, &pending, check, &policy).await {
+///         Ok(outcome) => return Ok(outcome),
+///         Err(e) => { replan.again(e)?; table = catalog.load(&ident).await?; }
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Replan {
+    table: String,
+    plans: u32,
+}
+
+impl Replan {
+    /// A fresh count of plans for one change to `table` (named in errors).
+    pub fn new(table: impl Into<String>) -> Self {
+        Replan { table: table.into(), plans: 1 }
+    }
+
+    /// Whether to plan again after `error`: `Ok(reason)` for a rejected commit with plans left;
+    /// otherwise the error to return (`ConflictRetriesExhausted` once the plans run out).
+    pub fn again(&mut self, error: Error) -> Result<String> {
+        let Error::Rejected { reason, .. } = error else {
+            return Err(error);
+        };
+        if self.plans >= REPLAN_ATTEMPTS {
+            return Err(Error::ConflictRetriesExhausted { table: self.table.clone(), attempts: self.plans });
+        }
+        self.plans += 1;
+        tracing::info!(table = %self.table, reason, plan = self.plans, "the table changed first; planning the commit again");
+        Ok(reason)
+    }
+}
+
 /// How hard to try when other commits keep landing first.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -115,6 +156,19 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejected_commit_is_planned_again_until_the_plans_run_out() {
+        let rejected = || Error::Rejected { table: "db.t".into(), reason: "moved".into() };
+        let mut replan = Replan::new("db.t");
+        for _ in 1..REPLAN_ATTEMPTS {
+            assert_eq!(replan.again(rejected()).expect("plan again"), "moved");
+        }
+        let last = replan.again(rejected()).expect_err("plans exhausted");
+        assert!(matches!(last, Error::ConflictRetriesExhausted { attempts: REPLAN_ATTEMPTS, .. }), "{last}");
+        let other = Replan::new("db.t").again(Error::TableNotFound("db.t".into())).expect_err("not re-planned");
+        assert!(matches!(other, Error::TableNotFound(_)), "{other}");
+    }
 
     #[test]
     fn waiting_doubles_up_to_the_cap() {

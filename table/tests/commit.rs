@@ -7,19 +7,12 @@ use iceberg::spec::{
 };
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
-use icefall_table::offsets::{self, OffsetMap, committed_offsets, main_ancestry};
+use icefall_table::offsets::{self, OffsetMap, committed_offsets};
+use icefall_table::state::main_ancestry;
 use icefall_table::{Catalog, CatalogConfig, Error, PendingCommit, RetryPolicy};
 
 async fn catalog(dir: &std::path::Path) -> Catalog {
-    Catalog::connect(&CatalogConfig {
-        uri: format!("sqlite:{}/catalog.db", dir.display()),
-        name: "test".into(),
-        warehouse: format!("{}/warehouse", dir.display()),
-        storage: Default::default(),
-        token: None,
-    })
-    .await
-    .expect("connect")
+    Catalog::connect(&CatalogConfig::embedded_in(dir)).await.expect("connect")
 }
 
 fn layout() -> TableLayout {

@@ -18,15 +18,7 @@ use icefall_table::files::TableFiles;
 use icefall_table::{Catalog, CatalogConfig, LoadedTable, PendingCommit, RetryPolicy};
 
 async fn catalog(dir: &std::path::Path) -> Catalog {
-    Catalog::connect(&CatalogConfig {
-        uri: format!("sqlite:{}/catalog.db", dir.display()),
-        name: "test".into(),
-        warehouse: format!("{}/warehouse", dir.display()),
-        storage: Default::default(),
-        token: None,
-    })
-    .await
-    .expect("connect")
+    Catalog::connect(&CatalogConfig::embedded_in(dir)).await.expect("connect")
 }
 
 fn schema() -> Schema {

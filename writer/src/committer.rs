@@ -18,12 +18,13 @@ use icefall_schemas::json::JsonDecoder;
 use icefall_table::fault::{self, CrashPoint, Safeguard};
 use icefall_table::freshness;
 use icefall_table::offsets::{self, OffsetMap, committed_offsets, offset_of};
+use icefall_table::retry::Replan;
 use icefall_table::{Catalog, CommitOutcome, PendingCommit, RetryPolicy, TableIdent};
 
+use crate::Result;
 use crate::dead_letter::{self, DeadLetter};
 use crate::freshness::CheckpointTimes;
 use crate::record::TopicPartition;
-use crate::{Error, Result};
 use icefall_table::files::TableFiles;
 
 /// The offsets one checkpoint covers for one partition: `[start, end)`; `start` is `None`
@@ -138,7 +139,8 @@ impl Committer {
             let end = checkpoint.ranges.get(&tp).map_or(letter.offset + 1, |r| r.end);
             covered.insert(tp, end);
         }
-        for _ in 0..self.policy.max_attempts {
+        let mut replan = Replan::new(icefall_table::catalog::display_ident(&self.dead_letter_table));
+        loop {
             let base = self.catalog.load(&self.dead_letter_table).await?;
             let floor = committed_offsets(&base.metadata)?;
             // Below the dead-letter table's offset a letter is already there.
@@ -181,19 +183,15 @@ impl Committer {
                         snapshot_id = outcome.snapshot_id, records = letters.len(), "dead letters committed");
                     return Ok(true);
                 }
-                Err(icefall_table::Error::Rejected { .. }) => {
+                Err(e) => {
                     // Another writer added dead letters of these partitions: filter again. Only
                     // files no snapshot references go (an earlier attempt may have landed).
+                    replan.again(e)?;
                     let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
                     self.catalog.delete_unreferenced(&self.dead_letter_table, &paths).await?;
                 }
-                Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Table(icefall_table::Error::ConflictRetriesExhausted {
-            table: icefall_table::catalog::display_ident(&self.dead_letter_table),
-            attempts: self.policy.max_attempts,
-        }))
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use iceberg::spec::{NestedField, Type};
 
 fn field(key: &str, name: &str, ty: PrimitiveType) -> SourceField {
     SourceField {

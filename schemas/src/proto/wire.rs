@@ -4,7 +4,8 @@ use crate::RecordError;
 use crate::columns::Column;
 use crate::error::Reason;
 
-use super::{Conv, MessagePlan, SMALL_NUMBERS, Shape};
+use super::SMALL_NUMBERS;
+use super::plan::{Conv, MessagePlan, Shape};
 
 /// One wire value, not yet interpreted.
 #[derive(Debug, Clone, Copy)]

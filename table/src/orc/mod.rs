@@ -20,8 +20,9 @@
 //! Columns neither can encode (nanosecond timestamps, at any depth) are refused when the
 //! table's files are set up, naming each one: never a panic, never a wrong file.
 
+mod compression;
 mod encode;
-pub mod read;
+pub(crate) mod field_ids;
 mod stripe;
 mod write;
 
@@ -34,9 +35,11 @@ use orc_rust::proto;
 
 use self::encode::OwnEncoder;
 
-pub use write::{OrcCompression, OrcWriter, OrcWriterBuilder};
+pub use compression::OrcCompression;
+pub use write::{OrcWriter, OrcWriterBuilder};
 
-const ID: &str = "iceberg.id";
+/// The ORC type attribute holding a column's Iceberg field id (Iceberg's ORC mapping).
+pub(crate) const ID: &str = "iceberg.id";
 const REQUIRED: &str = "iceberg.required";
 const LONG_TYPE: &str = "iceberg.long-type";
 const BINARY_TYPE: &str = "iceberg.binary-type";

@@ -10,8 +10,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use orc_prost::Message;
 use orc_rust::proto;
 
+use super::compression::OrcCompression;
 use super::encode::ColumnStreams;
-use super::write::OrcCompression;
 use super::{Encoding, OrcLayout};
 
 /// An in-memory sink orc-rust writes into while we keep a handle to take the bytes out.

@@ -1,5 +1,5 @@
 //! Reading data files under the table's current schema, whatever schema they were written with.
-//! ORC files are read by [`crate::orc::read`], Parquet files without field ids by [`by_name`].
+//! ORC files are read by [`orc`], Parquet files without field ids by [`by_name`].
 //!
 //! iceberg-rust 0.10's reader evolves top-level columns by field id, but casts a struct column
 //! to its current type by position or by name: a struct that gained, lost, renamed or
@@ -32,6 +32,8 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use crate::{Error, Result};
 
 mod by_name;
+mod deletes;
+pub mod orc;
 
 pub(crate) use by_name::PartitionConstants;
 
@@ -53,7 +55,7 @@ pub fn read_tasks(table: &Table, tasks: Vec<FileScanTask>) -> BoxStream<'static,
             let table = table.clone();
             async move {
                 match task.data_file_format {
-                    DataFileFormat::Orc => crate::orc::read::read_task(&table, task).await,
+                    DataFileFormat::Orc => orc::read_task(&table, task).await,
                     _ if nested || foreign => read_reshaped(&table, task).await,
                     _ => Ok(read_parquet(&table, vec![task])),
                 }

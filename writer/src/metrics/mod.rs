@@ -4,7 +4,7 @@
 //! [`PipelineMetrics::records_consumed`], …); names and labels live only here. Every name is
 //! `<namespace>_<name>_<unit>` (counters end in `_total`), and labels are bounded: pipeline, topic,
 //! partition (of assigned partitions only), a dead letter's reason class, a commit's outcome.
-//! The same handle keeps what `/readyz` needs (see [`crate::http`]).
+//! The same handle keeps what `/readyz` needs (served by `http.rs`).
 
 use std::sync::Arc;
 

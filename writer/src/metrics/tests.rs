@@ -62,3 +62,63 @@ fn lag_follows_commits_and_revoked_partitions_leave() {
     assert!(text.contains(r#"icefall_checkpoint_duration_seconds_count{pipeline="t"} 1"#), "{text}");
     assert!(p.is_assigned());
 }
+
+#[test]
+fn every_metric_is_in_the_operations_guide_and_no_other() {
+    // Every named event once, so every family has a series to show.
+    let metrics = Metrics::new("icefall");
+    let p = metrics.pipeline("t");
+    let letter = crate::dead_letter::DeadLetter {
+        topic: Arc::from("a"),
+        partition: 0,
+        offset: 3,
+        timestamp_ms: None,
+        key: None,
+        value: None,
+        error: "bad".into(),
+        error_kind: "malformed",
+    };
+    p.records_consumed("a", 3, 120);
+    p.offsets_lost("a", 2);
+    p.partitions_assigned(&[(tp("a", 0), Some(1))], true, 1);
+    p.partition_watermarks(&tp("a", 0), 0, 10);
+    p.checkpoint_committed(&CommittedCheckpoint {
+        rows: 2,
+        files: 1,
+        bytes: 10,
+        late_records: 1,
+        dead_letters: std::slice::from_ref(&letter),
+        writers: 1,
+        duration: Duration::from_millis(5),
+        commit_duration: Duration::from_millis(2),
+        conflicts: 1,
+        offsets: vec![(tp("a", 0), 4)],
+        event_watermark_us: Some(1),
+        arrival_watermark_us: Some(1),
+    });
+    p.commit_fenced();
+    p.commit_retried();
+    p.checkpoint_dropped("fenced");
+    p.writers_changed(2);
+    p.interval_changed(Duration::from_secs(2));
+    let text = metrics.encode();
+    let registered: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operations.md");
+    let guide = std::fs::read_to_string(path).expect("docs/operations.md");
+    let table = guide.split("| metric | type | what it tells you |").nth(1).expect("the metrics table");
+    let table = table.split("\n\n").next().unwrap_or_default();
+    let documented: std::collections::BTreeSet<String> = table
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|code| code.split('{').next())
+        .filter(|name| name.starts_with("icefall_"))
+        .map(|name| name.strip_suffix("_total").unwrap_or(name).to_string())
+        .collect();
+    assert_eq!(documented, registered, "docs/operations.md's metrics table and writer/src/metrics differ");
+}

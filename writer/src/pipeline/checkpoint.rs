@@ -2,15 +2,16 @@
 //! cover (retrying while the catalog is away), or drop them and re-read from the table.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use icefall_table::health::since_compaction;
+use icefall_table::health::{SinceCompaction, since_compaction};
 use icefall_table::{Backoff, CommitOutcome};
 
 use super::journal::settle_journals;
 use super::setup::late_bound;
 use super::{Pipeline, SHUTDOWN_COMMIT_GRACE};
 use crate::committer::Checkpoint;
+use crate::config::BackpressureConfig;
 use crate::metrics::CommittedCheckpoint;
 use crate::pool::delete_files;
 use crate::source::SourceCommand;
@@ -139,16 +140,9 @@ impl Pipeline {
     /// commit left it. Longer checkpoints mean fewer snapshots and fewer, larger files while
     /// the optimizer catches up; nothing is dropped.
     fn adjust_interval(&mut self, metadata: &iceberg::spec::TableMetadata) {
-        let limits = &self.config.backpressure;
         let health = since_compaction(metadata);
-        let over = (limits.max_snapshots_since_compaction > 0
-            && health.snapshots > limits.max_snapshots_since_compaction)
-            || (limits.max_files_since_compaction > 0 && health.data_files_added > limits.max_files_since_compaction);
-        let next = if over {
-            (self.interval * 2).min(limits.max_checkpoint_interval)
-        } else {
-            self.config.checkpoint_interval
-        };
+        let (next, over) =
+            next_interval(self.interval, self.config.checkpoint_interval, &self.config.backpressure, &health);
         if next == self.interval {
             return;
         }
@@ -202,5 +196,71 @@ impl Pipeline {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+/// The checkpoint interval after a commit that left the table with `health`: doubled (up to
+/// `max_checkpoint_interval`) while a backpressure limit is exceeded, else the configured one;
+/// `true` with it while over a limit.
+pub(super) fn next_interval(
+    current: Duration,
+    configured: Duration,
+    limits: &BackpressureConfig,
+    health: &SinceCompaction,
+) -> (Duration, bool) {
+    let over = (limits.max_snapshots_since_compaction > 0 && health.snapshots > limits.max_snapshots_since_compaction)
+        || (limits.max_files_since_compaction > 0 && health.data_files_added > limits.max_files_since_compaction);
+    let next = if over { (current * 2).min(limits.max_checkpoint_interval) } else { configured };
+    (next, over)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::setup::checkpoint_ticker;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn health(snapshots: u64, data_files_added: u64) -> SinceCompaction {
+        SinceCompaction { snapshots, data_files_added }
+    }
+
+    #[test]
+    fn the_interval_doubles_while_the_table_needs_compaction_and_returns_after() {
+        let limits = BackpressureConfig {
+            max_snapshots_since_compaction: 100,
+            max_files_since_compaction: 1000,
+            max_checkpoint_interval: 10 * SECOND,
+        };
+        let mut interval = SECOND;
+        let mut seen = Vec::new();
+        for snapshots in [50, 101, 102, 103, 104, 105] {
+            (interval, _) = next_interval(interval, SECOND, &limits, &health(snapshots, 0));
+            seen.push(interval.as_secs());
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 10, 10], "doubling up to the cap");
+        assert_eq!(next_interval(interval, SECOND, &limits, &health(0, 1001)), (10 * SECOND, true), "files count too");
+        assert_eq!(next_interval(interval, SECOND, &limits, &health(3, 10)), (SECOND, false), "compacted: back");
+        let off = BackpressureConfig { max_snapshots_since_compaction: 0, max_files_since_compaction: 0, ..limits };
+        assert_eq!(next_interval(SECOND, SECOND, &off, &health(u64::MAX, u64::MAX)), (SECOND, false), "0: no limit");
+    }
+
+    /// The run loop's timing with the clock paused: the first checkpoint one interval after
+    /// start, a slow checkpoint delays the next by one interval (no burst of catch-up ticks),
+    /// and a changed interval takes effect from the next tick.
+    #[tokio::test(start_paused = true)]
+    async fn checkpoints_tick_one_interval_apart_even_after_a_slow_one() {
+        let start = tokio::time::Instant::now();
+        let mut ticker = checkpoint_ticker(2 * SECOND);
+        ticker.tick().await;
+        assert_eq!(start.elapsed(), 2 * SECOND, "the first checkpoint is one interval after start");
+        tokio::time::sleep(7 * SECOND).await; // a commit that waited for the catalog
+        ticker.tick().await;
+        assert_eq!(start.elapsed(), 9 * SECOND, "a late tick fires once, at once");
+        ticker.tick().await;
+        assert_eq!(start.elapsed(), 11 * SECOND, "then one interval after it, not a burst");
+        ticker = checkpoint_ticker(5 * SECOND); // backpressure lengthened the interval
+        ticker.tick().await;
+        assert_eq!(start.elapsed(), 16 * SECOND);
     }
 }

@@ -10,6 +10,7 @@ use icefall_schemas::evolve::{
     EvolveOptions, FIELD_IDS_PROPERTY, evolve, field_ids_from_properties, field_ids_to_property,
 };
 use icefall_table::commit::{Change, PendingCommit};
+use icefall_table::retry::Replan;
 use icefall_table::{Catalog, LoadedTable, RetryPolicy};
 
 use crate::config::PipelineConfig;
@@ -87,7 +88,8 @@ pub async fn fit_table(
     p: &PipelineConfig,
 ) -> Result<LoadedTable> {
     let mut table = table;
-    for _ in 0..icefall_table::retry::REPLAN_ATTEMPTS {
+    let mut replan = Replan::new(table.name());
+    loop {
         let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, schema_id, p)? else {
             return Ok(table);
         };
@@ -103,12 +105,10 @@ pub async fn fit_table(
                     schema_id = outcome.table.metadata.current_schema_id(), changes = ?changes, "table schema evolved");
                 return Ok(outcome.table);
             }
-            Err(icefall_table::Error::Rejected { reason, .. }) => {
-                tracing::info!(pipeline = %p.name, reason, "the table schema moved; planning the evolution again");
+            Err(e) => {
+                replan.again(e)?;
                 table = catalog.load(&table.ident).await?;
             }
-            Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Evolution(format!("pipeline {}: the table schema kept changing under us; restart the writer", p.name)))
 }

@@ -19,7 +19,7 @@ use iceberg::spec::{DataContentType, Schema};
 use iceberg::table::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::read::{field_id, projected_arrow_schema};
+use super::{field_id, projected_arrow_schema};
 use crate::{Error, Result};
 
 /// The spec's reserved field ids and names of a position delete file's columns.
@@ -201,7 +201,7 @@ async fn read_delete_file(table: &Table, file: &FileScanTaskDeleteFile) -> Resul
     let bytes: Bytes = input.read().await.map_err(Error::iceberg(&context))?;
     let failed = |message: String| Error::Metadata { table: file.file_path.clone(), message };
     if bytes.starts_with(b"ORC") {
-        return crate::orc::read::read_all(bytes).map_err(failed);
+        return crate::orc::field_ids::read_all(bytes).map_err(failed);
     }
     if !bytes.ends_with(b"PAR1") {
         return Err(failed("a delete file that is neither Parquet nor ORC".into()));

@@ -148,11 +148,11 @@ pub async fn run(options: &BenchOptions) {
     }
     println!();
 
-    let broker = crate::broker::Broker::start();
+    let broker = icefall_integration_tests::broker::Broker::start();
     let bootstrap = broker.bootstrap();
     let mut rows = Vec::new();
     for (format, ceiling) in options.formats.iter().zip(&ceilings) {
-        let topic = crate::unique(&format!("bench_{}", format.name()));
+        let topic = icefall_integration_tests::unique(&format!("bench_{}", format.name()));
         broker.create_topic(&topic, options.partitions as u32);
         let produced = end_to_end::produce(&bootstrap, &topic, options.partitions, *format, options.records);
         println!(

@@ -114,7 +114,8 @@ impl Encoder {
     pub fn new(format: Format) -> Encoder {
         Encoder {
             format,
-            message: (format == Format::Protobuf).then(|| crate::encode::proto_message(PROTO, "bench.Event")),
+            message: (format == Format::Protobuf)
+                .then(|| icefall_integration_tests::encode::proto_message(PROTO, "bench.Event")),
             avro: (format == Format::Avro).then(|| apache_avro::Schema::parse_str(AVSC).expect("avsc")),
         }
     }
@@ -127,7 +128,7 @@ impl Encoder {
                 for k in ["event_id", "user_id", "event_time", "sent_time", "score"] {
                     e[k] = serde_json::Value::String(e[k].to_string()); // int64 is text in Protobuf JSON
                 }
-                crate::encode::proto_encode(message, &e)
+                icefall_integration_tests::encode::proto_encode(message, &e)
             }
             (Format::Avro, _, Some(schema)) => apache_avro::to_avro_datum(schema, avro_value(&e)).expect("datum"),
             _ => e.to_string().into_bytes(),

@@ -12,9 +12,9 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::reference::{Encoder, Format};
-use crate::process;
-use crate::produce::{Landed, TestProducer};
-use crate::writer::WriterProcess;
+use icefall_integration_tests::process;
+use icefall_integration_tests::produce::{Landed, TestProducer};
+use icefall_integration_tests::writer::WriterProcess;
 
 const TABLE: &str = "bench.events";
 
@@ -55,7 +55,7 @@ pub struct ConsumeOnly {
 pub fn consume_only(bootstrap: &str, produced: &Produced) -> ConsumeOnly {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", crate::unique("bench-consume-only"))
+        .set("group.id", icefall_integration_tests::unique("bench-consume-only"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()
@@ -116,7 +116,7 @@ pub struct WriterRun<'a> {
 pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
     let config = dir.join("writer.toml");
     std::fs::write(&config, writer_config(run, dir)).expect("write config");
-    let catalog = crate::tables::catalog(dir).await;
+    let catalog = icefall_integration_tests::tables::catalog(dir).await;
     let ident = parse_ident(TABLE).expect("ident");
     let broker_cpu_before = process::cpu_time(run.broker_pid);
     let wall_start = SystemTime::now();

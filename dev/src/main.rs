@@ -1,12 +1,15 @@
-//! Developer helper: produce sample events, inspect a table (quickstart), run the writer
-//! benchmark (`scripts/bench.sh`).
+//! `icefall-dev`: the developers' tools, apart from the tests: produce sample events and inspect
+//! a table (the quickstart), run the writer benchmark (`scripts/bench.sh`). It drives the
+//! integration tests' harness (broker, producer, writer processes) without being a test.
+
+mod bench;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use bench::BenchOptions;
+use bench::reference::Format;
 use clap::Parser;
-use icefall_integration_tests::bench::BenchOptions;
-use icefall_integration_tests::bench::reference::Format;
 use icefall_integration_tests::produce::{TestProducer, event_json};
 use icefall_integration_tests::tables;
 use icefall_table::catalog::parse_ident;
@@ -121,7 +124,7 @@ async fn main() {
             }
             let options =
                 BenchOptions { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out };
-            icefall_integration_tests::bench::run(&options).await;
+            bench::run(&options).await;
         }
         Cli::BenchFiles { records, only: Some(format), properties, partition } => {
             let properties: Vec<(String, String)> = properties
@@ -132,18 +135,10 @@ async fn main() {
                     (key.to_string(), value.to_string())
                 })
                 .collect();
-            let run = icefall_integration_tests::bench::ceiling::file_format_run(
-                records,
-                &format,
-                &properties,
-                partition.as_deref(),
-            )
-            .await;
+            let run = bench::ceiling::file_format_run(records, &format, &properties, partition.as_deref()).await;
             println!("{}", run.to_json());
         }
-        Cli::BenchFiles { records, only: None, .. } => {
-            icefall_integration_tests::bench::print_file_formats(records).await
-        }
+        Cli::BenchFiles { records, only: None, .. } => bench::print_file_formats(records).await,
         Cli::Inspect { dir, table } => {
             let catalog = tables::catalog(&dir).await;
             let loaded = match catalog.load(&parse_ident(&table).unwrap_or_else(|e| panic!("{e}"))).await {

@@ -37,7 +37,7 @@ impl Ceiling {
 /// Call it on a current-thread runtime so it uses one core.
 pub async fn measure(formats: &[Format], records: usize) -> Vec<Ceiling> {
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = crate::tables::catalog(dir.path()).await;
+    let catalog = icefall_integration_tests::tables::catalog(dir.path()).await;
     let layout = TableLayout {
         schema: icefall_schemas::declare::schema_from_decls(&reference::field_decls()).expect("schema"),
         partition: vec![super::PARTITION.to_string()],
@@ -142,7 +142,7 @@ pub async fn file_format_run(
     use iceberg::spec::DataFileFormat;
     let format = if name == "orc" { DataFileFormat::Orc } else { DataFileFormat::Parquet };
     let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = crate::tables::catalog(dir.path()).await;
+    let catalog = icefall_integration_tests::tables::catalog(dir.path()).await;
     let schema = icefall_schemas::declare::schema_from_decls(&reference::field_decls()).expect("schema");
     let layout = TableLayout {
         schema,
@@ -171,7 +171,7 @@ pub async fn file_format_run(
     let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
     assert_eq!(files.format(), format);
     let pid = std::process::id();
-    let rss_before_write = crate::process::rss(pid).unwrap_or(0);
+    let rss_before_write = icefall_integration_tests::process::rss(pid).unwrap_or(0);
     let mut out = None;
     for attempt in ["warm-up", "measured"] {
         let started = Instant::now();
@@ -191,7 +191,7 @@ pub async fn file_format_run(
                 files: written.len(),
                 file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
                 rss_before_write,
-                peak_rss: crate::process::peak_rss(pid).unwrap_or(0),
+                peak_rss: icefall_integration_tests::process::peak_rss(pid).unwrap_or(0),
             });
         }
     }
