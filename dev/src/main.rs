@@ -60,6 +60,15 @@ enum Cli {
         #[arg(long, default_value = "target/bench-runs")]
         out: PathBuf,
     },
+    /// The in-process ceiling only (decode → Arrow → Parquet on one core), with the plain
+    /// libraries on the same events. Build in release.
+    Ceiling {
+        #[arg(long, default_value_t = 300_000)]
+        records: usize,
+        /// Formats, comma-separated: json, protobuf, avro.
+        #[arg(long, default_value = "json,protobuf,avro")]
+        formats: String,
+    },
     /// Data file formats only: Parquet (the baseline) and ORC writing the same Arrow batches.
     /// Build in release.
     BenchFiles {
@@ -104,11 +113,11 @@ async fn main() {
             producer.flush();
             println!("produced {count} events to {topic}: {per_partition:?}");
         }
+        Cli::Ceiling { records, formats } => {
+            bench::print_ceilings(&parse_formats(&formats), records).await;
+        }
         Cli::Bench { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out } => {
-            let formats = formats
-                .split(',')
-                .map(|f| Format::parse(f.trim()).unwrap_or_else(|| fail(&format!("--formats: unknown format {f:?}"))))
-                .collect();
+            let formats = parse_formats(&formats);
             let cores = cores
                 .split(',')
                 .map(|c| c.trim().parse().unwrap_or_else(|_| fail(&format!("--cores: {c:?} is not a number"))))
@@ -167,6 +176,13 @@ async fn main() {
             println!("rows: {rows}");
         }
     }
+}
+
+fn parse_formats(formats: &str) -> Vec<Format> {
+    formats
+        .split(',')
+        .map(|f| Format::parse(f.trim()).unwrap_or_else(|| fail(&format!("--formats: unknown format {f:?}"))))
+        .collect()
 }
 
 fn fail(message: &str) -> ! {

@@ -118,9 +118,9 @@ impl Catalog {
 /// checkpoint or rewrite that was dropped before or rejected at its commit). Returns the files
 /// deleted; one that cannot be deleted is logged and left for orphan removal. When a commit's
 /// outcome is unknown use [`Catalog::delete_unreferenced`] instead.
-pub async fn delete_uncommitted(file_io: &FileIO, files: Vec<String>) -> Vec<String> {
+pub async fn delete_uncommitted<S: Into<String>>(file_io: &FileIO, files: impl IntoIterator<Item = S>) -> Vec<String> {
     let mut deleted = Vec::new();
-    for file in files {
+    for file in files.into_iter().map(Into::into) {
         match file_io.delete(&file).await {
             Ok(()) => deleted.push(file),
             Err(e) => tracing::debug!(file, error = %e, "could not delete an uncommitted file; orphan removal will"),

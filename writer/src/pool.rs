@@ -20,6 +20,7 @@ use crate::freshness::{CheckpointTimes, EventTime};
 use crate::record::SourceRecord;
 use crate::{Error, Result};
 use icefall_table::files::{FileSetWriter, TableFiles};
+use icefall_table::reachable::delete_uncommitted;
 
 /// What the writers produced since the last close.
 #[derive(Debug, Default)]
@@ -315,7 +316,7 @@ impl Writer {
                     Ok(early)
                 }
                 Err(e) => {
-                    delete_files(self.setup.files.file_io(), &early).await;
+                    delete_uncommitted(self.setup.files.file_io(), early.iter().map(DataFile::file_path)).await;
                     Err(e)
                 }
             },
@@ -323,17 +324,10 @@ impl Writer {
         };
         if let Some(e) = self.failed.take() {
             if let Ok(files) = closed {
-                delete_files(self.setup.files.file_io(), &files).await;
+                delete_uncommitted(self.setup.files.file_io(), files.iter().map(DataFile::file_path)).await;
             }
             return Err(e);
         }
         Ok(WrittenFiles { data_files: closed?, dead_letters, rows, times })
     }
-}
-
-/// Deletes data files that were never part of a commit (see
-/// [`icefall_table::reachable::delete_uncommitted`]).
-pub async fn delete_files(file_io: &iceberg::io::FileIO, files: &[DataFile]) {
-    icefall_table::reachable::delete_uncommitted(file_io, files.iter().map(|f| f.file_path().to_string()).collect())
-        .await;
 }

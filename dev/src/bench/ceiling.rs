@@ -11,7 +11,7 @@ use icefall_table::files::TableFiles;
 
 use super::reference::{self, Format};
 
-const BATCH: usize = 4096;
+pub(super) const BATCH: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct Ceiling {
@@ -22,6 +22,8 @@ pub struct Ceiling {
     pub decode: Duration,
     pub files: usize,
     pub file_bytes: u64,
+    /// The plain libraries on the same events (JSON only; an error says why not).
+    pub plain: Option<Result<super::plain::PlainRun, String>>,
 }
 
 impl Ceiling {
@@ -54,7 +56,11 @@ pub async fn measure(formats: &[Format], records: usize) -> Vec<Ceiling> {
         let payloads: Vec<Vec<u8>> = (0..records).map(|i| encoder.encode(i)).collect();
         let decoder = reference::decoder(*format, &schema);
         run(*format, &decoder, &files, &payloads[..(BATCH * 4).min(records)], "warm-up").await;
-        out.push(run(*format, &decoder, &files, &payloads, format.name()).await);
+        let mut ceiling = run(*format, &decoder, &files, &payloads, format.name()).await;
+        if *format == Format::Json {
+            ceiling.plain = Some(super::plain::measure(&payloads, &schema, dir.path()));
+        }
+        out.push(ceiling);
     }
     out
 }
@@ -79,6 +85,7 @@ async fn run(format: Format, decoder: &Decoder, files: &TableFiles, payloads: &[
         decode,
         files: written.len(),
         file_bytes: written.iter().map(|f| f.file_size_in_bytes()).sum(),
+        plain: None,
     }
 }
 

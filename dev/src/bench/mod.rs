@@ -5,6 +5,7 @@
 
 pub mod ceiling;
 pub mod end_to_end;
+mod plain;
 pub mod reference;
 
 use std::path::PathBuf;
@@ -130,23 +131,7 @@ pub async fn run(options: &BenchOptions) {
 
     print_file_formats(options.ceiling_records).await;
 
-    println!("## In-process ceiling: decode → Arrow → Parquet (zstd), one core, {} events", options.ceiling_records);
-    let ceilings = ceiling::measure(&options.formats, options.ceiling_records).await;
-    println!("| format | records/s | MB/s in | B/record | decode share | Parquet written |");
-    println!("|---|---|---|---|---|---|");
-    for c in &ceilings {
-        println!(
-            "| {} | {:.0} | {:.1} | {:.0} | {:.0}% | {} file(s), {:.1} MB |",
-            c.format.name(),
-            c.records_per_sec(),
-            c.mb_per_sec(),
-            c.input_bytes as f64 / c.records as f64,
-            c.decode.as_secs_f64() / c.elapsed.as_secs_f64() * 100.0,
-            c.files,
-            c.file_bytes as f64 / 1e6
-        );
-    }
-    println!();
+    let ceilings = print_ceilings(&options.formats, options.ceiling_records).await;
 
     let broker = icefall_integration_tests::broker::Broker::start();
     let bootstrap = broker.bootstrap();
@@ -260,6 +245,42 @@ pub async fn run(options: &BenchOptions) {
             );
         }
     }
+}
+
+/// The in-process ceiling of each format, and the plain libraries against it, as a table.
+pub async fn print_ceilings(formats: &[Format], records: usize) -> Vec<ceiling::Ceiling> {
+    println!("## In-process ceiling: decode → Arrow → Parquet (zstd), one core, {} events", records);
+    let ceilings = ceiling::measure(formats, records).await;
+    println!("| format | records/s | MB/s in | B/record | decode share | Parquet written |");
+    println!("|---|---|---|---|---|---|");
+    for c in &ceilings {
+        println!(
+            "| {} | {:.0} | {:.1} | {:.0} | {:.0}% | {} file(s), {:.1} MB |",
+            c.format.name(),
+            c.records_per_sec(),
+            c.mb_per_sec(),
+            c.input_bytes as f64 / c.records as f64,
+            c.decode.as_secs_f64() / c.elapsed.as_secs_f64() * 100.0,
+            c.files,
+            c.file_bytes as f64 / 1e6
+        );
+    }
+    for c in &ceilings {
+        match &c.plain {
+            Some(Ok(plain)) => println!(
+                "{}: the plain libraries (arrow-json → parquet ArrowWriter, zstd 3, one unpartitioned file, no \
+                 Iceberg metrics) on the same events: {:.0} records/s, {:.1} MB written; our ceiling runs {:.2}× it",
+                c.format.name(),
+                plain.records_per_sec(),
+                plain.file_bytes as f64 / 1e6,
+                c.records_per_sec() / plain.records_per_sec()
+            ),
+            Some(Err(e)) => println!("{}: the plain libraries could not run: {e}", c.format.name()),
+            None => {}
+        }
+    }
+    println!();
+    ceilings
 }
 
 /// One end-to-end run with what it is compared against.

@@ -3,12 +3,14 @@
 //! here is visible to Spark, Trino and PyIceberg. Committing is a compare-and-swap on
 //! `metadata_location`: the only write that changes a table's state.
 
+use std::time::Duration;
+
 use iceberg::{NamespaceIdent, TableIdent};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use super::{SwapOutcome, display_ident, redact};
-use crate::{CatalogConfig, Error, Result};
+use crate::{Backoff, CatalogConfig, Error, Result};
 
 /// A connection pool to the catalog database.
 pub(crate) struct SqlCatalog {
@@ -96,15 +98,18 @@ impl SqlCatalog {
     /// concurrent creator (two writers starting at once), so a failure is retried: the retry
     /// sees the table the other process made.
     async fn idempotent_ddl(&self, operation: &str, sql: &str) -> Result<()> {
+        // Two processes starting at once settle within a few short tries.
+        const DDL_RACE_ATTEMPTS: u32 = 5;
         let pool = &self.pool;
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_millis(400));
         let mut attempt = 0;
         loop {
             attempt += 1;
             match sqlx::query(sql).execute(pool).await {
                 Ok(_) => return Ok(()),
-                Err(e) if attempt < 5 => {
+                Err(e) if attempt < DDL_RACE_ATTEMPTS => {
                     tracing::debug!(operation, error = %e, "catalog DDL raced another process; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
                 Err(e) => {
                     // The column may have been added by the other process meanwhile.

@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use iceberg::spec::DataFile;
 use icefall_table::health::{SinceCompaction, since_compaction};
+use icefall_table::reachable::delete_uncommitted;
 use icefall_table::{Backoff, CommitOutcome};
 
 use super::journal::settle_journals;
@@ -13,7 +15,6 @@ use super::{Pipeline, SHUTDOWN_COMMIT_GRACE};
 use crate::committer::Checkpoint;
 use crate::config::BackpressureConfig;
 use crate::metrics::CommittedCheckpoint;
-use crate::pool::delete_files;
 use crate::source::SourceCommand;
 use crate::{Error, Result};
 
@@ -23,7 +24,9 @@ impl Pipeline {
         self.metrics.checkpoint_dropped(reason);
         self.checkpoint += 1;
         match self.pool.close_all(self.checkpoint + 1).await {
-            Ok(written) => delete_files(&self.file_io, &written.data_files).await,
+            Ok(written) => {
+                delete_uncommitted(&self.file_io, written.data_files.iter().map(DataFile::file_path)).await;
+            }
             Err(e) => tracing::debug!(error = %e, "closing files of an aborted checkpoint failed"),
         }
         self.lost_ranges.clear();
@@ -73,7 +76,7 @@ impl Pipeline {
             Ok(path) => path,
             Err(e) => {
                 tracing::warn!(pipeline = %self.name, error = %e, "writing the checkpoint journal failed");
-                delete_files(&self.file_io, &checkpoint.data_files).await;
+                delete_uncommitted(&self.file_io, checkpoint.data_files.iter().map(DataFile::file_path)).await;
                 return self.abort("writing the checkpoint journal failed").await;
             }
         };
