@@ -12,6 +12,8 @@ use icefall_table::files::TableFiles;
 use super::reference::{self, Format};
 
 pub(super) const BATCH: usize = 4096;
+/// Runs per measurement; the fastest counts.
+const REPEATS: usize = 3;
 
 #[derive(Debug, Clone)]
 pub struct Ceiling {
@@ -56,11 +58,31 @@ pub async fn measure(formats: &[Format], records: usize) -> Vec<Ceiling> {
         let payloads: Vec<Vec<u8>> = (0..records).map(|i| encoder.encode(i)).collect();
         let decoder = reference::decoder(*format, &schema);
         run(*format, &decoder, &files, &payloads[..(BATCH * 4).min(records)], "warm-up").await;
-        let mut ceiling = run(*format, &decoder, &files, &payloads, format.name()).await;
-        if *format == Format::Json {
-            ceiling.plain = Some(super::plain::measure(&payloads, &schema, dir.path()));
+        // Best of a few runs, ours and the plain libraries taking turns, so a noisy neighbour
+        // on the machine skews neither side.
+        let mut best: Option<Ceiling> = None;
+        let mut plain: Option<Result<super::plain::PlainRun, String>> = None;
+        for attempt in 0..REPEATS {
+            let ceiling = run(*format, &decoder, &files, &payloads, &format!("{}-{attempt}", format.name())).await;
+            if best.as_ref().is_none_or(|b| ceiling.elapsed < b.elapsed) {
+                best = Some(ceiling);
+            }
+            if *format == Format::Json {
+                let next = super::plain::measure(&payloads, &schema, dir.path());
+                let faster = match (&plain, &next) {
+                    (Some(Ok(old)), Ok(new)) => new.elapsed < old.elapsed,
+                    (Some(Err(_)), _) => false,
+                    _ => true,
+                };
+                if faster {
+                    plain = Some(next);
+                }
+            }
         }
-        out.push(ceiling);
+        if let Some(mut ceiling) = best {
+            ceiling.plain = plain;
+            out.push(ceiling);
+        }
     }
     out
 }

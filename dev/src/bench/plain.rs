@@ -16,6 +16,8 @@ use super::ceiling::BATCH;
 pub struct PlainRun {
     pub records: usize,
     pub elapsed: Duration,
+    /// Time in arrow-json's decoder.
+    pub decode: Duration,
     pub file_bytes: u64,
 }
 
@@ -44,13 +46,17 @@ pub fn measure(
         .build();
     let mut writer = ArrowWriter::try_new(file, arrow_schema.clone(), Some(properties)).map_err(|e| e.to_string())?;
     let mut records = 0;
+    let mut decode = Duration::ZERO;
     for chunk in &chunks {
+        let decoding = Instant::now();
         let mut decoder = arrow_json::ReaderBuilder::new(arrow_schema.clone())
             .with_batch_size(BATCH)
             .build_decoder()
             .map_err(|e| e.to_string())?;
         decoder.decode(chunk).map_err(|e| format!("arrow-json: {e}"))?;
-        if let Some(batch) = decoder.flush().map_err(|e| format!("arrow-json: {e}"))? {
+        let flushed = decoder.flush().map_err(|e| format!("arrow-json: {e}"))?;
+        decode += decoding.elapsed();
+        if let Some(batch) = flushed {
             records += batch.num_rows();
             writer.write(&batch).map_err(|e| e.to_string())?;
         }
@@ -58,5 +64,5 @@ pub fn measure(
     writer.close().map_err(|e| e.to_string())?;
     let elapsed = started.elapsed();
     let file_bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-    Ok(PlainRun { records, elapsed, file_bytes })
+    Ok(PlainRun { records, elapsed, decode, file_bytes })
 }

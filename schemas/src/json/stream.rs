@@ -71,7 +71,12 @@ impl StructPlan {
         StructPlan { fields, names, by_name }
     }
 
-    fn index(&self, key: &str) -> Option<usize> {
+    /// The field named `key`, tried first at `expected`: producers write an object's keys in
+    /// the same order record after record, so one comparison usually finds it.
+    fn index(&self, key: &str, expected: usize) -> Option<usize> {
+        if self.names.get(expected).is_some_and(|name| name == key) {
+            return Some(expected);
+        }
         if self.names.len() <= LINEAR_LOOKUP {
             self.names.iter().position(|n| n == key)
         } else {
@@ -181,11 +186,13 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let fields = &self.plan.fields;
         let mut seen = Seen::new(fields.len());
+        let mut expected = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(i) = self.plan.index(key.as_ref()) else {
+            let Some(i) = self.plan.index(key.as_ref(), expected) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
+            expected = i + 1;
             let field = &fields[i];
             if seen.get(i) {
                 return Err(self.ctx.fail(RecordError::new(
