@@ -184,11 +184,14 @@ impl Committer {
                     return Ok(true);
                 }
                 Err(e) => {
-                    // Another writer added dead letters of these partitions: filter again. Only
-                    // files no snapshot references go (an earlier attempt may have landed).
+                    // Rejected: another writer added dead letters of these partitions; this
+                    // attempt's files go (only those no snapshot references: an earlier attempt
+                    // may have landed), also when the plans run out, then filter again.
+                    if matches!(e, icefall_table::Error::Rejected { .. }) {
+                        let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
+                        self.catalog.delete_unreferenced(&self.dead_letter_table, &paths).await?;
+                    }
                     replan.again(e)?;
-                    let paths: Vec<String> = files.iter().map(|f| f.file_path().to_string()).collect();
-                    self.catalog.delete_unreferenced(&self.dead_letter_table, &paths).await?;
                 }
             }
         }
