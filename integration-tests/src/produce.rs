@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 /// Where records landed: partition → number of records (offsets are dense from 0).
@@ -29,7 +30,15 @@ impl TestProducer {
 
     /// Sends one record to a partition (queued; call `flush`).
     pub fn send(&self, partition: i32, key: &str, payload: &[u8]) {
+        self.send_with_headers(partition, key, payload, None);
+    }
+
+    /// Sends one record with headers to a partition (queued; call `flush`).
+    pub fn send_with_headers(&self, partition: i32, key: &str, payload: &[u8], headers: Option<OwnedHeaders>) {
         let mut record = BaseRecord::to(&self.topic).partition(partition).key(key).payload(payload);
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return,
@@ -50,11 +59,16 @@ impl TestProducer {
     }
 
     /// Sends test events `from..to` round-robin over `partitions` partitions, flushes, and
-    /// counts them into `landed` (partition → records).
+    /// counts them into `landed` (partition → records). Every 1000th event carries the headers
+    /// of [`event_headers`].
     pub fn send_events(&self, from: i64, to: i64, partitions: i32, landed: &mut Landed) {
         for id in from..to {
             let partition = (id % i64::from(partitions)) as i32;
-            self.send(partition, &id.to_string(), event_json(id).as_bytes());
+            let headers = event_headers(id).map(|list| {
+                list.into_iter()
+                    .fold(OwnedHeaders::new(), |h, (key, value)| h.insert(Header { key, value: value.as_deref() }))
+            });
+            self.send_with_headers(partition, &id.to_string(), event_json(id).as_bytes(), headers);
             *landed.entry(partition).or_default() += 1;
         }
         self.flush();
@@ -149,4 +163,10 @@ impl BackgroundProducer {
         self.running.store(false, std::sync::atomic::Ordering::Relaxed);
         self.thread.join().expect("the background producer panicked")
     }
+}
+
+/// The headers test event `id` carries: for every 1000th, a value with `/ ? # %` and non-ASCII
+/// and a header without value; none for the others.
+pub fn event_headers(id: i64) -> Option<Vec<(&'static str, Option<String>)>> {
+    (id % 1000 == 7).then(|| vec![("trace", Some(format!("t/?#%é-{id}"))), ("none", None)])
 }

@@ -41,8 +41,13 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, n);
     // Metadata columns hold each record's own topic, key, timestamp and arrival time.
-    for batch in
-        tables::scan(&catalog, &s.table, &["id", "kafka_topic", "kafka_key", "kafka_timestamp", "ingested_at"]).await
+    let mut with_headers = 0;
+    for batch in tables::scan(
+        &catalog,
+        &s.table,
+        &["id", "kafka_topic", "kafka_key", "kafka_timestamp", "ingested_at", "kafka_headers"],
+    )
+    .await
     {
         use arrow_array::Array;
         use arrow_array::cast::AsArray;
@@ -55,7 +60,21 @@ async fn end_to_end_100k_records_land_exactly_once_with_offsets_in_the_table() {
         }
         assert_eq!(batch.column(3).null_count(), 0, "every record has a timestamp");
         assert_eq!(batch.column(4).null_count(), 0, "every record has an arrival time");
+        let headers = batch.column(5).as_map();
+        for row in 0..batch.num_rows() {
+            let entries = headers.value(row);
+            let names = entries.column(0).as_string::<i32>();
+            let values = entries.column(1).as_binary::<i64>();
+            let got: Vec<(&str, Option<&[u8]>)> =
+                (0..entries.len()).map(|i| (names.value(i), values.is_valid(i).then(|| values.value(i)))).collect();
+            let want = icefall_integration_tests::produce::event_headers(ids.value(row)).unwrap_or_default();
+            let want: Vec<(&str, Option<&[u8]>)> =
+                want.iter().map(|(k, v)| (*k, v.as_deref().map(str::as_bytes))).collect();
+            assert_eq!(got, want, "the headers of record {}", ids.value(row));
+            with_headers += usize::from(!want.is_empty());
+        }
     }
+    assert_eq!(with_headers, n as usize / 1000, "records with headers");
     // Counted by Kafka coordinates too (metadata columns): every (partition, offset) once.
     tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
     // The summary's offsets are the partitions' high watermarks.

@@ -101,6 +101,14 @@ impl JsonDecoder {
             stream::decode_record(&self.plan, bytes, columns, &self.options)
         })
     }
+
+    /// [`JsonDecoder::decode`] without the scanner (serde only), to compare the two.
+    #[cfg(test)]
+    pub(crate) fn decode_by_serde<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
+        decode_batch(&self.arrow_schema, payloads, |bytes, columns| {
+            stream::decode_record_by_serde(&self.plan, bytes, columns, &self.options)
+        })
+    }
 }
 
 /// Microseconds since the epoch (UTC) of an ISO-8601 timestamp.
@@ -245,5 +253,7 @@ fn check_type(ty: &Type, path: &str) -> Result<()> {
     }
 }
 
+#[cfg(test)]
+mod scanner_tests;
 #[cfg(test)]
 mod tests;

@@ -33,8 +33,9 @@ impl DeadLetter {
             partition: record.partition,
             offset: record.offset,
             timestamp_ms: record.timestamp_ms,
-            key: record.key.clone(),
-            value: record.payload.clone(),
+            // Copies: a dead letter outlives its batch and must not keep the batch's buffer.
+            key: record.key.as_deref().map(<[u8]>::to_vec),
+            value: record.payload.as_deref().map(<[u8]>::to_vec),
             error: error.message,
             error_kind: error.kind,
         }

@@ -19,6 +19,8 @@ use crate::columns::Column;
 use crate::error::Reason;
 
 mod report;
+mod scan;
+mod tokens;
 mod value;
 
 use report::{Found, PathRef, out_of_range, wrong};
@@ -30,6 +32,9 @@ pub(crate) struct StructPlan {
     fields: Vec<FieldPlan>,
     /// Field names, for structs small enough that comparing names beats hashing them.
     names: Vec<String>,
+    /// Each name as a JSON key in quotes with its colon (`"name":`), for the scanner to match
+    /// in place (`None`: the name would need escapes).
+    quoted: Vec<Option<Vec<u8>>>,
     by_name: HashMap<String, usize>,
 }
 
@@ -67,20 +72,27 @@ impl StructPlan {
                 from_metadata: path.is_empty() && metadata_fields.contains(&field.name),
             });
         }
-        let names = ty.fields().iter().map(|f| f.name.clone()).collect();
-        StructPlan { fields, names, by_name }
+        let names: Vec<String> = ty.fields().iter().map(|f| f.name.clone()).collect();
+        let quoted = names
+            .iter()
+            .map(|n| {
+                let plain = n.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+                plain.then(|| [b"\"", n.as_bytes(), b"\":"].concat())
+            })
+            .collect();
+        StructPlan { fields, names, quoted, by_name }
     }
 
     /// The field named `key`, tried first at `expected`: producers write an object's keys in
     /// the same order record after record, so one comparison usually finds it.
-    fn index(&self, key: &str, expected: usize) -> Option<usize> {
-        if self.names.get(expected).is_some_and(|name| name == key) {
+    fn index(&self, key: &[u8], expected: usize) -> Option<usize> {
+        if self.names.get(expected).is_some_and(|name| name.as_bytes() == key) {
             return Some(expected);
         }
         if self.names.len() <= LINEAR_LOOKUP {
-            self.names.iter().position(|n| n == key)
+            self.names.iter().position(|n| n.as_bytes() == key)
         } else {
-            self.by_name.get(key).copied()
+            std::str::from_utf8(key).ok().and_then(|key| self.by_name.get(key).copied())
         }
     }
 }
@@ -107,7 +119,23 @@ impl TypePlan {
 }
 
 /// Decodes one JSON object into `columns` (the table's columns): one value pushed into each.
+/// The scanner tries first; what it gives up on is decoded again from scratch by serde.
 pub(crate) fn decode_record(
+    plan: &StructPlan,
+    bytes: &[u8],
+    columns: &mut [Column],
+    options: &JsonOptions,
+) -> std::result::Result<(), RecordError> {
+    let rows = columns.first().map_or(0, Column::len);
+    if scan::record(plan, bytes, columns, options).is_ok() {
+        return Ok(());
+    }
+    columns.iter_mut().for_each(|c| c.truncate(rows));
+    decode_record_by_serde(plan, bytes, columns, options)
+}
+
+/// [`decode_record`] without the scanner.
+pub(crate) fn decode_record_by_serde(
     plan: &StructPlan,
     bytes: &[u8],
     columns: &mut [Column],
@@ -188,7 +216,7 @@ impl<'de> Visitor<'de> for StructSeed<'_, '_> {
         let mut seen = Seen::new(fields.len());
         let mut expected = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(i) = self.plan.index(key.as_ref(), expected) else {
+            let Some(i) = self.plan.index(key.as_bytes(), expected) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };

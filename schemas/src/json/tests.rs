@@ -6,6 +6,7 @@ use arrow_array::types::{Date32Type, Decimal128Type, Int32Type, Int64Type, Times
 
 use super::*;
 use crate::declare::{FieldDecl, schema_from_decls};
+use crate::json::scanner_tests::{SYNTAX, mutated_records};
 
 fn decl(name: &str, ty: &str, required: bool) -> FieldDecl {
     FieldDecl { name: name.into(), type_name: ty.into(), required, doc: None }
@@ -171,7 +172,7 @@ fn refuses_nanosecond_timestamps_at_start_up() {
 }
 
 /// Every field type, nested shapes, and edge cases — valid and invalid.
-fn rich_decoder() -> JsonDecoder {
+pub(super) fn rich_decoder() -> JsonDecoder {
     decoder(
         &[
             decl("id", "long", true),
@@ -199,7 +200,7 @@ fn rich_decoder() -> JsonDecoder {
     )
 }
 
-const RECORDS: &[&str] = &[
+pub(super) const RECORDS: &[&str] = &[
     r#"{"id": 1, "i": -5, "d": 1.5, "f": 2.5, "dec": "123.45", "b": true, "s": "h\u00e9llo \"q\"", "bin": "AAEC",
         "fx": "AAE=", "u": "123e4567-e89b-12d3-a456-426614174000", "day": "2024-02-29", "t": "12:34:56.789",
         "ts": "2024-01-02T03:04:05.123456", "tz": "2024-01-02T03:04:05+02:00", "tags": ["a", null, "c"],
@@ -259,31 +260,10 @@ fn the_streaming_decoder_agrees_with_the_reference_decoder() {
 #[test]
 fn mutated_records_decode_the_same_on_both_paths() {
     let d = rich_decoder();
-    let mut state = 7u64;
-    let mut next = move || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as usize
-    };
-    let mut inputs: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..3000 {
-        let mut m = RECORDS[next() % RECORDS.len()].as_bytes().to_vec();
-        match next() % 3 {
-            0 => {
-                let i = next() % m.len();
-                m[i] = b"{}[]\",:0123456789.-enulltrue "[next() % 29];
-            }
-            1 => m.truncate(next() % m.len()),
-            _ => {
-                let i = next() % m.len();
-                m.remove(i);
-            }
-        }
-        // Values of keys the table does not have are checked for syntax only: a number too
-        // large for a double there is skipped by the streaming path, refused by the reference.
-        if !String::from_utf8_lossy(&m).contains("e400") {
-            inputs.push(m);
-        }
-    }
+    // Values of keys the table does not have are checked for syntax only: a number too large
+    // for a double there is skipped by the streaming path, refused by the reference.
+    let inputs: Vec<Vec<u8>> =
+        mutated_records(3000, SYNTAX).into_iter().filter(|m| !String::from_utf8_lossy(m).contains("e400")).collect();
     // A known key given twice makes a record bad; the reference, built on `serde_json::Value`,
     // cannot see repeats (it keeps the last), so such records are left out of the comparison.
     let repeated: std::collections::HashSet<usize> = d

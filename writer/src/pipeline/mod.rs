@@ -202,7 +202,7 @@ impl Pipeline {
     fn count_consumed(&self, records: &[crate::record::SourceRecord]) {
         let mut run: Option<(&str, u64, u64)> = None;
         for record in records {
-            let bytes = (record.payload.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len)) as u64;
+            let bytes = (record.payload_len() + record.key.as_ref().map_or(0, bytes::Bytes::len)) as u64;
             match &mut run {
                 Some((topic, n, b)) if *topic == &*record.topic => {
                     *n += 1;

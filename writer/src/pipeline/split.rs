@@ -7,6 +7,8 @@
 //! arrives (records already in the channel belong to the old positions).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::committer::OffsetRange;
 use crate::record::{SourceRecord, TopicPartition};
@@ -41,7 +43,7 @@ pub(super) enum Assignment {
 
 #[derive(Debug, Default)]
 pub(super) struct Splitter {
-    partitions: HashMap<TopicPartition, PartitionState>,
+    partitions: Partitions,
     /// Waiting for the source to answer `Reseek { epoch }`; records before it are stale.
     awaiting_epoch: Option<u64>,
     epoch: u64,
@@ -58,16 +60,16 @@ impl Splitter {
         if self.repositioning() {
             return false;
         }
-        match self.partitions.get(&(record.topic.clone(), record.partition)) {
-            Some(state) => state.next.is_none_or(|next| record.offset >= next),
+        match self.partitions.find(&record.topic, record.partition) {
+            Some(slot) => self.partitions.states[slot].1.next.is_none_or(|next| record.offset >= next),
             None => false, // not (or no longer) ours
         }
     }
 
     /// `record` was handed to the writers.
     pub(super) fn handed_on(&mut self, record: &SourceRecord) {
-        if let Some(state) = self.partitions.get_mut(&(record.topic.clone(), record.partition)) {
-            state.next = Some(record.offset + 1);
+        if let Some(slot) = self.partitions.find(&record.topic, record.partition) {
+            self.partitions.states[slot].1.next = Some(record.offset + 1);
         }
     }
 
@@ -91,7 +93,7 @@ impl Splitter {
             self.partitions.clear();
         }
         for (tp, start) in partitions {
-            self.partitions.insert(tp.clone(), PartitionState { committed: *start, next: *start });
+            self.partitions.insert(tp, PartitionState { committed: *start, next: *start });
         }
         Assignment::Applied
     }
@@ -120,17 +122,17 @@ impl Splitter {
 
     /// Partitions assigned.
     pub(super) fn len(&self) -> usize {
-        self.partitions.len()
+        self.partitions.states.len()
     }
 
     /// Some partition has records handed on but not committed.
     pub(super) fn in_flight(&self) -> bool {
-        self.partitions.values().any(|s| s.range().is_some())
+        self.partitions.states.iter().any(|(_, s)| s.range().is_some())
     }
 
     /// What a checkpoint now would cover.
     pub(super) fn ranges(&self) -> BTreeMap<TopicPartition, OffsetRange> {
-        self.partitions.iter().filter_map(|(tp, s)| s.range().map(|r| (tp.clone(), r))).collect()
+        self.partitions.states.iter().filter_map(|(tp, s)| s.range().map(|r| (tp.clone(), r))).collect()
     }
 
     /// The checkpoint covering `ranges` committed: the table holds their ends now.
@@ -144,7 +146,7 @@ impl Splitter {
 
     /// Drops everything not committed; returns the epoch of the re-seek to ask the source for.
     pub(super) fn rewind(&mut self) -> u64 {
-        for state in self.partitions.values_mut() {
+        for (_, state) in &mut self.partitions.states {
             state.next = state.committed;
         }
         self.epoch += 1;
@@ -153,10 +155,60 @@ impl Splitter {
     }
 }
 
+/// The partitions' states, found by name. Every record is looked up (twice), and records come
+/// in runs of one partition: the last one found is checked before hashing.
+#[derive(Debug, Default)]
+struct Partitions {
+    states: Vec<(TopicPartition, PartitionState)>,
+    index: HashMap<TopicPartition, usize>,
+    last: AtomicUsize,
+}
+
+impl Partitions {
+    fn find(&self, topic: &Arc<str>, partition: i32) -> Option<usize> {
+        let last = self.last.load(Ordering::Relaxed);
+        let hit =
+            self.states.get(last).is_some_and(|((t, p), _)| *p == partition && (Arc::ptr_eq(t, topic) || t == topic));
+        if hit {
+            return Some(last);
+        }
+        let slot = *self.index.get(&(topic.clone(), partition))?;
+        self.last.store(slot, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    fn get_mut(&mut self, tp: &TopicPartition) -> Option<&mut PartitionState> {
+        let slot = *self.index.get(tp)?;
+        Some(&mut self.states[slot].1)
+    }
+
+    fn insert(&mut self, tp: &TopicPartition, state: PartitionState) {
+        match self.index.get(tp) {
+            Some(&slot) => self.states[slot].1 = state,
+            None => {
+                self.index.insert(tp.clone(), self.states.len());
+                self.states.push((tp.clone(), state));
+            }
+        }
+    }
+
+    fn remove(&mut self, tp: &TopicPartition) {
+        if let Some(slot) = self.index.remove(tp) {
+            self.states.swap_remove(slot);
+            if let Some((moved, _)) = self.states.get(slot) {
+                self.index.insert(moved.clone(), slot);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.states.clear();
+        self.index.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn tp(p: i32) -> TopicPartition {
@@ -228,5 +280,25 @@ mod tests {
         assert!(s.skip(&tp(0), 100, 150));
         assert_eq!(s.ranges()[&tp(0)], OffsetRange { start: Some(100), end: 150 }, "the skipped range is committed");
         assert_eq!(hand_on(&mut s, 0, 150..152), 2);
+    }
+
+    #[test]
+    fn partitions_are_found_by_name_after_others_are_revoked() {
+        let mut s = Splitter::default();
+        let all: Vec<_> = (0..6).map(|p| (tp(p), Some(10 * p as i64))).collect();
+        s.assign(0, &all, true);
+        assert_eq!(hand_on(&mut s, 5, 50..52), 2, "the last one found is cached");
+        s.revoke(&[tp(0), tp(2)]);
+        assert_eq!(hand_on(&mut s, 0, 0..3), 0, "revoked");
+        assert_eq!(hand_on(&mut s, 5, 52..53), 1, "moved into a revoked one's slot, still found");
+        for p in [1, 3, 4] {
+            assert_eq!(hand_on(&mut s, p, 10 * p as i64..10 * p as i64 + 1), 1);
+        }
+        let ranges = s.ranges();
+        assert_eq!(ranges.len(), 4);
+        assert_eq!(ranges[&tp(5)], OffsetRange { start: Some(50), end: 53 });
+        // A topic name equal to an assigned one but not the same allocation is the same topic.
+        let other = SourceRecord { topic: Arc::from(String::from("t")), ..record(1, 11) };
+        assert!(s.is_new(&other));
     }
 }

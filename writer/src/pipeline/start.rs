@@ -100,6 +100,7 @@ impl Pipeline {
                 linger: Duration::from_millis(50),
                 budget: MemoryBudget::new(p.max_buffered_bytes as usize),
                 metrics: metrics.clone(),
+                read_headers: p.metadata_columns.headers.is_some(),
             },
             loader,
         )?;

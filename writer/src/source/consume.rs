@@ -11,6 +11,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::burst::Burst;
 use super::reposition::{reseek, resolve_out_of_range};
 use super::{SourceCommand, SourceContext, SourceRecord};
 
@@ -22,12 +23,14 @@ pub(super) fn consume_loop(
     commands: std_mpsc::Receiver<SourceCommand>,
     max_batch: usize,
     linger: Duration,
+    read_headers: bool,
 ) {
     let ctx = consumer.context().clone();
     let mut last_flush = Instant::now();
     let mut paused_at: Option<Instant> = None;
     // Records of one topic share its name.
     let mut topic_cache: Option<Arc<str>> = None;
+    let mut burst = Burst::default();
     loop {
         // Backpressure: while the budget is used up, fetch nothing (but keep polling, which
         // serves rebalances and keeps the group membership).
@@ -74,28 +77,21 @@ pub(super) fn consume_loop(
                         Some(cached) if **cached == *message.topic() => cached.clone(),
                         _ => topic_cache.insert(Arc::from(message.topic())).clone(),
                     };
+                    let headers = match read_headers.then(|| message.headers()).flatten() {
+                        Some(h) => h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect(),
+                        None => Vec::new(),
+                    };
                     let record = SourceRecord {
                         topic,
                         partition: message.partition(),
                         offset: message.offset(),
                         timestamp_ms: message.timestamp().to_millis(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        payload: message.payload().map(<[u8]>::to_vec),
-                        headers: message
-                            .headers()
-                            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
-                            .unwrap_or_default(),
+                        key: None,
+                        payload: None,
+                        headers,
                         received_at_us,
                     };
-                    let full = {
-                        let mut pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());
-                        pending.push(record);
-                        pending.len() >= max_batch
-                    };
-                    if full {
-                        ctx.flush();
-                        last_flush = Instant::now();
-                    }
+                    burst.push(record, message.key(), message.payload());
                 }
                 Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset))) => {
                     resolve_out_of_range(&consumer);
@@ -104,6 +100,17 @@ pub(super) fn consume_loop(
                 None => break,
             }
             timeout = Duration::ZERO;
+        }
+        if !burst.is_empty() {
+            let full = {
+                let mut pending = ctx.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.extend(burst.take());
+                pending.len() >= max_batch
+            };
+            if full {
+                ctx.flush();
+                last_flush = Instant::now();
+            }
         }
         if last_flush.elapsed() >= linger {
             ctx.flush();

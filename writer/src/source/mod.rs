@@ -21,6 +21,7 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
+mod burst;
 mod consume;
 mod reposition;
 
@@ -87,7 +88,8 @@ pub struct SourceSettings {
     pub group_id: String,
     pub topics: Vec<String>,
     pub properties: BTreeMap<String, String>,
-    /// Records per `Records` event at most.
+    /// A batch of records is sent once it holds this many (bursts of polled messages are not
+    /// split, so it may hold a few more).
     pub max_batch: usize,
     /// How long a partial batch may wait before it is sent.
     pub linger: Duration,
@@ -95,6 +97,8 @@ pub struct SourceSettings {
     pub budget: MemoryBudget,
     /// Partition watermarks from librdkafka's statistics feed the lag metric.
     pub metrics: PipelineMetrics,
+    /// Whether records carry their headers (only a headers metadata column needs them).
+    pub read_headers: bool,
 }
 
 /// Handle to a running source thread.
@@ -146,7 +150,9 @@ impl KafkaSource {
         consumer.subscribe(&topics).map_err(Error::kafka(format!("subscribe to {topics:?}")))?;
         let thread = std::thread::Builder::new()
             .name(format!("source-{}", settings.pipeline))
-            .spawn(move || consume_loop(consumer, commands_rx, settings.max_batch, settings.linger))
+            .spawn(move || {
+                consume_loop(consumer, commands_rx, settings.max_batch, settings.linger, settings.read_headers)
+            })
             .map_err(|e| Error::Internal(format!("spawn source thread: {e}")))?;
         Ok(KafkaSource { events, commands, thread: Some(thread) })
     }

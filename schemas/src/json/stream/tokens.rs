@@ -1,0 +1,262 @@
+//! The JSON scanner's tokens: whitespace, strings, numbers and literals by JSON's grammar, and
+//! skipping whole values, checked at least as strictly as serde_json checks them (the scanner
+//! in `scan.rs` relies on that: what passes here, serde_json accepts too).
+
+/// The scanner gave up on the record: decode it on the serde path.
+#[derive(Debug)]
+pub(super) struct GiveUp;
+
+pub(super) type Scan<T> = Result<T, GiveUp>;
+
+/// Deeper than this, the serde path decides (serde_json refuses nesting beyond 128).
+pub(super) const MAX_DEPTH: usize = 100;
+
+/// Bytes that end the fast loop inside a string: `"`, `\`, control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+};
+
+/// A number's value, where the scanner computes it.
+pub(super) enum Number {
+    Int(i64),
+    Float(f64),
+    /// Left to serde_json: long, `-0`, or beyond the exact range of doubles.
+    Other,
+}
+
+/// Powers of ten that are exact doubles.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
+];
+
+/// `bytes` starts with `prefix` (short keys: a loop beats a call to `memcmp`).
+pub(super) fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
+    bytes.len() >= prefix.len() && bytes.iter().zip(prefix).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+}
+
+/// A string token: where its content is, and what it holds.
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) escaped: bool,
+}
+
+pub(super) struct Scanner<'a> {
+    /// The record, checked to be UTF-8.
+    pub(super) text: &'a str,
+    /// The same, as bytes.
+    pub(super) bytes: &'a [u8],
+    pub(super) pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    pub(super) fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    pub(super) fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    pub(super) fn expect(&mut self, byte: u8) -> Scan<()> {
+        if self.peek() != Some(byte) {
+            return Err(GiveUp);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    /// The string token at `pos` (its opening quote); escapes are checked for form only.
+    pub(super) fn string(&mut self) -> Scan<Span> {
+        let start = self.pos + 1;
+        let (mut i, mut escaped) = (start, false);
+        loop {
+            while i < self.bytes.len() && !STRING_STOP[self.bytes[i] as usize] {
+                i += 1;
+            }
+            match *self.bytes.get(i).ok_or(GiveUp)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    i += match *self.bytes.get(i + 1).ok_or(GiveUp)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                        b'u' if self.bytes.get(i + 2..i + 6).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => 6,
+                        _ => return Err(GiveUp),
+                    };
+                }
+                _ => return Err(GiveUp), // a control character
+            }
+        }
+        self.pos = i + 1;
+        Ok(Span { start, end: i, escaped })
+    }
+
+    /// The text of a string without escapes (its quotes are ASCII: char boundaries).
+    pub(super) fn text(&self, span: &Span) -> Scan<&'a str> {
+        self.text.get(span.start..span.end).ok_or(GiveUp)
+    }
+
+    /// A number token at `pos`, by JSON's grammar, and its value where computing it here
+    /// gives serde_json's answer bit for bit.
+    pub(super) fn number(&mut self) -> Scan<Number> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        // Digits are summed as they are scanned; a sum that overflowed is never used (it is
+        // used only for at most 18 digits).
+        let mut int = 0u64;
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => int = self.digits(0),
+            _ => return Err(GiveUp),
+        }
+        let int_digits = &self.bytes[int_start..self.pos];
+        let (mut fraction, mut fraction_digits) = (0u64, 0usize);
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            let start = self.pos;
+            fraction = self.digits(0);
+            fraction_digits = self.pos - start;
+            if fraction_digits == 0 {
+                return Err(GiveUp);
+            }
+        }
+        let mut exponent: Option<i32> = None;
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            let sign = match self.peek() {
+                Some(b'-') => -1,
+                Some(b'+') => 1,
+                _ => 0,
+            };
+            if sign != 0 {
+                self.pos += 1;
+            }
+            let start = self.pos;
+            let value = self.digits(0);
+            let digits = self.pos - start;
+            if digits == 0 {
+                return Err(GiveUp);
+            }
+            // Longer exponents go to serde (`i32::MAX` is out of the exact range below anyway).
+            let value = if digits <= 4 { value as i32 } else { i32::MAX };
+            exponent = Some(if sign < 0 { -value } else { value });
+        }
+        if fraction_digits == 0 && exponent.is_none() {
+            // serde_json reads `-0` as a float, and more than 18 digits may not fit an i64.
+            if int_digits.len() > 18 || (negative && int_digits == b"0") {
+                return Ok(Number::Other);
+            }
+            let magnitude = int as i64;
+            return Ok(Number::Int(if negative { -magnitude } else { magnitude }));
+        }
+        // With at most 15 significant digits and a power of ten up to 22, the significand and
+        // the power are exact doubles and one multiplication or division rounds correctly:
+        // serde_json computes exactly that (and any correct parser agrees).
+        let power = exponent.unwrap_or(0).saturating_sub(fraction_digits as i32);
+        if int_digits.len() + fraction_digits > 15 || power.unsigned_abs() as usize >= POW10.len() {
+            return Ok(Number::Other);
+        }
+        let significand = (int * 10u64.pow(fraction_digits as u32) + fraction) as f64;
+        let pow = POW10[power.unsigned_abs() as usize];
+        let value = if power >= 0 { significand * pow } else { significand / pow };
+        Ok(Number::Float(if negative { -value } else { value }))
+    }
+
+    /// Skips digits, summing them onto `sum` (wrapping).
+    pub(super) fn digits(&mut self, mut sum: u64) -> u64 {
+        while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
+            sum = sum.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            self.pos += 1;
+        }
+        sum
+    }
+
+    pub(super) fn literal(&mut self, word: &[u8]) -> Scan<()> {
+        if !self.bytes[self.pos..].starts_with(word) {
+            return Err(GiveUp);
+        }
+        self.pos += word.len();
+        Ok(())
+    }
+
+    /// Skips any value, checking its syntax (at least as strictly as serde_json does).
+    pub(super) fn skip_value(&mut self, depth: usize) -> Scan<()> {
+        match self.peek().ok_or(GiveUp)? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' if depth >= MAX_DEPTH => return Err(GiveUp),
+            b'{' => {
+                self.pos += 1;
+                self.skip_ws();
+                if self.peek() == Some(b'}') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    if self.peek() != Some(b'"') {
+                        return Err(GiveUp);
+                    }
+                    self.string()?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    if self.next_member(b'}')? {
+                        return Ok(());
+                    }
+                }
+            }
+            b'[' => {
+                self.pos += 1;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    if self.next_member(b']')? {
+                        return Ok(());
+                    }
+                }
+            }
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            _ => {
+                self.number()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a member: `,` (more follow: `false`) or `close` (`true`), whitespace skipped.
+    pub(super) fn next_member(&mut self, close: u8) -> Scan<bool> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.skip_ws();
+                Ok(false)
+            }
+            Some(b) if b == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(GiveUp),
+        }
+    }
+}
