@@ -84,6 +84,20 @@ enum Cli {
         #[arg(long, hide = true)]
         partition: Option<String>,
     },
+    /// Build identical tables of small files (one append commit each, as a streaming writer
+    /// makes them) in `<dir>/catalog.db` + `<dir>/warehouse`, to compact them with different
+    /// engines (`scripts/bench-compaction.sh`). Build in release.
+    SmallFiles {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Tables to build, comma-separated `<namespace>.<table>`.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+        #[arg(long, default_value_t = 5_000)]
+        rows_per_file: usize,
+    },
     /// Print a table's snapshots, offsets and row count.
     Inspect {
         /// Folder holding catalog.db and warehouse/.
@@ -148,6 +162,16 @@ async fn main() {
             println!("{}", run.to_json());
         }
         Cli::BenchFiles { records, only: None, .. } => bench::print_file_formats(records).await,
+        Cli::SmallFiles { dir, tables, files, rows_per_file } => {
+            let catalog = tables::catalog(&dir).await;
+            for table in tables {
+                let ident = parse_ident(&table).unwrap_or_else(|e| fail(&e.to_string()));
+                let built = icefall_optimizer::bench::build_small_files(&catalog, &ident, files, rows_per_file)
+                    .await
+                    .unwrap_or_else(|e| fail(&e.to_string()));
+                println!("{table}: {files} files of {rows_per_file} rows at {}", built.metadata_location);
+            }
+        }
         Cli::Inspect { dir, table } => {
             let catalog = tables::catalog(&dir).await;
             let loaded = match catalog.load(&parse_ident(&table).unwrap_or_else(|e| panic!("{e}"))).await {

@@ -12,7 +12,7 @@ use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
 use icefall_table::files::TableFiles;
-use icefall_table::{Catalog, CatalogConfig, PendingCommit, RetryPolicy};
+use icefall_table::{Catalog, CatalogConfig, LoadedTable, PendingCommit, RetryPolicy};
 use serde::Serialize;
 
 use crate::compact::{CompactOptions, compact};
@@ -54,48 +54,7 @@ pub async fn bench(files: usize, rows_per_file: usize) -> Result<BenchReport> {
 async fn run(config: &CatalogConfig, files: usize, rows_per_file: usize) -> Result<BenchReport> {
     let catalog = Catalog::connect(config).await?;
     let ident = parse_ident("bench.events")?;
-    let schema = Schema::builder()
-        .with_fields(vec![
-            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::required(2, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
-            NestedField::optional(3, "user", Type::Primitive(PrimitiveType::String)).into(),
-            NestedField::optional(4, "amount", Type::Primitive(PrimitiveType::Double)).into(),
-        ])
-        .build()
-        .map_err(Error::iceberg("bench schema"))?;
-    let mut table = catalog
-        .load_or_create(
-            &ident,
-            &TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec![] },
-        )
-        .await?;
-    let arrow_schema = Arc::new(
-        iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema())
-            .map_err(Error::iceberg("arrow schema"))?,
-    );
-    eprintln!("bench: writing {files} files of {rows_per_file} rows");
-    for f in 0..files {
-        let start = (f * rows_per_file) as i64;
-        let ids: Vec<i64> = (start..start + rows_per_file as i64).collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(ids.clone())),
-            Arc::new(
-                TimestampMicrosecondArray::from(
-                    ids.iter().map(|i| 1_700_000_000_000_000 + i * 1_000).collect::<Vec<_>>(),
-                )
-                .with_timezone("+00:00"),
-            ),
-            Arc::new(StringArray::from(ids.iter().map(|i| format!("user-{}", i % 5000)).collect::<Vec<_>>())),
-            Arc::new(Float64Array::from(ids.iter().map(|i| (*i % 10_000) as f64 / 100.0).collect::<Vec<_>>())),
-        ];
-        let batch = RecordBatch::try_new(arrow_schema.clone(), columns).map_err(|e| Error::Config(e.to_string()))?;
-        let writer_files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None)?;
-        let mut writer = writer_files.open(format!("bench-{f:06}"))?;
-        writer.write(batch).await?;
-        let data = writer.close().await?;
-        let pending = PendingCommit::append(data, writer_files.spec_id(), HashMap::new());
-        table = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await?.table;
-    }
+    let table = build_small_files(&catalog, &ident, files, rows_per_file).await?;
     let input_bytes: u64 = table
         .metadata
         .current_snapshot()
@@ -132,4 +91,58 @@ async fn run(config: &CatalogConfig, files: usize, rows_per_file: usize) -> Resu
         compact_to_scan_ratio: scan_seconds / compact_seconds,
         peak_rss_mib: peak_rss_mib(),
     })
+}
+
+/// Creates `ident` and fills it with `files` small files of `rows_per_file` rows (4 columns:
+/// long, timestamptz, string, double), one append commit each, as a streaming writer does.
+/// The rows depend only on `files` and `rows_per_file`: two tables built alike hold the same.
+pub async fn build_small_files(
+    catalog: &Catalog,
+    ident: &iceberg::TableIdent,
+    files: usize,
+    rows_per_file: usize,
+) -> Result<LoadedTable> {
+    let schema = Schema::builder()
+        .with_fields(vec![
+            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::required(2, "ts", Type::Primitive(PrimitiveType::Timestamptz)).into(),
+            NestedField::optional(3, "user", Type::Primitive(PrimitiveType::String)).into(),
+            NestedField::optional(4, "amount", Type::Primitive(PrimitiveType::Double)).into(),
+        ])
+        .build()
+        .map_err(Error::iceberg("bench schema"))?;
+    let mut table = catalog
+        .load_or_create(
+            ident,
+            &TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec![] },
+        )
+        .await?;
+    let arrow_schema = Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema())
+            .map_err(Error::iceberg("arrow schema"))?,
+    );
+    eprintln!("bench: writing {files} files of {rows_per_file} rows");
+    for f in 0..files {
+        let start = (f * rows_per_file) as i64;
+        let ids: Vec<i64> = (start..start + rows_per_file as i64).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(ids.clone())),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    ids.iter().map(|i| 1_700_000_000_000_000 + i * 1_000).collect::<Vec<_>>(),
+                )
+                .with_timezone("+00:00"),
+            ),
+            Arc::new(StringArray::from(ids.iter().map(|i| format!("user-{}", i % 5000)).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(ids.iter().map(|i| (*i % 10_000) as f64 / 100.0).collect::<Vec<_>>())),
+        ];
+        let batch = RecordBatch::try_new(arrow_schema.clone(), columns).map_err(|e| Error::Config(e.to_string()))?;
+        let writer_files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None)?;
+        let mut writer = writer_files.open(format!("bench-{f:06}"))?;
+        writer.write(batch).await?;
+        let data = writer.close().await?;
+        let pending = PendingCommit::append(data, writer_files.spec_id(), HashMap::new());
+        table = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await?.table;
+    }
+    Ok(table)
 }

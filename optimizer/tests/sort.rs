@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use futures::TryStreamExt;
-use iceberg::spec::{NestedField, PrimitiveType, Schema, SortDirection, Type};
+use iceberg::spec::{ManifestStatus, NestedField, PrimitiveType, Schema, SortDirection, Type};
 use icefall_optimizer::compact::{CompactOptions, compact};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
@@ -77,4 +77,16 @@ async fn compaction_output_follows_the_table_sort_order() {
     }
     let order_id = i32::try_from(table.metadata.default_sort_order_id()).expect("order id");
     assert_eq!(orders, [Some(order_id)]);
+
+    // The six removed files, one per manifest before, are listed as deleted (by this snapshot)
+    // in one rewritten manifest, not in six.
+    let mut deleted_per_manifest = Vec::new();
+    for manifest in list.entries() {
+        let entries = manifest.load_manifest(catalog.file_io()).await.expect("manifest");
+        let deleted: Vec<_> = entries.entries().iter().filter(|e| e.status() == ManifestStatus::Deleted).collect();
+        assert!(deleted.iter().all(|e| e.snapshot_id() == Some(snapshot.snapshot_id())));
+        deleted_per_manifest.push(deleted.len());
+    }
+    deleted_per_manifest.sort_unstable();
+    assert_eq!(deleted_per_manifest, [0, 6], "the new file's manifest, and one listing the removed files");
 }

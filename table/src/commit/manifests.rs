@@ -12,6 +12,10 @@ use super::Change;
 use crate::partition_values::entry_for_spec;
 use crate::{Catalog, Error, LoadedTable, Result};
 
+/// A merged rewritten manifest is closed at this many entries (about 8 MB, Iceberg's
+/// `commit.manifest.target-size-bytes`, at a few hundred bytes an entry).
+const MERGED_MANIFEST_ENTRIES: usize = 20_000;
+
 /// Files a replace took out of the table, for the snapshot summary.
 #[derive(Debug, Default)]
 pub(super) struct Removed {
@@ -199,6 +203,7 @@ impl Catalog {
         // newer delete that can apply to a removed file was not applied by the rewrite.
         let mut newer_deletes: Vec<(i32, Struct, Option<String>, String)> = Vec::new();
         let mut removed_partitions: Vec<(i32, Struct)> = Vec::new();
+        let mut rewritten: BTreeMap<(i32, bool), (String, ManifestWriter, usize)> = BTreeMap::new();
         for manifest_file in existing {
             let manifest = manifest_file
                 .load_manifest(self.file_io())
@@ -234,8 +239,18 @@ impl Catalog {
                         manifest_file.manifest_path, manifest_file.partition_spec_id
                     ),
                 })?;
-            let (path, mut writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
+            // Rewritten manifests of one spec and content share a writer: compacting N small
+            // files from N manifests writes one manifest, not N (Java's merge does the same).
+            let key = (manifest_file.partition_spec_id, deletes);
+            let (_, writer, entries) = match rewritten.entry(key) {
+                std::collections::btree_map::Entry::Occupied(open) => open.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    let (path, writer) = self.new_manifest(base, snapshot_id, spec, deletes)?;
+                    slot.insert((path, writer, 0))
+                }
+            };
             for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
+                *entries += 1;
                 let file = entry_for_spec(entry.data_file(), spec, base.metadata.current_schema());
                 let sequence = entry.sequence_number().unwrap_or(manifest_file.sequence_number);
                 let file_sequence = entry.file_sequence_number.or(Some(sequence));
@@ -266,6 +281,16 @@ impl Catalog {
                 result.map_err(Error::iceberg(format!("rewrite manifest {}", manifest_file.manifest_path)))?;
                 debug_assert!(entry.status() != ManifestStatus::Deleted);
             }
+            if *entries >= MERGED_MANIFEST_ENTRIES
+                && let Some((path, writer, _)) = rewritten.remove(&key)
+            {
+                carried
+                    .manifests
+                    .push(writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?);
+                carried.written.push(path);
+            }
+        }
+        for (path, writer, _) in rewritten.into_values() {
             carried
                 .manifests
                 .push(writer.write_manifest_file().await.map_err(Error::iceberg(format!("write {path}")))?);
