@@ -3,6 +3,7 @@
 //! builders ([`format`] picks the file writer).
 
 pub mod format;
+mod one_partition;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use self::format::{FormatWriterBuilder, table_format};
+use self::one_partition::OnePartition;
 use crate::locations::DataLocations;
 use crate::{Error, Result};
 
@@ -126,9 +128,10 @@ impl TableFiles {
         let inner = if spec.is_unpartitioned() {
             Inner::Unpartitioned(UnpartitionedWriter::new(builder))
         } else {
+            let one = OnePartition::new(&spec, &schema);
             let splitter =
                 RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec).map_err(|e| self.error(e))?;
-            Inner::Partitioned { splitter, writer: FanoutWriter::new(builder) }
+            Inner::Partitioned { splitter, one, writer: FanoutWriter::new(builder) }
         };
         Ok(FileSetWriter { table: self.table.clone(), inner, rows: 0, partitions: Default::default() })
     }
@@ -151,7 +154,7 @@ pub struct FileSetWriter {
 #[allow(clippy::large_enum_variant)]
 enum Inner {
     Unpartitioned(UnpartitionedWriter<Builder>),
-    Partitioned { splitter: RecordBatchPartitionSplitter, writer: FanoutWriter<Builder> },
+    Partitioned { splitter: RecordBatchPartitionSplitter, one: Option<OnePartition>, writer: FanoutWriter<Builder> },
 }
 
 impl FileSetWriter {
@@ -165,8 +168,15 @@ impl FileSetWriter {
         let err = |source| write_error(table, source);
         match &mut self.inner {
             Inner::Unpartitioned(w) => w.write(batch).await.map_err(err),
-            Inner::Partitioned { splitter, writer } => {
-                for (key, part) in splitter.split(&batch).map_err(err)? {
+            Inner::Partitioned { splitter, one, writer } => {
+                let parts = if one.as_ref().is_some_and(|one| one.holds(&batch)) {
+                    // One partition: the first row's key stands for the whole batch.
+                    let key = splitter.split(&batch.slice(0, 1)).map_err(err)?.into_iter().map(|(key, _)| key);
+                    key.map(|key| (key, batch.clone())).collect()
+                } else {
+                    splitter.split(&batch).map_err(err)?
+                };
+                for (key, part) in parts {
                     if !self.partitions.contains(&key.to_path()) {
                         self.partitions.insert(key.to_path());
                     }

@@ -134,6 +134,11 @@ impl KafkaSource {
             .set("enable.partition.eof", "false")
             // librdkafka's own prefetch queue counts against the budget too: a quarter of it.
             .set("queued.max.messages.kbytes", (settings.budget.limit() / 4 / 1024).clamp(1024, 65536).to_string())
+            // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its
+            // queue is over its limits; a writer slower than the broker then drained the queue
+            // and sat idle for the rest of that second (a third of the time in the benchmark).
+            // Our own budget pauses partitions anyway; check again soon.
+            .set("fetch.queue.backoff.ms", "50")
             // Partition watermarks for the lag metric (a user's own setting wins below).
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .set_log_level(RDKafkaLogLevel::Warning);
