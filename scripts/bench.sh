@@ -2,7 +2,7 @@
 # Every benchmark in one run: decoders vs arrow-json, then the in-process ceiling against the
 # plain libraries, the broker's consume-only rate and the writer end to end on 1 and 2 cores
 # (icefall-dev bench), then compaction against Spark (scripts/bench-compaction.sh).
-#   bash scripts/bench.sh            # the full run (~15 minutes on 2 cores)
+#   bash scripts/bench.sh            # the full run (~15 minutes on 2 cores, 3M events per format)
 #   bash scripts/bench.sh --quick    # smaller inputs, JSON only end to end (~3 minutes)
 # Other arguments go to `icefall-dev bench` (e.g. --records 2000000 --formats json).
 set -euo pipefail

@@ -36,8 +36,9 @@ enum Cli {
     /// The writer benchmark: in-process ceiling, broker consume-only rate, end to end per core.
     /// Starts its own broker; build in release (`scripts/bench.sh` does).
     Bench {
-        /// Records pre-produced per format for the end-to-end runs.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Records pre-produced per format for the end-to-end runs (a run ends at a checkpoint
+        /// tick, so short runs measure the tick more than the writer).
+        #[arg(long, default_value_t = 3_000_000)]
         records: usize,
         /// Records per format for the in-process ceiling.
         #[arg(long, default_value_t = 300_000)]
