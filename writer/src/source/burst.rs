@@ -45,7 +45,13 @@ impl Burst {
     /// The burst's records, their keys and payloads slices of one shared buffer.
     pub(super) fn take(&mut self) -> impl Iterator<Item = SourceRecord> + '_ {
         self.last_size = self.last_size.max(self.bytes.len());
-        let shared = Bytes::from(std::mem::replace(&mut self.bytes, Vec::with_capacity(self.last_size)));
+        let mut bytes = std::mem::replace(&mut self.bytes, Vec::with_capacity(self.last_size));
+        // A short burst (a quiet topic) must not pin a buffer sized for a full one: the memory
+        // budget counts the bytes records hold, not the capacity behind them.
+        if bytes.capacity() > 2 * bytes.len() {
+            bytes.shrink_to_fit();
+        }
+        let shared = Bytes::from(bytes);
         self.records.drain(..).map(move |Parked { mut record, key, payload }| {
             record.key = key.map(|r| shared.slice(r));
             record.payload = payload.map(|r| shared.slice(r));
