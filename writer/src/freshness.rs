@@ -106,16 +106,7 @@ mod tests {
     use arrow_schema::{Field, Schema as ArrowSchema};
 
     fn record(partition: i32, offset: i64, timestamp_ms: Option<i64>) -> SourceRecord {
-        SourceRecord {
-            topic: Arc::from("t"),
-            partition,
-            offset,
-            timestamp_ms,
-            key: None,
-            payload: None,
-            headers: Vec::new(),
-            received_at_us: 7,
-        }
+        SourceRecord { timestamp_ms, received_at_us: 7, ..SourceRecord::bare(partition, offset) }
     }
 
     #[test]

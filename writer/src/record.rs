@@ -32,6 +32,21 @@ impl SourceRecord {
         std::mem::size_of::<SourceRecord>() + self.payload_len() + self.key.as_ref().map_or(0, Bytes::len) + headers
     }
 
+    /// A record of topic `t` without key, value, headers or times, for tests.
+    #[cfg(test)]
+    pub fn bare(partition: i32, offset: i64) -> Self {
+        SourceRecord {
+            topic: Arc::from("t"),
+            partition,
+            offset,
+            timestamp_ms: None,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            received_at_us: 0,
+        }
+    }
+
     /// Bytes of the payload (0 for a tombstone).
     pub fn payload_len(&self) -> usize {
         self.payload.as_ref().map_or(0, Bytes::len)

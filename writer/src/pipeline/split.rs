@@ -216,16 +216,7 @@ mod tests {
     }
 
     fn record(p: i32, offset: i64) -> SourceRecord {
-        SourceRecord {
-            topic: Arc::from("t"),
-            partition: p,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            payload: None,
-            headers: Vec::new(),
-            received_at_us: 0,
-        }
+        SourceRecord::bare(p, offset)
     }
 
     fn hand_on(s: &mut Splitter, p: i32, offsets: std::ops::Range<i64>) -> usize {

@@ -62,21 +62,10 @@ impl Burst {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn bare(offset: i64) -> SourceRecord {
-        SourceRecord {
-            topic: Arc::from("t"),
-            partition: 0,
-            offset,
-            timestamp_ms: None,
-            key: None,
-            payload: None,
-            headers: Vec::new(),
-            received_at_us: 0,
-        }
+        SourceRecord::bare(0, offset)
     }
 
     #[test]
