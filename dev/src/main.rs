@@ -46,8 +46,9 @@ enum Cli {
         /// Formats, comma-separated: json, protobuf, avro.
         #[arg(long, default_value = "json,protobuf,avro")]
         formats: String,
-        /// Core counts to pin the writer to, comma-separated.
-        #[arg(long, default_value = "1,2")]
+        /// Core counts to pin the writer to, comma-separated; `auto`: 1 and 2, or on 4 cores and
+        /// more powers of two up to half the machine, the broker pinned to the other half.
+        #[arg(long, default_value = "auto")]
         cores: String,
         #[arg(long, default_value_t = 4)]
         partitions: i32,
@@ -133,10 +134,13 @@ async fn main() {
         }
         Cli::Bench { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out } => {
             let formats = parse_formats(&formats);
-            let cores = cores
-                .split(',')
-                .map(|c| c.trim().parse().unwrap_or_else(|_| fail(&format!("--cores: {c:?} is not a number"))))
-                .collect();
+            let cores = match cores.as_str() {
+                "auto" => Vec::new(),
+                list => list
+                    .split(',')
+                    .map(|c| c.trim().parse().unwrap_or_else(|_| fail(&format!("--cores: {c:?} is not a number"))))
+                    .collect(),
+            };
             let writer = writer.unwrap_or_else(|| {
                 std::env::current_exe()
                     .ok()

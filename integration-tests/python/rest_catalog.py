@@ -5,16 +5,31 @@ REST servers do. It can be told to fail upcoming commits the ways real servers f
   POST /test/faults  {"commits": ["after-500", "before-503", ...]}
       after-500: apply the commit, then answer 500 (the client cannot know it landed)
       before-503: answer 503 without applying it
-  GET /test/stats    {"commits": n, "conflicts": n, "faults": n}
+  GET /test/stats    {"commits": n, "conflicts": n, "faults": n, "tokens": n, "refused": n}
 
-Usage: rest_catalog.py --port P --catalog-db PATH --warehouse DIR
+With --oauth-client ID:SECRET every /v1 request needs a bearer token from the OAuth2 token
+endpoint (POST /v1/oauth/tokens, client credentials), valid for --token-lifetime seconds:
+
+  POST /test/expire-tokens   every token issued so far stops working (the client must renew)
+  POST /test/revoke          the client credential is refused from now on
+
+With --sigv4 KEY:SECRET:REGION:SERVICE every /v1 request must carry an AWS SigV4 signature
+by that key, checked with botocore's own signer (an implementation independent of ours), and a
+payload hash that matches the body; "signed" counts the requests that passed.
+
+Usage: rest_catalog.py --port P --catalog-db PATH --warehouse DIR [--oauth-client ID:SECRET]
+       [--token-lifetime S] [--sigv4 KEY:SECRET:REGION:SERVICE]
 """
 
 import argparse
+import hashlib
 import json
+import re
+import secrets
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import (
@@ -30,7 +45,11 @@ from pyiceberg.table import CommitTableRequest
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 
 LOCK = threading.Lock()
-STATE = {"faults": [], "stats": {"commits": 0, "conflicts": 0, "faults": 0}}
+STATE = {"faults": [], "stats": {"commits": 0, "conflicts": 0, "faults": 0, "tokens": 0, "refused": 0, "signed": 0}}
+# SigV4: (key, secret, region, service) requests must be signed with, or None.
+SIGV4 = {"scope": None}
+# OAuth2: the client credential (None: no auth), whether it is revoked, token -> expiry time.
+OAUTH = {"client": None, "lifetime": 3600, "revoked": False, "tokens": {}}
 
 
 def table_result(table):
@@ -59,9 +78,41 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def raw_body(self):
+        if not hasattr(self, "_raw"):
+            length = int(self.headers.get("Content-Length") or 0)
+            self._raw = self.rfile.read(length)
+        return self._raw
+
     def body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+        return json.loads(self.raw_body() or b"{}")
+
+    def signature_problem(self, method):
+        """Why the request's SigV4 signature is not valid (None: it is)."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        key, secret, region, service = SIGV4["scope"]
+        match = re.fullmatch(
+            r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+            r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})",
+            self.headers.get("Authorization") or "",
+        )
+        if not match:
+            return "no SigV4 Authorization header"
+        if match.group(1) != key or match.group(3) != region or match.group(4) != service:
+            return f"wrong key or scope: {match.group(1)}/{match.group(3)}/{match.group(4)}"
+        body = self.raw_body()
+        if self.headers.get("x-amz-content-sha256") != hashlib.sha256(body).hexdigest():
+            return "the payload hash does not match the body"
+        signed = match.group(5).split(";")
+        headers = {name: self.headers.get(name) for name in signed if name != "host"}
+        request = AWSRequest(method=method, url=f"http://{self.headers.get('host')}{self.path}", data=body, headers=headers)
+        request.context["timestamp"] = self.headers.get("x-amz-date")
+        auth = SigV4Auth(Credentials(key, secret, self.headers.get("x-amz-security-token")), service, region)
+        expected = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+        return None if expected == match.group(6) else "signature mismatch"
 
     def route(self, method):
         path = urlparse(self.path).path
@@ -81,16 +132,59 @@ class Handler(BaseHTTPRequestHandler):
             except Exception as e:  # noqa: BLE001 - the server's own failure is a 500
                 return error(500, type(e).__name__, str(e))
 
+    def issue_token(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        client_id, _, secret = OAUTH["client"].partition(":")
+        if (
+            OAUTH["revoked"]
+            or form.get("grant_type") != "client_credentials"
+            or form.get("client_id") != client_id
+            or form.get("client_secret") != secret
+        ):
+            return 401, {"error": "invalid_client", "error_description": "unknown or revoked client"}
+        token = secrets.token_hex(16)
+        OAUTH["tokens"][token] = time.monotonic() + OAUTH["lifetime"]
+        STATE["stats"]["tokens"] += 1
+        return 200, {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": OAUTH["lifetime"],
+            "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        }
+
+    def authorized(self):
+        header = self.headers.get("Authorization") or ""
+        token = header[len("Bearer "):] if header.startswith("Bearer ") else None
+        expiry = OAUTH["tokens"].get(token)
+        return expiry is not None and time.monotonic() < expiry
+
     def dispatch(self, method, parts):
         cat = self.catalog
         if parts[:1] == ["test"]:
             if method == "POST" and parts[1] == "faults":
                 STATE["faults"].extend(self.body().get("commits", []))
                 return 204, None
+            if method == "POST" and parts[1] in ("expire-tokens", "revoke"):
+                OAUTH["tokens"].clear()
+                OAUTH["revoked"] = OAUTH["revoked"] or parts[1] == "revoke"
+                return 204, None
             return 200, STATE["stats"]
         if parts[0] != "v1":
             return error(404, "NotFound", "unknown path")
         rest = parts[1:]
+        if SIGV4["scope"] is not None:
+            problem = self.signature_problem(method)
+            if problem:
+                STATE["stats"]["refused"] += 1
+                return error(403, "ForbiddenException", f"SigV4: {problem}")
+            STATE["stats"]["signed"] += 1
+        if OAUTH["client"] is not None:
+            if rest == ["oauth", "tokens"] and method == "POST":
+                return self.issue_token()
+            if not self.authorized():
+                STATE["stats"]["refused"] += 1
+                return error(401, "NotAuthorizedException", "missing, unknown or expired token")
         if rest == ["config"]:
             return 200, {"defaults": {}, "overrides": {}}
         if rest == ["namespaces"]:
@@ -173,7 +267,13 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--catalog-db", required=True)
     parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--oauth-client")
+    parser.add_argument("--token-lifetime", type=int, default=3600)
+    parser.add_argument("--sigv4")
     args = parser.parse_args()
+    SIGV4["scope"] = tuple(args.sigv4.split(":")) if args.sigv4 else None
+    OAUTH["client"] = args.oauth_client
+    OAUTH["lifetime"] = args.token_lifetime
     Handler.catalog = SqlCatalog(
         "icefall", uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}"
     )

@@ -1,5 +1,5 @@
-//! A small Confluent-API-compatible schema registry for tests: `GET /schemas/ids/{id}`,
-//! `GET /subjects/{subject}/versions/latest`, `POST /subjects/{subject}/versions`. Tests
+//! A small Confluent-API-compatible schema registry for tests: `GET /subjects`,
+//! `GET /schemas/ids/{id}`, `GET /subjects/{subject}/versions/latest`, `POST /subjects/{subject}/versions`. Tests
 //! register schemas directly through [`TestRegistry::register`] as well.
 
 use std::collections::BTreeMap;
@@ -132,6 +132,7 @@ fn route(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (&'stat
     guard.requests += 1;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
+        ("GET", ["subjects"]) => ("200 OK", serde_json::json!(guard.subjects.keys().collect::<Vec<_>>())),
         ("GET", ["schemas", "ids", id]) => {
             match id.parse::<u32>().ok().and_then(|id| guard.schemas.get(&id).map(|s| (id, s))) {
                 Some((id, (t, s))) => ("200 OK", schema_json(id, t, s)),

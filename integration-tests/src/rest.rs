@@ -16,6 +16,29 @@ pub struct RestCatalogServer {
 impl RestCatalogServer {
     /// Serves a catalog kept in `dir/rest-catalog.db`, tables under `dir/rest-warehouse`.
     pub fn start(dir: &Path) -> RestCatalogServer {
+        Self::start_with(dir, &[])
+    }
+
+    /// The same server asking OAuth2 client credentials `client` (`id:secret`) for tokens valid
+    /// `lifetime`.
+    pub fn start_with_oauth(dir: &Path, client: &str, lifetime: Duration) -> RestCatalogServer {
+        let lifetime = lifetime.as_secs().to_string();
+        Self::start_with(dir, &["--oauth-client", client, "--token-lifetime", &lifetime])
+    }
+
+    /// The same server asking every request to be SigV4-signed within `scope`
+    /// (`key:secret:region:service`), checked by botocore's signer.
+    pub fn start_with_sigv4(dir: &Path, scope: &str) -> RestCatalogServer {
+        Self::start_with(dir, &["--sigv4", scope])
+    }
+
+    /// The server's own SQLite catalog, read directly (when its REST side asks for credentials
+    /// the test process does not hold).
+    pub fn sqlite_uri(dir: &Path) -> String {
+        format!("sqlite:{}/rest-catalog.db", dir.display())
+    }
+
+    fn start_with(dir: &Path, options: &[&str]) -> RestCatalogServer {
         let port = free_port();
         let warehouse = dir.join("rest-warehouse");
         std::fs::create_dir_all(&warehouse).expect("warehouse dir");
@@ -27,6 +50,7 @@ impl RestCatalogServer {
             .arg(dir.join("rest-catalog.db"))
             .arg("--warehouse")
             .arg(&warehouse)
+            .args(options)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -46,7 +70,15 @@ impl RestCatalogServer {
         assert_eq!(answer.map(|(status, _)| status), Some(204), "inject faults");
     }
 
-    /// Commits applied, commits refused with 409, and faults served so far.
+    /// Every token issued so far stops working (`expire-tokens`), or the client credential is
+    /// refused from now on too (`revoke`).
+    pub fn tokens(&self, action: &str) {
+        let answer = crate::http::request(self.port, "POST", &format!("/test/{action}"), None);
+        assert_eq!(answer.map(|(status, _)| status), Some(204), "{action}");
+    }
+
+    /// Commits applied, commits refused with 409, faults served, tokens issued and requests
+    /// refused for want of a valid token, so far.
     pub fn stats(&self) -> serde_json::Value {
         let (_, body) = crate::http::get(self.port, "/test/stats").expect("server stats");
         serde_json::from_str(&body).expect("stats JSON")

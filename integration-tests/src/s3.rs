@@ -178,6 +178,7 @@ impl S3Server {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
             token: None,
+            rest: Default::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The writer's command line: bad config fails fast naming the key; `validate` checks the
-//! catalog, the brokers and the topics.
+//! catalog, storage write access, the schema registry, the brokers and the topics.
 
 use std::process::Command;
 
@@ -36,6 +36,26 @@ fn validate_checks_catalog_brokers_and_topics() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains(&format!("topic {topic}: 2 partition(s)")), "{stdout}");
     assert!(stdout.contains("table ns.events: will be created on start"), "{stdout}");
+    assert!(stdout.contains("/warehouse: writable"), "the warehouse is probed: {stdout}");
+    let probes = std::fs::read_dir(dir.path().join("warehouse")).expect("warehouse").count();
+    assert_eq!(probes, 0, "the probe object is deleted");
+
+    // The schema registry is asked for its subjects, with the credentials the config gives.
+    let registry = icefall_integration_tests::registry::TestRegistry::start_with_basic_auth("sr-user", "sr-pass");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let with_registry = |password: &str| {
+        let path = dir.path().join(format!("with-registry-{password}.toml"));
+        let section = format!(
+            "\n[schema_registry]\nurl = \"{}\"\nusername = \"sr-user\"\npassword = \"{password}\"\n",
+            registry.url
+        );
+        std::fs::write(&path, format!("{text}{section}")).expect("config");
+        path
+    };
+    let (ok, stdout, stderr) = run(&["validate"], &with_registry("sr-pass"));
+    assert!(ok && stdout.contains("schema registry: ok"), "{stdout}{stderr}");
+    let (ok, _, stderr) = run(&["validate"], &with_registry("wrong"));
+    assert!(!ok && stderr.contains("schema_registry.url") && stderr.contains("401"), "{stderr}");
 
     let missing = events_pipeline(dir.path(), &spec("no_such_topic"));
     let (ok, _, stderr) = run(&["validate"], &missing);

@@ -41,6 +41,7 @@ async fn rest_commits_rebase_on_409_and_find_their_commit_after_a_5xx() {
         warehouse: format!("{}/warehouse", dir.path().display()),
         storage: Default::default(),
         token: None,
+        rest: Default::default(),
     })
     .await
     .expect("connect to the REST catalog");
@@ -142,4 +143,118 @@ async fn writer_and_optimizer_on_a_rest_catalog_with_commit_faults_lose_and_dupl
     let options = engines::EngineOptions { catalog_uri: Some(&server.uri()), ..Default::default() };
     let report = engines::engines_report(&catalog, &s.dir, &s.table, &options).await;
     engines::assert_engines_agree(&report, &[], 7_000);
+}
+
+/// A REST catalog that hands out 3 s OAuth2 tokens: the writer obtains them with its client
+/// credentials, renews them before they expire and once more when the server drops them all,
+/// and every record lands once over several token lifetimes. A revoked credential then stops
+/// it with an error that names the setting; the secret is in no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_renews_its_oauth2_tokens_and_a_revoked_credential_stops_it_clearly() {
+    const SECRET: &str = "s3cr3t-0f-the-test";
+    let credential = format!("icefall-writer:{SECRET}");
+    let s = Scenario::new("oauth", "500ms");
+    let server = RestCatalogServer::start_with_oauth(&s.dir, &credential, Duration::from_secs(3));
+    let config = std::fs::read_to_string(&s.writer_config).expect("config");
+    let sqlite = format!("uri = \"sqlite:{}/catalog.db\"", s.dir.display());
+    let rest = format!("uri = \"{}\"\nrest = {{ credential = \"${{ICEFALL_TEST_CREDENTIAL}}\" }}", server.uri());
+    std::fs::write(&s.writer_config, config.replace(&sqlite, &rest)).expect("config");
+    let catalog = Catalog::connect(&CatalogConfig {
+        uri: server.uri(),
+        rest: [("credential".to_string(), credential.clone())].into(),
+        ..CatalogConfig::embedded_in(&s.dir)
+    })
+    .await
+    .expect("connect with client credentials");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    let env = [("ICEFALL_TEST_CREDENTIAL", credential.as_str())];
+
+    let writer = WriterProcess::start_with_env(&s.writer_config, "writer", &env);
+    for chunk in 0..10 {
+        // From the middle on: every token void (a server restart, a key rotation) until the
+        // writer has been refused once. Voiding right after one of its own renewals leaves
+        // nothing to refuse, so it is repeated.
+        if chunk >= 5 && server.stats()["refused"] == 0 {
+            server.tokens("expire-tokens");
+        }
+        producer.send_events(chunk * 500, (chunk + 1) * 500, PARTITIONS, &mut landed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, WAIT).await;
+    let log = writer.log.clone();
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
+    let stats = server.stats();
+    assert!(stats["tokens"].as_u64().unwrap_or(0) >= 4, "tokens renewed over ~10 s of 3 s tokens: {stats}");
+    assert!(stats["refused"].as_u64().unwrap_or(0) >= 1, "the voided tokens were refused once: {stats}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(!text.contains(SECRET), "the client secret appears in the writer's log");
+
+    // Revoked: the writer's next request is refused, and so is its next token request.
+    let mut writer = WriterProcess::start_with_env(&s.writer_config, "writer-revoked", &env);
+    producer.send_events(5_000, 5_500, PARTITIONS, &mut landed);
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, WAIT).await;
+    server.tokens("revoke");
+    producer.send_events(5_500, 6_000, PARTITIONS, &mut landed);
+    let status = writer.wait_exit(Duration::from_secs(60));
+    assert!(!status.success(), "a revoked credential stops the writer");
+    let text = std::fs::read_to_string(&writer.log).expect("log");
+    assert!(
+        text.contains("refused our OAuth2 client credentials") && text.contains("catalog.rest.credential"),
+        "the error names the setting: {}",
+        text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
+    assert!(!text.contains(SECRET), "the client secret appears in the writer's log");
+}
+
+/// A REST catalog that takes only SigV4-signed requests (as AWS Glue's Iceberg endpoint and S3
+/// Tables do), verified by botocore's signer: the writer signs with credentials from the
+/// environment and lands every record once, in a table whose path needs percent-encoding too
+/// (services other than S3 sign the path encoded twice); a wrong secret is refused with an
+/// error naming what to check, and the secret is in no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigv4_signed_requests_pass_an_independent_verifier_and_a_wrong_secret_is_refused() {
+    const SECRET: &str = "sigv4-secret-of-the-test";
+    let s = Scenario::new("sigv4", "500ms");
+    let server = RestCatalogServer::start_with_sigv4(&s.dir, &format!("AKIDICEFALLTEST:{SECRET}:eu-central-1:glue"));
+    let config = std::fs::read_to_string(&s.writer_config).expect("config");
+    let sqlite = format!("uri = \"sqlite:{}/catalog.db\"", s.dir.display());
+    let signed = format!(
+        "uri = \"{}\"\nrest = {{ \"rest.sigv4-enabled\" = \"true\", \"rest.signing-region\" = \"eu-central-1\", \
+         \"rest.signing-name\" = \"glue\" }}",
+        server.uri()
+    );
+    std::fs::write(&s.writer_config, config.replace(&sqlite, &signed)).expect("config");
+    let odd = s.dir.join("writer-odd-name.toml");
+    let odd_table = "ns.sub.events"; // a two-level namespace: `ns%1Fsub` on the wire
+    std::fs::write(&odd, std::fs::read_to_string(&s.writer_config).expect("config").replace(&s.table, odd_table))
+        .expect("config");
+    let catalog = tables::catalog_at(&RestCatalogServer::sqlite_uri(&s.dir), &s.dir).await;
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut landed = BTreeMap::new();
+    let env = [("AWS_ACCESS_KEY_ID", "AKIDICEFALLTEST"), ("AWS_SECRET_ACCESS_KEY", SECRET)];
+
+    producer.send_events(0, 2_000, PARTITIONS, &mut landed);
+    for (config, table, log) in [(&s.writer_config, s.table.as_str(), "writer"), (&odd, odd_table, "writer-odd")] {
+        let writer = WriterProcess::start_with_env(config, log, &env);
+        tables::wait_for_offsets(&catalog, table, &s.topic, &landed, WAIT).await;
+        let log = writer.log.clone();
+        assert!(writer.stop(Duration::from_secs(60)).success());
+        tables::assert_offsets_exactly_once(&tables::partition_offsets(&catalog, table).await, &landed);
+        assert!(!std::fs::read_to_string(log).expect("log").contains(SECRET), "the secret is in a log");
+    }
+    let stats = server.stats();
+    assert!(stats["signed"].as_u64().unwrap_or(0) >= 10, "requests verified by botocore: {stats}");
+    assert_eq!(stats["refused"], 0, "no signature of ours was refused: {stats}");
+
+    let wrong = [("AWS_ACCESS_KEY_ID", "AKIDICEFALLTEST"), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
+    let mut writer = WriterProcess::start_with_env(&s.writer_config, "writer-wrong-secret", &wrong);
+    assert!(!writer.wait_exit(Duration::from_secs(60)).success(), "a wrong secret stops the writer");
+    let text = std::fs::read_to_string(&writer.log).expect("log");
+    assert!(
+        text.contains("signature mismatch") && text.contains("AWS_SECRET_ACCESS_KEY"),
+        "the error says what was refused and what to check: {}",
+        text.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+    );
 }

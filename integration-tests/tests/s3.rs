@@ -1,7 +1,7 @@
 //! S3 storage end to end, against an S3-protocol server on 127.0.0.1 (moto) behind a proxy the
 //! test cuts: the writer rides out a storage outage in the middle of its checkpoints and a
 //! kill -9, the optimizer compacts, expires and removes orphans on S3, and every record is in
-//! the table exactly once throughout.
+//! the table exactly once throughout; `validate` probes write access where files go.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -95,4 +95,28 @@ async fn writer_and_optimizer_on_s3_ride_out_a_storage_outage_mid_checkpoint() {
     assert!(files_after < files_before, "{files_before} → {files_after}");
     tables::assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 6_000);
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
+
+    // `validate` writes and deletes a probe object where the files go: the table on S3 passes,
+    // a new table in a bucket that does not exist fails, naming the location and what to check.
+    let validate = |config: &std::path::Path| {
+        let out = std::process::Command::new(icefall_integration_tests::writer::writer_binary())
+            .args(["validate", "--config"])
+            .arg(config)
+            .output()
+            .expect("run validate");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, stdout, stderr) = validate(&s.writer_config);
+    assert!(ok && stdout.contains("s3://lake/warehouse/") && stdout.contains(": writable"), "{stdout}{stderr}");
+    let text = std::fs::read_to_string(&s.writer_config).expect("config");
+    let elsewhere = s.dir.join("writer-no-bucket.toml");
+    let moved = text.replace("s3://lake/warehouse", "s3://no-such-bucket/warehouse").replace(&s.table, "ns.elsewhere");
+    std::fs::write(&elsewhere, moved).expect("config");
+    let (ok, _, stderr) = validate(&elsewhere);
+    assert!(!ok, "a bucket that does not exist is not writable");
+    assert!(stderr.contains("s3://no-such-bucket/warehouse") && stderr.contains("catalog.storage"), "{stderr}");
 }

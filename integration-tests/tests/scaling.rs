@@ -1,7 +1,7 @@
 //! Load against a real broker: a step load (low → high → low) makes the adaptive writer pool
 //! grow and shrink again, a backlog far larger than the memory budget is ingested within it,
-//! checkpoints keep their interval on one core under full load, and every record lands
-//! exactly once.
+//! checkpoints keep their interval on one core under full load, a slow commit does not stop
+//! the writers, and every record lands exactly once.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -122,4 +122,47 @@ async fn on_one_core_checkpoints_keep_their_interval_through_a_backlog() {
     // Each checkpoint waits for what the memory budget let in (~78k records here) to be
     // written, so 200k records need at least three; a starved timer gives one.
     assert!(added.len() >= 3, "the backlog drained through several checkpoints; records per snapshot: {added:?}");
+}
+
+/// A steady stream through a writer whose every commit takes 1 s (a slow remote catalog, here
+/// a test build's pause): how long the pipeline stopped taking records per checkpoint, how
+/// many checkpoints committed, and every (partition, offset) exactly once.
+async fn stall_per_commit(name: &str, env: &[(&str, &str)]) -> (f64, f64) {
+    let s = Scenario::new(name, "2s");
+    let port = icefall_integration_tests::broker::free_port();
+    let text = std::fs::read_to_string(&s.writer_config).expect("config");
+    std::fs::write(&s.writer_config, format!("{text}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n")).expect("config");
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let catalog = tables::catalog(&s.dir).await;
+    let mut landed = BTreeMap::new();
+    let mut env = env.to_vec();
+    env.push(("ICEFALL_TEST_COMMIT_PAUSE_MS", "1000"));
+    let writer = WriterProcess::start_with_env(&s.writer_config, "writer", &env);
+    let mut next = 0;
+    for _ in 0..20 {
+        producer.send_events(next, next + 500, PARTITIONS, &mut landed);
+        next += 500;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
+    let metrics = icefall_integration_tests::http::wait_for(port, "/metrics", Duration::from_secs(10), |_, _| true);
+    let metric = |name: &str, labels: &[&str]| icefall_integration_tests::http::metric_sum(&metrics, name, labels);
+    let stall = metric("icefall_checkpoint_stall_seconds_total", &[]).expect("the stall metric");
+    let commits = metric("icefall_commits_total", &["outcome=\"committed\""]).expect("commits");
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    assert_offsets_exactly_once(&tables::partition_offsets(&catalog, &s.table).await, &landed);
+    println!("{name}: {commits} commits, pipeline stalled {stall:.2} s");
+    assert!(commits >= 4.0, "a 10 s stream through 2 s checkpoints: {commits} commits");
+    (stall / commits, commits)
+}
+
+/// Commits run beside the writers: while a checkpoint's 1 s commit is in flight the pipeline
+/// goes on taking records, so it stops only to close files. Without it (a test build's switch)
+/// the same stream stops the pipeline for every commit, and the figure shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writers_go_on_while_a_checkpoint_commits() {
+    let (pipelined, _) = stall_per_commit("pipelined", &[]).await;
+    assert!(pipelined < 0.5, "stalled {pipelined:.2} s per 1 s commit: commits must not stop the pipeline");
+    let (waiting, _) = stall_per_commit("waiting", &[("ICEFALL_TEST_DISABLE", "pipelined-commit")]).await;
+    assert!(waiting >= 1.0, "the switch off: each commit stops the pipeline ({waiting:.2} s per commit)");
 }

@@ -5,6 +5,9 @@
 //! changes a table's state. On REST, a commit is a request whose requirements play that part.
 
 pub mod rest;
+pub mod rest_auth;
+mod rest_sigv4;
+mod rest_updates;
 mod sql;
 
 use std::sync::Arc;
@@ -77,7 +80,7 @@ pub enum SwapOutcome {
 
 enum Backend {
     Sql(SqlCatalog),
-    Rest(rest::RestCatalog),
+    Rest(Box<rest::RestCatalog>),
 }
 
 /// What publishing a staged commit did.
@@ -105,14 +108,12 @@ impl Catalog {
         config.validate()?;
         let warehouse = config.warehouse_location()?;
         if config.is_rest() {
-            let client = rest::RestCatalog::connect(&config.uri, &config.warehouse, config.token.clone()).await?;
+            let client = rest::RestCatalog::connect(config).await?;
+            // Files are written with the storage properties the server's config layers around ours.
+            let config = CatalogConfig { storage: client.storage().clone(), ..config.clone() };
+            let file_io = storage::file_io(&config);
             return Ok(Catalog {
-                inner: Arc::new(Inner {
-                    backend: Backend::Rest(client),
-                    config: config.clone(),
-                    warehouse,
-                    file_io: storage::file_io(config),
-                }),
+                inner: Arc::new(Inner { backend: Backend::Rest(Box::new(client)), config, warehouse, file_io }),
             });
         }
         let sql = SqlCatalog::connect(config).await?;

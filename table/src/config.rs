@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// Where tables are registered and where their files live.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
     /// SQL catalog database: `sqlite:<path>` (embedded default; created if missing) or
@@ -30,6 +30,33 @@ pub struct CatalogConfig {
     /// of the file. Never logged.
     #[serde(default, skip_serializing)]
     pub token: Option<String>,
+    /// REST catalog properties, named as the Java and PyIceberg clients name them:
+    /// `credential` (`"<client_id>:<client_secret>"`: OAuth2 client credentials, tokens
+    /// obtained and renewed before they expire), `oauth2-server-uri` (default
+    /// `<uri>/v1/oauth/tokens`), `scope` (default `catalog`), `token` (a fixed bearer token),
+    /// `header.<name>` (sent with every request). Secrets never logged.
+    #[serde(default, skip_serializing)]
+    pub rest: BTreeMap<String, String>,
+}
+
+/// Secrets (the token, REST credentials, storage keys, a password in the URI) shown redacted.
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |map: &BTreeMap<String, String>, shown: &[&str]| -> BTreeMap<String, String> {
+            map.iter()
+                .map(|(k, v)| (k.clone(), if shown.contains(&k.as_str()) { v.clone() } else { "***".into() }))
+                .collect()
+        };
+        let storage_shown = ["s3.endpoint", "s3.region", "s3.path-style-access", "client.region"];
+        f.debug_struct("CatalogConfig")
+            .field("uri", &crate::catalog::redact(&self.uri))
+            .field("name", &self.name)
+            .field("warehouse", &self.warehouse)
+            .field("storage", &redacted(&self.storage, &storage_shown))
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("rest", &redacted(&self.rest, &["oauth2-server-uri", "scope"]))
+            .finish()
+    }
 }
 
 fn default_uri() -> String {
@@ -50,6 +77,7 @@ impl Default for CatalogConfig {
             warehouse: default_warehouse(),
             storage: BTreeMap::new(),
             token: None,
+            rest: BTreeMap::new(),
         }
     }
 }
@@ -78,11 +106,12 @@ impl CatalogConfig {
                 crate::catalog::redact(&self.uri)
             )));
         }
-        if self.token.is_some() && !self.is_rest() {
+        if (self.token.is_some() || !self.rest.is_empty()) && !self.is_rest() {
             return Err(Error::Config(
-                "catalog.token is set but catalog.uri is not a REST catalog (http[s]://…)".into(),
+                "catalog.token or catalog.rest is set but catalog.uri is not a REST catalog (http[s]://…)".into(),
             ));
         }
+        crate::catalog::rest_auth::validate_rest_properties(&self.rest, self.token.as_deref())?;
         if self.name.trim().is_empty() {
             return Err(Error::Config("catalog.name is empty: set it to the catalog name your engines use".into()));
         }
@@ -127,4 +156,26 @@ pub fn interpolate_env(text: &str) -> std::result::Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_not_in_the_debug_output_and_rest_keys_are_checked() {
+        let config = CatalogConfig {
+            uri: "https://catalog.example.com".into(),
+            storage: [("s3.secret-access-key".to_string(), "KEY-SECRET".to_string())].into(),
+            rest: [("credential".to_string(), "id:REST-SECRET".to_string()), ("scope".into(), "catalog".into())].into(),
+            ..CatalogConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SECRET") && shown.contains("catalog"), "{shown}");
+        assert!(config.validate().is_ok());
+        let typo = CatalogConfig { rest: [("credentail".to_string(), "x".to_string())].into(), ..config.clone() };
+        assert!(typo.validate().expect_err("a typo").to_string().contains("catalog.rest.credentail"));
+        let sql = CatalogConfig { uri: "sqlite:c.db".into(), ..config };
+        assert!(sql.validate().is_err(), "REST properties on a SQL catalog");
+    }
 }

@@ -59,6 +59,9 @@ pub enum Safeguard {
     Journal,
     /// Settling lists journals *before* loading the table it judges them by.
     SettleOrder,
+    /// A checkpoint commits while the writers go on with the next one (off: the pipeline
+    /// waits for every commit before it takes records again).
+    PipelinedCommit,
 }
 
 impl Safeguard {
@@ -69,6 +72,7 @@ impl Safeguard {
             Safeguard::DeadLetterFloor => "dead-letter-floor",
             Safeguard::Journal => "journal",
             Safeguard::SettleOrder => "settle-order",
+            Safeguard::PipelinedCommit => "pipelined-commit",
         }
     }
 }

@@ -14,6 +14,26 @@ pub fn file_io(config: &CatalogConfig) -> FileIO {
     FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new())).with_props(config.storage.iter()).build()
 }
 
+/// Writes, reads back and deletes a small object under `location`: whether this process may
+/// store files there (`icefall-writer validate`). The error names the location and what to check.
+pub async fn probe_write(file_io: &FileIO, location: &str) -> Result<()> {
+    let path = format!("{}/icefall-probe-{}", location.trim_end_matches('/'), uuid::Uuid::new_v4());
+    let hint = |step: &str, e: iceberg::Error| {
+        Error::Config(format!(
+            "storage: cannot {step} {path} ({e}); check that the location exists and that catalog.storage (or the \
+             environment's credentials) grants write and delete access there"
+        ))
+    };
+    let output = file_io.new_output(&path).map_err(|e| hint("open", e))?;
+    output.write(bytes::Bytes::from_static(b"icefall validate")).await.map_err(|e| hint("write", e))?;
+    let read = file_io.new_input(&path).map_err(|e| hint("open", e))?.read().await.map_err(|e| hint("read", e))?;
+    file_io.delete(&path).await.map_err(|e| hint("delete", e))?;
+    if read.as_ref() != b"icefall validate" {
+        return Err(Error::Config(format!("storage: {path} read back other bytes than were written")));
+    }
+    Ok(())
+}
+
 /// Turns a user-given location into the canonical form we store: local paths become absolute
 /// `file:///…` URLs; URLs with a scheme pass through without a trailing slash.
 pub fn normalize_location(location: &str) -> Result<String> {

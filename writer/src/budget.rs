@@ -6,6 +6,25 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// A pipeline's `max_buffered_bytes` shared out: librdkafka's prefetch queue (a quarter, at
+/// least 1 MiB and at most 64 MiB) and the records read from it but not yet written (the rest),
+/// so the two together stay within what the user set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferShares {
+    /// `queued.max.messages.kbytes` for librdkafka.
+    pub kafka_queue_kbytes: usize,
+    /// The [`MemoryBudget`] of records handed on.
+    pub records: usize,
+}
+
+impl BufferShares {
+    pub fn of(max_buffered_bytes: usize) -> Self {
+        let kafka_queue_kbytes = (max_buffered_bytes / 4 / 1024).clamp(1024, 65536);
+        let records = max_buffered_bytes.saturating_sub(kafka_queue_kbytes * 1024).max(max_buffered_bytes / 2);
+        BufferShares { kafka_queue_kbytes, records }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
     inner: Arc<Inner>,
@@ -76,5 +95,16 @@ mod tests {
         drop(b);
         assert!(budget.recovered());
         assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn the_kafka_queue_and_the_records_share_the_budget() {
+        const MIB: usize = 1024 * 1024;
+        let default = BufferShares::of(256 * MIB);
+        assert_eq!((default.kafka_queue_kbytes, default.records), (64 * 1024, 192 * MIB));
+        let large = BufferShares::of(1024 * MIB);
+        assert_eq!((large.kafka_queue_kbytes, large.records), (64 * 1024, 960 * MIB), "the queue is capped");
+        let small = BufferShares::of(2 * MIB);
+        assert_eq!((small.kafka_queue_kbytes, small.records), (1024, MIB), "librdkafka's floor, half each");
     }
 }

@@ -129,8 +129,9 @@ pub struct PipelineConfig {
     /// `min_writers` and `max_writers` to the throughput.
     #[serde(default)]
     pub writers: Option<usize>,
-    /// Memory for records read from Kafka but not yet written (bytes). When it is used up the
-    /// source pauses its partitions until writers catch up, whatever the backlog.
+    /// Memory for records read from Kafka but not yet written (bytes), librdkafka's prefetch
+    /// queue included (a quarter of it, at most 64 MiB). When it is used up the source pauses
+    /// its partitions until writers catch up, whatever the backlog.
     #[serde(default = "default_max_buffered_bytes")]
     pub max_buffered_bytes: u64,
     /// Fewest writers when load is low (fewer, larger files). Default 1.

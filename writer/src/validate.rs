@@ -18,13 +18,30 @@ pub async fn validate(config: &Config) -> Result<Vec<String>> {
         icefall_table::catalog::redact(&config.catalog.uri),
         catalog.warehouse()
     ));
+    let mut probed = std::collections::BTreeSet::new();
     for p in &config.pipelines {
         let ident = parse_ident(&p.table)?;
-        let state = match catalog.metadata_location(&ident).await? {
-            Some(_) => "exists",
-            None => "will be created on start",
+        // Where its files go: the table's location, or for a table still to be created the
+        // warehouse (a REST server places new tables itself: nothing to probe yet).
+        let (state, location) = match catalog.load(&ident).await {
+            Ok(table) => ("exists", Some(table.metadata.location().to_string())),
+            Err(icefall_table::Error::TableNotFound(_)) => {
+                ("will be created on start", (!config.catalog.is_rest()).then(|| catalog.warehouse().to_string()))
+            }
+            Err(e) => return Err(e.into()),
         };
         report.push(format!("table {}: {state}", p.table));
+        if let Some(location) = location.filter(|l| probed.insert(l.clone())) {
+            icefall_table::storage::probe_write(catalog.file_io(), &location).await?;
+            report.push(format!("storage {location}: writable"));
+        }
+    }
+    if let Some(registry) = &config.schema_registry {
+        let client = crate::schema::registry::RegistryClient::new(registry)?;
+        let subjects = client.subjects().await.map_err(|e| {
+            Error::Config(format!("schema_registry.url {}: {e}; check the URL and its credentials", registry.url))
+        })?;
+        report.push(format!("schema registry: ok ({} subject(s))", subjects.len()));
     }
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.brokers);

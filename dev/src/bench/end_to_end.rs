@@ -99,6 +99,8 @@ pub struct EndToEnd {
     pub snapshots: usize,
     /// (seconds since the writer started, writers) per checkpoint.
     pub writers_over_time: Vec<(f64, usize)>,
+    /// Time the pipeline took no records for checkpoints (`icefall_checkpoint_stall_seconds_total`).
+    pub stalled: Option<Duration>,
 }
 
 pub struct WriterRun<'a> {
@@ -115,7 +117,9 @@ pub struct WriterRun<'a> {
 /// is committed, then stops it (SIGTERM) and reads what the snapshots say.
 pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
     let config = dir.join("writer.toml");
-    std::fs::write(&config, writer_config(run, dir)).expect("write config");
+    let metrics_port = icefall_integration_tests::broker::free_port();
+    let text = format!("{}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n", writer_config(run, dir));
+    std::fs::write(&config, text).expect("write config");
     let catalog = icefall_integration_tests::tables::catalog(dir).await;
     let ident = parse_ident(TABLE).expect("ident");
     let broker_cpu_before = process::cpu_time(run.broker_pid);
@@ -143,6 +147,11 @@ pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
         (Some(before), Some(after)) => after.saturating_sub(before),
         _ => Duration::ZERO,
     };
+    let stalled = icefall_integration_tests::http::get(metrics_port, "/metrics")
+        .and_then(|(_, text)| {
+            icefall_integration_tests::http::metric_sum(&text, "icefall_checkpoint_stall_seconds_total", &[])
+        })
+        .map(Duration::from_secs_f64);
     let log = writer.log.clone();
     let status = writer.stop(Duration::from_secs(60));
     assert!(status.success(), "the writer failed; log: {}", log.display());
@@ -174,6 +183,7 @@ pub async fn run_writer(run: &WriterRun<'_>, dir: &Path) -> EndToEnd {
                 Some(((s.timestamp_ms() - start_ms) as f64 / 1000.0, writers))
             })
             .collect(),
+        stalled,
     }
 }
 
@@ -226,6 +236,33 @@ pub fn cpu_count(list: &str) -> usize {
         .sum()
 }
 
+/// The writer's core counts when none are asked for: 1 and 2 on a small machine (the broker
+/// shares them); on 4 cores or more, powers of two up to half the machine, so the broker always
+/// has the other half to itself and the 1→N scaling measures the writer alone.
+pub fn default_core_counts(machine_cores: usize) -> Vec<usize> {
+    if machine_cores < 4 {
+        return (1..=machine_cores.min(2)).collect();
+    }
+    let half = machine_cores / 2;
+    let mut counts: Vec<usize> = std::iter::successors(Some(1), |n| Some(n * 2)).take_while(|n| *n <= half).collect();
+    if counts.last() != Some(&half) {
+        counts.push(half);
+    }
+    counts
+}
+
+/// The CPUs of a writer on `cores` cores (`0..cores`) and of the broker beside it: the rest of
+/// the machine when some is left, else all of it (shared).
+pub fn cpu_lists(cores: usize, machine_cores: usize) -> (String, String) {
+    let writer = if cores == 1 { "0".to_string() } else { format!("0-{}", cores - 1) };
+    let broker = if cores < machine_cores {
+        format!("{cores}-{}", machine_cores - 1)
+    } else {
+        format!("0-{}", machine_cores - 1)
+    };
+    (writer, broker)
+}
+
 /// Pins every thread of a running process to `cpus`.
 pub fn pin(pid: u32, cpus: &str) {
     let status = std::process::Command::new("taskset")
@@ -250,5 +287,17 @@ mod tests {
         assert_eq!(cpu_count("0"), 1);
         assert_eq!(cpu_count("0-1"), 2);
         assert_eq!(cpu_count("0,2-3"), 3);
+    }
+
+    #[test]
+    fn the_broker_gets_the_cores_the_writer_does_not_use() {
+        assert_eq!(default_core_counts(1), [1]);
+        assert_eq!(default_core_counts(2), [1, 2]);
+        assert_eq!(default_core_counts(4), [1, 2]);
+        assert_eq!(default_core_counts(6), [1, 2, 3]);
+        assert_eq!(default_core_counts(16), [1, 2, 4, 8]);
+        assert_eq!(cpu_lists(1, 2), ("0".to_string(), "1-1".to_string()));
+        assert_eq!(cpu_lists(2, 2), ("0-1".to_string(), "0-1".to_string()), "shared on a 2-core machine");
+        assert_eq!(cpu_lists(4, 8), ("0-3".to_string(), "4-7".to_string()));
     }
 }

@@ -21,7 +21,8 @@ pub struct BenchOptions {
     /// Records per format for the in-process ceiling.
     pub ceiling_records: usize,
     pub formats: Vec<Format>,
-    /// Core counts to run the writer on (pinned to CPUs `0..n`).
+    /// Core counts to run the writer on (pinned to CPUs `0..n`); empty: 1 and 2, or on 4 cores
+    /// and more powers of two up to half the machine (the broker on the other half).
     pub cores: Vec<usize>,
     pub partitions: i32,
     pub checkpoint: String,
@@ -155,14 +156,16 @@ pub async fn run(options: &BenchOptions) {
             consumed.records as f64 / consumed.elapsed.as_secs_f64(),
             consumed.bytes as f64 / consumed.elapsed.as_secs_f64() / 1e6
         );
-        for cores in &options.cores {
-            let cpus = if *cores == 1 { "0".to_string() } else { format!("0-{}", cores - 1) };
+        let core_counts = if options.cores.is_empty() {
+            end_to_end::default_core_counts(machine_cores)
+        } else {
+            options.cores.clone()
+        };
+        for cores in &core_counts {
             // With spare CPUs the broker gets them, so the writer's cores are its own.
-            let broker_cpus = if *cores < machine_cores {
-                format!("{cores}-{}", machine_cores - 1)
-            } else {
-                format!("0-{}", machine_cores - 1)
-            };
+            let (cpus, broker_cpus) = end_to_end::cpu_lists(*cores, machine_cores);
+            let shared = if *cores < machine_cores { "its own" } else { "shared with the writer" };
+            println!("{}: writer on CPUs {cpus}, broker on CPUs {broker_cpus} ({shared})", format.name());
             end_to_end::pin(broker.pid(), &broker_cpus);
             // Kept after the run (logs, catalog, table) for a look; replaced by the next run.
             let dir = std::path::absolute(options.out.join(format!("{}-{}core", format.name(), cores)))
@@ -181,10 +184,12 @@ pub async fn run(options: &BenchOptions) {
             let result = end_to_end::run_writer(&run, &dir).await;
             assert_eq!(result.rows, produced.records as u64, "the table must hold every record once");
             println!(
-                "{} on {} core(s): {:.1}s start → last offset committed; writers over time (s:count) {}",
+                "{} on {} core(s): {:.1}s start → last offset committed ({:.2}s of it stalled for checkpoints); \
+                 writers over time (s:count) {}",
                 format.name(),
                 cores,
                 result.elapsed.as_secs_f64(),
+                result.stalled.unwrap_or_default().as_secs_f64(),
                 result.writers_over_time.iter().map(|(t, n)| format!("{t:.1}:{n}")).collect::<Vec<_>>().join(" ")
             );
             rows.push(Row { format: *format, ceiling: ceiling.clone(), bytes: produced.bytes, result });

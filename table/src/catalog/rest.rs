@@ -9,13 +9,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use iceberg::spec::{SnapshotReference, TableMetadata};
-use iceberg::{NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
+use iceberg::spec::TableMetadata;
+use iceberg::{NamespaceIdent, TableCreation, TableIdent};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::rest_auth::{Auth, extra_headers, sigv4_scope};
+use super::rest_sigv4::SigV4;
+use super::rest_updates::{requirements, updates_between};
 use super::{LoadedTable, display_ident};
-use crate::{Error, Result};
+use crate::{CatalogConfig, Error, Result};
 
 /// What a commit request did.
 pub enum RestCommit {
@@ -30,7 +33,13 @@ pub struct RestCatalog {
     http: reqwest::Client,
     /// `<uri>/v1` plus the prefix the server's config names.
     base: String,
-    token: Option<String>,
+    auth: Auth,
+    /// `header.<name>` properties, sent with every request.
+    headers: Vec<(String, String)>,
+    /// Signs every request (`rest.sigv4-enabled`).
+    sigv4: Option<SigV4>,
+    /// Storage properties as the server's config sets them around the user's own.
+    storage: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -79,8 +88,23 @@ impl Answer {
     }
 }
 
+/// The storage keys of a server's config (`s3.*`, `gcs.*`, `adls.*`, `client.*`), layered:
+/// defaults, then the user's own, then overrides.
+fn layered_storage(
+    defaults: &HashMap<String, String>,
+    user: &std::collections::BTreeMap<String, String>,
+    overrides: &HashMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let storage_key = |k: &String| ["s3.", "gcs.", "adls.", "client."].iter().any(|p| k.starts_with(p));
+    let mut layered: std::collections::BTreeMap<String, String> =
+        defaults.iter().filter(|(k, _)| storage_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    layered.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
+    layered.extend(overrides.iter().filter(|(k, _)| storage_key(k)).map(|(k, v)| (k.clone(), v.clone())));
+    layered
+}
+
 /// Path segment encoding (RFC 3986 unreserved characters stay); namespace levels join with 0x1F.
-fn encode_segment(text: &str) -> String {
+pub(super) fn encode_segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
@@ -102,14 +126,19 @@ fn rest_error(context: impl Into<String>, status: Option<u16>, message: impl Int
 
 impl RestCatalog {
     /// Reads the server's config (`GET /v1/config`), which may name a path prefix.
-    pub async fn connect(uri: &str, warehouse: &str, token: Option<String>) -> Result<RestCatalog> {
+    pub async fn connect(config: &CatalogConfig) -> Result<RestCatalog> {
+        let (uri, warehouse) = (config.uri.as_str(), config.warehouse.as_str());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| Error::Config(format!("catalog.uri: cannot set up an HTTP client: {e}")))?;
         let root = format!("{}/v1", uri.trim_end_matches('/'));
-        let mut catalog = RestCatalog { http, base: root.clone(), token };
+        let auth = Auth::from_properties(&config.rest, config.token.as_deref(), &root);
+        let headers = extra_headers(&config.rest);
+        let sigv4 = sigv4_scope(&config.rest)?.map(|(region, service)| SigV4::new(&region, &service, http.clone()));
+        let storage = config.storage.clone();
+        let mut catalog = RestCatalog { http, base: root.clone(), auth, headers, sigv4, storage };
         let query =
             if warehouse.is_empty() { String::new() } else { format!("?warehouse={}", encode_segment(warehouse)) };
         let answer =
@@ -117,34 +146,66 @@ impl RestCatalog {
         if answer.status != 200 {
             return Err(rest_error("read the catalog config", Some(answer.status), answer.message()));
         }
-        let config: ConfigResponse = serde_json::from_slice(&answer.body)
+        let server: ConfigResponse = serde_json::from_slice(&answer.body)
             .map_err(|e| rest_error("read the catalog config", Some(200), format!("not a config response: {e}")))?;
-        let prefix = config.overrides.get("prefix").or(config.defaults.get("prefix"));
+        let prefix = server.overrides.get("prefix").or(server.defaults.get("prefix"));
         if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
             catalog.base = format!("{root}/{}", prefix.trim_matches('/'));
         }
+        catalog.storage = layered_storage(&server.defaults, &config.storage, &server.overrides);
         Ok(catalog)
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>, context: &str) -> Result<Answer> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+        let body = body.map(bytes::Bytes::from);
+        let mut renewed = false;
+        loop {
+            let authorization = self.auth.header(&self.http).await?;
+            let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+            if let Some(value) = &authorization {
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+            for (name, value) in &self.headers {
+                request = request.header(name, value);
+            }
+            if let Some(body) = &body {
+                request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            let mut request = request.build().map_err(|e| rest_error(context, None, e.to_string()))?;
+            if let Some(sigv4) = &self.sigv4 {
+                sigv4.sign(&mut request).await?;
+            }
+            let response = self.http.execute(request).await.map_err(|e| rest_error(context, None, e.to_string()))?;
+            let status = response.status().as_u16();
+            let body = response.bytes().await.map_err(|e| rest_error(context, Some(status), e.to_string()))?.to_vec();
+            // An expired or revoked token: one more try with a new one.
+            if status == 401 && !renewed && self.auth.refused(authorization.as_deref()).await {
+                renewed = true;
+                continue;
+            }
+            if status == 401 || status == 403 {
+                let answer = Answer { status, body };
+                let setting = match &self.sigv4 {
+                    Some(_) => {
+                        "the AWS credentials requests are signed with (AWS_ACCESS_KEY_ID and \
+                        AWS_SECRET_ACCESS_KEY, AWS_PROFILE, the instance role) and catalog.rest \
+                        \"rest.signing-region\" and \"rest.signing-name\""
+                    }
+                    None => self.auth.setting(),
+                };
+                return Err(Error::Config(format!(
+                    "catalog: the REST catalog refused us ({status}: {}) to {context}; check {setting}",
+                    answer.message(),
+                )));
+            }
+            return Ok(Answer { status, body });
         }
-        if let Some(body) = body {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
-        }
-        let response = request.send().await.map_err(|e| rest_error(context, None, e.to_string()))?;
-        let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(|e| rest_error(context, Some(status), e.to_string()))?.to_vec();
-        if status == 401 || status == 403 {
-            let answer = Answer { status, body };
-            return Err(Error::Config(format!(
-                "catalog: the REST catalog refused us ({status}: {}); check catalog.token",
-                answer.message()
-            )));
-        }
-        Ok(Answer { status, body })
+    }
+
+    /// Storage properties in force: the server's defaults, the user's `catalog.storage` over
+    /// them, the server's overrides over both (as `/v1/config` asks).
+    pub fn storage(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.storage
     }
 
     fn table_path(ident: &TableIdent) -> String {
@@ -269,86 +330,24 @@ impl RestCatalog {
     }
 }
 
-/// The table must still be the one we built on: same table, same main branch, same schema;
-/// adding a schema also needs the same last assigned field id (as Java's schema commits).
-fn requirements(base: &TableMetadata, new: &TableMetadata) -> Vec<TableRequirement> {
-    let mut requirements = vec![
-        TableRequirement::UuidMatch { uuid: base.uuid() },
-        TableRequirement::RefSnapshotIdMatch {
-            r#ref: iceberg::spec::MAIN_BRANCH.to_string(),
-            snapshot_id: base.current_snapshot_id(),
-        },
-        TableRequirement::CurrentSchemaIdMatch { current_schema_id: base.current_schema_id() },
-    ];
-    if new.schemas_iter().any(|s| base.schema_by_id(s.schema_id()).is_none()) {
-        requirements.push(TableRequirement::LastAssignedFieldIdMatch { last_assigned_field_id: base.last_column_id() });
-    }
-    requirements
-}
-
-/// A table's branches and tags (iceberg-rust keeps them private; its JSON form has them).
-fn refs(metadata: &TableMetadata) -> HashMap<String, SnapshotReference> {
-    serde_json::to_value(metadata)
-        .ok()
-        .and_then(|mut v| v.get_mut("refs").map(serde_json::Value::take))
-        .and_then(|refs| serde_json::from_value(refs).ok())
-        .unwrap_or_default()
-}
-
-/// The updates that turn `base` into `new`, for the changes our commit path makes: snapshots
-/// added and removed, refs set and removed, a new current schema, properties.
-pub fn updates_between(base: &TableMetadata, new: &TableMetadata) -> Vec<TableUpdate> {
-    let mut updates = Vec::new();
-    for schema in new.schemas_iter() {
-        if base.schema_by_id(schema.schema_id()).is_none() {
-            updates.push(TableUpdate::AddSchema { schema: schema.as_ref().clone() });
-        }
-    }
-    if new.current_schema_id() != base.current_schema_id() {
-        // -1: the schema this request adds, whatever id the server gives it.
-        let added = base.schema_by_id(new.current_schema_id()).is_none();
-        updates.push(TableUpdate::SetCurrentSchema { schema_id: if added { -1 } else { new.current_schema_id() } });
-    }
-    for snapshot in new.snapshots() {
-        if base.snapshot_by_id(snapshot.snapshot_id()).is_none() {
-            updates.push(TableUpdate::AddSnapshot { snapshot: snapshot.as_ref().clone() });
-        }
-    }
-    let removed: Vec<i64> =
-        base.snapshots().map(|s| s.snapshot_id()).filter(|id| new.snapshot_by_id(*id).is_none()).collect();
-    let (base_refs, new_refs) = (refs(base), refs(new));
-    for (name, reference) in &new_refs {
-        if base_refs.get(name) != Some(reference) {
-            updates.push(TableUpdate::SetSnapshotRef { ref_name: name.clone(), reference: reference.clone() });
-        }
-    }
-    for name in base_refs.keys() {
-        if !new_refs.contains_key(name) {
-            updates.push(TableUpdate::RemoveSnapshotRef { ref_name: name.clone() });
-        }
-    }
-    if !removed.is_empty() {
-        updates.push(TableUpdate::RemoveSnapshots { snapshot_ids: removed });
-    }
-    let changed: HashMap<String, String> = new
-        .properties()
-        .iter()
-        .filter(|(k, v)| base.properties().get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !changed.is_empty() {
-        updates.push(TableUpdate::SetProperties { updates: changed });
-    }
-    let gone: Vec<String> = base.properties().keys().filter(|k| !new.properties().contains_key(*k)).cloned().collect();
-    if !gone.is_empty() {
-        updates.push(TableUpdate::RemoveProperties { removals: gone });
-    }
-    updates
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_servers_storage_defaults_and_overrides_layer_around_the_users() {
+        fn map<C: FromIterator<(String, String)>>(pairs: &[(&str, &str)]) -> C {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        }
+        let defaults: HashMap<String, String> =
+            map(&[("s3.region", "eu-west-1"), ("s3.endpoint", "d"), ("prefix", "p")]);
+        let overrides: HashMap<String, String> = map(&[("s3.endpoint", "o")]);
+        let user: std::collections::BTreeMap<String, String> = map(&[("s3.region", "us-east-1"), ("s3.endpoint", "u")]);
+        let layered = layered_storage(&defaults, &user, &overrides);
+        assert_eq!(layered.get("s3.region").map(String::as_str), Some("us-east-1"), "the user's over defaults");
+        assert_eq!(layered.get("s3.endpoint").map(String::as_str), Some("o"), "overrides over the user's");
+        assert!(!layered.contains_key("prefix"), "only storage keys");
+    }
 
     #[test]
     fn segments_are_percent_encoded_and_levels_joined_by_unit_separator() {
@@ -356,57 +355,5 @@ mod tests {
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
         let ns = NamespaceIdent::from_vec(vec!["a".into(), "b".into()]).expect("namespace");
         assert_eq!(namespace_path(&ns), "a%1Fb");
-    }
-
-    /// A schema change asks for the base's last assigned field id and makes the schema it adds
-    /// current as `-1`, as Java's REST commits do (the server may number schemas itself).
-    #[test]
-    fn a_schema_commit_asserts_the_last_field_id_and_sets_the_added_schema() {
-        let base: TableMetadata = serde_json::from_value(serde_json::json!({
-            "format-version": 2, "table-uuid": "9c12d441-03fe-4693-9a96-a0705ddf69c1", "location": "/t",
-            "last-sequence-number": 0, "last-updated-ms": 1, "last-column-id": 1, "current-schema-id": 0,
-            "schemas": [{"type": "struct", "schema-id": 0, "fields": [{"id": 1, "name": "x", "required": false, "type": "long"}]}],
-            "default-spec-id": 0, "partition-specs": [{"spec-id": 0, "fields": []}], "last-partition-id": 999,
-            "default-sort-order-id": 0, "sort-orders": [{"order-id": 0, "fields": []}], "properties": {}
-        }))
-        .expect("metadata");
-        let wider = iceberg::spec::Schema::builder()
-            .with_fields(vec![
-                iceberg::spec::NestedField::optional(
-                    1,
-                    "x",
-                    iceberg::spec::Type::Primitive(iceberg::spec::PrimitiveType::Long),
-                )
-                .into(),
-                iceberg::spec::NestedField::optional(
-                    2,
-                    "y",
-                    iceberg::spec::Type::Primitive(iceberg::spec::PrimitiveType::String),
-                )
-                .into(),
-            ])
-            .build()
-            .expect("schema");
-        let new =
-            base.clone().into_builder(None).add_current_schema(wider).and_then(|b| b.build()).expect("evolve").metadata;
-        let updates = serde_json::to_value(updates_between(&base, &new)).expect("json");
-        assert!(
-            updates
-                .as_array()
-                .expect("updates")
-                .iter()
-                .any(|u| u["action"] == "set-current-schema" && u["schema-id"] == -1),
-            "{updates}"
-        );
-        let requirements = serde_json::to_value(requirements(&base, &new)).expect("json");
-        assert!(
-            requirements
-                .as_array()
-                .expect("requirements")
-                .iter()
-                .any(|r| r["type"] == "assert-last-assigned-field-id" && r["last-assigned-field-id"] == 1),
-            "{requirements}"
-        );
-        assert_eq!(super::requirements(&base, &base).len(), 3, "no schema added: no field id assertion");
     }
 }

@@ -181,6 +181,12 @@ impl PipelineMetrics {
         self.families.commits.get_or_create(&self.outcome("fenced")).inc();
     }
 
+    /// The pipeline took no records for `time` while a checkpoint closed files or waited for
+    /// the previous commit.
+    pub fn checkpoint_stalled(&self, time: std::time::Duration) {
+        self.families.checkpoint_stall.get_or_create(&self.labels()).inc_by(time.as_secs_f64());
+    }
+
     /// The catalog or storage failed a commit; it is tried again.
     pub fn commit_retried(&self) {
         self.families.commit_retries.get_or_create(&self.labels()).inc();

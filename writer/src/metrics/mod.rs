@@ -47,6 +47,7 @@ struct OutcomeLabels {
 }
 
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
 
 fn seconds_histogram() -> Histogram {
     // 10 ms … ~160 s: commits take tens of milliseconds, checkpoints up to minutes under load.
@@ -64,6 +65,7 @@ struct Families {
     assigned_partitions: Family<PipelineLabels, Gauge>,
     checkpoint_duration: Family<PipelineLabels, Histogram, fn() -> Histogram>,
     commit_duration: Family<PipelineLabels, Histogram, fn() -> Histogram>,
+    checkpoint_stall: Family<PipelineLabels, FloatCounter>,
     commits: Family<OutcomeLabels, Counter>,
     commit_conflicts: Family<PipelineLabels, Counter>,
     commit_retries: Family<PipelineLabels, Counter>,
@@ -97,6 +99,7 @@ impl Metrics {
             assigned_partitions: Family::default(),
             checkpoint_duration: Family::new_with_constructor(seconds_histogram),
             commit_duration: Family::new_with_constructor(seconds_histogram),
+            checkpoint_stall: Family::default(),
             commits: Family::default(),
             commit_conflicts: Family::default(),
             commit_retries: Family::default(),
@@ -166,6 +169,12 @@ impl Metrics {
             "Time of the table commit alone, retries included",
             Unit::Seconds,
             f.commit_duration.clone(),
+        );
+        registry.register_with_unit(
+            "checkpoint_stall",
+            "Time the pipeline took no records for checkpoints (closing files, waiting for the previous commit)",
+            Unit::Seconds,
+            f.checkpoint_stall.clone(),
         );
         registry.register("commits", "Checkpoint commits by outcome (committed, fenced)", f.commits.clone());
         registry.register(

@@ -98,6 +98,7 @@ fn every_metric_is_in_the_operations_guide_and_no_other() {
     });
     p.commit_fenced();
     p.commit_retried();
+    p.checkpoint_stalled(Duration::from_millis(20));
     p.checkpoint_dropped("fenced");
     p.writers_changed(2);
     p.interval_changed(Duration::from_secs(2));

@@ -5,22 +5,30 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use iceberg::spec::DataFile;
+use icefall_table::fault::{self, Safeguard};
 use icefall_table::health::{SinceCompaction, since_compaction};
 use icefall_table::reachable::delete_uncommitted;
-use icefall_table::{Backoff, CommitOutcome};
 
+use super::Pipeline;
+use super::commit::{Committed, Landing};
 use super::journal::settle_journals;
 use super::setup::late_bound;
-use super::{Pipeline, SHUTDOWN_COMMIT_GRACE};
+use crate::Result;
 use crate::committer::Checkpoint;
 use crate::config::BackpressureConfig;
 use crate::metrics::CommittedCheckpoint;
 use crate::source::SourceCommand;
-use crate::{Error, Result};
 
 impl Pipeline {
     /// Drops everything not yet committed and re-positions the source at the table's offsets.
     pub(super) async fn abort(&mut self, reason: &'static str) -> Result<()> {
+        // The commit in flight may still land: where the re-read starts depends on it.
+        if let Some(mut in_flight) = self.in_flight.take() {
+            match in_flight.land().await? {
+                Landing::Committed(committed) => self.finish_commit(*committed).await?,
+                Landing::Dropped(earlier) => self.metrics.checkpoint_dropped(earlier),
+            }
+        }
         self.metrics.checkpoint_dropped(reason);
         self.checkpoint += 1;
         match self.pool.close_all(self.checkpoint + 1).await {
@@ -29,6 +37,7 @@ impl Pipeline {
             }
             Err(e) => tracing::debug!(error = %e, "closing files of an aborted checkpoint failed"),
         }
+        self.adopt_next_spec().await?;
         self.lost_ranges.clear();
         let epoch = self.splitter.rewind();
         self.source.send(SourceCommand::Reseek { epoch });
@@ -36,8 +45,52 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Closes the writers' files and commits them with the offsets they cover.
+    /// Closes the writers' files and starts committing them with the offsets they cover; the
+    /// writers go on with the next checkpoint's files meanwhile. Waits first for the previous
+    /// checkpoint's commit (at most one in flight).
     pub(super) async fn checkpoint(&mut self) -> Result<()> {
+        let stalled = Instant::now();
+        let mut result = self.settle().await;
+        if result.is_ok() {
+            result = self.close_and_commit().await;
+        }
+        if result.is_ok() && !fault::enabled(Safeguard::PipelinedCommit) {
+            result = self.settle().await;
+        }
+        self.metrics.checkpoint_stalled(stalled.elapsed());
+        result
+    }
+
+    /// A checkpoint that has landed (or was dropped) when this returns, the writers holding no
+    /// files: before a schema change, when partitions are revoked, at shutdown.
+    pub(super) async fn checkpoint_now(&mut self) -> Result<()> {
+        self.checkpoint().await?;
+        let stalled = Instant::now();
+        let result = self.settle().await;
+        self.metrics.checkpoint_stalled(stalled.elapsed());
+        result?;
+        self.adopt_next_spec().await
+    }
+
+    /// Waits for the commit in flight, if any, and takes in its outcome.
+    pub(super) async fn settle(&mut self) -> Result<()> {
+        let Some(mut in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let landing = in_flight.land().await;
+        self.take_landing(landing).await
+    }
+
+    /// Takes in how the commit in flight ended (it is no longer in flight).
+    pub(super) async fn take_landing(&mut self, landing: Result<Landing>) -> Result<()> {
+        self.in_flight = None;
+        match landing? {
+            Landing::Committed(committed) => self.finish_commit(*committed).await,
+            Landing::Dropped(reason) => self.abort(reason).await,
+        }
+    }
+
+    async fn close_and_commit(&mut self) -> Result<()> {
         let ranges = self.splitter.ranges();
         if ranges.is_empty() || self.splitter.repositioning() {
             // Nothing was handed to the writers since their files were last closed.
@@ -57,14 +110,18 @@ impl Pipeline {
             }
             Err(e) => return Err(e),
         };
+        self.splitter.closed(&ranges);
         let writers = self.pool.writer_count();
         self.apply_pending_shrink().await;
+        let spec_id = self.spec_id();
+        // The writers hold no files now: the next ones may take up a new spec.
+        self.adopt_next_spec().await?;
         let mut dead_letters = written.dead_letters;
         dead_letters.append(&mut self.lost_ranges);
         let checkpoint = Checkpoint {
             number: self.checkpoint,
             data_files: written.data_files,
-            spec_id: self.spec_id(),
+            spec_id,
             dead_letters,
             ranges,
             rows: written.rows,
@@ -72,38 +129,21 @@ impl Pipeline {
             times: written.times,
             interval: self.interval,
         };
-        let journal_path = match self.write_journal(&checkpoint).await {
-            Ok(path) => path,
-            Err(e) => {
-                tracing::warn!(pipeline = %self.name, error = %e, "writing the checkpoint journal failed");
-                delete_uncommitted(&self.file_io, checkpoint.data_files.iter().map(DataFile::file_path)).await;
-                return self.abort("writing the checkpoint journal failed").await;
-            }
-        };
-        if let Some(pause) = icefall_table::fault::commit_pause() {
-            tokio::time::sleep(pause).await;
+        let location = self.table.metadata.location().to_string();
+        self.in_flight = Some(self.commits.start(checkpoint, location, started));
+        Ok(())
+    }
+
+    /// A checkpoint's commit landed: the table holds its offsets now.
+    async fn finish_commit(&mut self, committed: Committed) -> Result<()> {
+        let Committed { checkpoint, outcome, started, commit_duration } = committed;
+        if outcome.table.metadata.default_partition_spec_id() != self.spec_id() {
+            self.next_spec = Some(outcome.table.clone());
         }
-        let commit_started = Instant::now();
-        let Some(outcome) = self.commit_with_retries(&checkpoint).await? else {
-            // Fenced: only files no snapshot references go (an attempt of unknown outcome may
-            // have landed). If the table cannot be read now, the journal stays and settles them.
-            let paths: Vec<String> = checkpoint.data_files.iter().map(|f| f.file_path().to_string()).collect();
-            match self.catalog.delete_unreferenced(&self.table.ident, &paths).await {
-                Ok(_) => self.remove_journal(journal_path.as_deref()).await,
-                Err(e) => tracing::warn!(pipeline = %self.name, error = %e,
-                    "could not check the fenced checkpoint's files; its journal stays for settling"),
-            }
-            return self.abort("another writer committed these offsets").await;
-        };
-        icefall_table::fault::crash_point(icefall_table::fault::CrashPoint::AfterCommitBeforeJournalRemoved);
-        self.remove_journal(journal_path.as_deref()).await;
-        self.adopt_new_spec(&outcome.table).await?;
         self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);
         let watermarks = icefall_table::freshness::table_watermarks(&outcome.table.metadata);
         self.adjust_interval(&outcome.table.metadata);
-        if self.next_journal_settle.is_some_and(|at| Instant::now() >= at)
-            || icefall_table::fault::settle_pause().is_some()
-        {
+        if self.next_journal_settle.is_some_and(|at| Instant::now() >= at) || fault::settle_pause().is_some() {
             self.next_journal_settle = settle_journals(&self.catalog, &outcome.table, &self.name).await;
         }
         self.splitter.committed(&checkpoint.ranges);
@@ -117,7 +157,7 @@ impl Pipeline {
             dead_letters: &checkpoint.dead_letters,
             writers: checkpoint.writers,
             duration: started.elapsed(),
-            commit_duration: commit_started.elapsed(),
+            commit_duration,
             conflicts: outcome.conflicts,
             offsets: checkpoint.ranges.iter().map(|(tp, r)| (tp.clone(), r.end)).collect(),
             event_watermark_us: watermarks.event,
@@ -158,47 +198,6 @@ impl Pipeline {
         }
         self.interval = next;
         self.metrics.interval_changed(next);
-    }
-
-    /// Commits, retrying while the catalog or storage is unreachable. `Ok(None)`: fenced.
-    async fn commit_with_retries(&mut self, checkpoint: &Checkpoint) -> Result<Option<CommitOutcome>> {
-        let pending = self.committer.prepare(checkpoint);
-        let mut backoff = Backoff::unavailable();
-        let mut shutdown_at: Option<Instant> = None;
-        loop {
-            match self.committer.commit(checkpoint, &pending).await {
-                Ok(outcome) => {
-                    tracing::debug!(
-                        snapshot_id = outcome.snapshot_id,
-                        attempts = outcome.attempts,
-                        "table commit landed"
-                    );
-                    return Ok(Some(outcome));
-                }
-                Err(Error::Table(icefall_table::Error::Rejected { reason, .. })) => {
-                    tracing::warn!(pipeline = %self.name, reason, "commit fenced");
-                    self.metrics.commit_fenced();
-                    return Ok(None);
-                }
-                Err(e) if e.is_retryable() => {
-                    if *self.shutdown.borrow() {
-                        let since = *shutdown_at.get_or_insert_with(Instant::now);
-                        if since.elapsed() > SHUTDOWN_COMMIT_GRACE {
-                            return Err(Error::Internal(format!(
-                                "final checkpoint of pipeline {} not committed ({e}); nothing is lost: \
-                                 its records are read again on the next start",
-                                self.name
-                            )));
-                        }
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(pipeline = %self.name, error = %e, retry_in = ?delay, "commit failed; retrying");
-                    self.metrics.commit_retried();
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 }
 

@@ -7,14 +7,15 @@ use icefall_table::fault::{self, Safeguard};
 use icefall_table::journal::{self, Journal, JournalRange};
 use icefall_table::{Catalog, LoadedTable};
 
-use super::{JOURNAL_SETTLE_INTERVAL, Pipeline};
+use super::JOURNAL_SETTLE_INTERVAL;
+use super::commit::CommitContext;
 use crate::Result;
 use crate::committer::Checkpoint;
 
-impl Pipeline {
+impl CommitContext {
     /// Records the checkpoint's files before committing them, so that a crash from here on
     /// leaves cleanup that needs no listing ([`icefall_table::journal`]). `None`: no data files.
-    pub(super) async fn write_journal(&self, checkpoint: &Checkpoint) -> Result<Option<String>> {
+    pub(super) async fn write_journal(&self, checkpoint: &Checkpoint, table_location: &str) -> Result<Option<String>> {
         if checkpoint.data_files.is_empty() || !fault::enabled(Safeguard::Journal) {
             return Ok(None);
         }
@@ -35,7 +36,7 @@ impl Pipeline {
                 .collect(),
             files: checkpoint.data_files.iter().map(|f| f.file_path().to_string()).collect(),
         };
-        Ok(Some(journal.write(&self.file_io, self.table.metadata.location()).await?))
+        Ok(Some(journal.write(&self.file_io, table_location).await?))
     }
 
     /// Removes a settled checkpoint's journal; a failure only leaves it for the next settling.
@@ -43,7 +44,7 @@ impl Pipeline {
         if let Some(path) = path
             && let Err(e) = journal::remove(&self.file_io, path).await
         {
-            tracing::debug!(pipeline = %self.name, journal = path, error = %e, "could not remove a checkpoint journal");
+            tracing::debug!(pipeline = %self.pipeline, journal = path, error = %e, "could not remove a checkpoint journal");
         }
     }
 }

@@ -3,11 +3,12 @@
 //!
 //! Each step has its file: `start.rs` sets the pipeline up, `split.rs` keeps the splitter's
 //! bookkeeping (what each partition has handed on since the table's offset), the writer pool
-//! (`crate::pool`) decodes and writes, `checkpoint.rs` closes files and commits them with the
-//! offsets they cover, `schema.rs` follows schema and spec changes, `journal.rs` and `lost.rs`
+//! (`crate::pool`) decodes and writes, `checkpoint.rs` closes files and hands them with the
+//! offsets they cover to `commit.rs`, which commits them while the writers go on, `schema.rs` follows schema and spec changes, `journal.rs` and `lost.rs`
 //! keep crash cleanup and skipped ranges. This file holds the struct and its run loop.
 
 mod checkpoint;
+mod commit;
 mod journal;
 mod lost;
 mod schema;
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 use icefall_table::{Catalog, LoadedTable};
 use tokio::sync::watch;
 
-use crate::committer::Committer;
 use crate::config::PipelineConfig;
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
@@ -30,6 +30,7 @@ use crate::scaling::{Decision, Scaler};
 use crate::schema::sources::SourceSchemas;
 use crate::source::{KafkaSource, SourceEvent};
 use crate::{Error, Result};
+use commit::{CommitContext, InFlight};
 use setup::checkpoint_ticker;
 use split::{Assignment, Splitter};
 
@@ -56,7 +57,13 @@ pub struct Pipeline {
     scaler: Scaler,
     /// A writer to retire at the next checkpoint boundary, and why.
     pending_shrink: Option<String>,
-    committer: Committer,
+    /// What commits need; shared with the commit in flight.
+    commits: Arc<CommitContext>,
+    /// The last checkpoint's commit, while the writers write the next one.
+    in_flight: Option<InFlight>,
+    /// A partition spec another engine made the default, seen in a commit while the writers
+    /// held files: taken up when they next close them.
+    next_spec: Option<LoadedTable>,
     /// What each partition has handed on since the table's offset.
     splitter: Splitter,
     checkpoint: u64,
@@ -88,6 +95,12 @@ impl Pipeline {
                         ticker = checkpoint_ticker(self.interval);
                     }
                 }
+                landing = land(&mut self.in_flight), if self.in_flight.is_some() => {
+                    if let Err(e) = self.take_landing(landing).await { break Err(e); }
+                    if ticker.period() != self.interval {
+                        ticker = checkpoint_ticker(self.interval);
+                    }
+                }
                 _ = scaling.tick() => {
                     self.rescale(measured_since.elapsed());
                     measured_since = Instant::now();
@@ -101,9 +114,14 @@ impl Pipeline {
         let result = match result {
             Ok(()) => {
                 tracing::info!(pipeline = %self.name, "shutting down: final checkpoint");
-                self.checkpoint().await
+                self.checkpoint_now().await
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                if let Some(in_flight) = self.in_flight.take() {
+                    in_flight.cancel();
+                }
+                Err(e)
+            }
         };
         self.source.stop().await;
         self.pool.shutdown().await;
@@ -155,7 +173,7 @@ impl Pipeline {
             SourceEvent::Revoked { partitions, released } => {
                 // Commit what was read of them while they are still ours: the next owner starts
                 // from the table's offsets, so nothing is read twice.
-                let committed = if self.splitter.in_flight() { self.checkpoint().await } else { Ok(()) };
+                let committed = if self.splitter.in_flight() { self.checkpoint_now().await } else { Ok(()) };
                 let had_in_flight = self.splitter.in_flight();
                 self.splitter.revoke(&partitions);
                 self.metrics.partitions_revoked(&partitions, self.splitter.len());
@@ -219,5 +237,13 @@ impl Pipeline {
         if let Some((topic, n, b)) = run {
             self.metrics.records_consumed(topic, n, b);
         }
+    }
+}
+
+/// The landing of the commit in flight (pending forever when there is none).
+async fn land(in_flight: &mut Option<InFlight>) -> Result<commit::Landing> {
+    match in_flight {
+        Some(in_flight) => in_flight.land().await,
+        None => std::future::pending().await,
     }
 }

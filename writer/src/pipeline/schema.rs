@@ -2,7 +2,6 @@
 //! default spec made by another engine.
 
 use icefall_schemas::decode::confluent_schema_id;
-use icefall_table::LoadedTable;
 
 use super::Pipeline;
 use super::setup::write_setup;
@@ -29,7 +28,7 @@ impl Pipeline {
                 Err(e) => {
                     // Keep what came before; the record of the new shape and all after it stay
                     // unread until the producer or the config is fixed.
-                    self.checkpoint().await?;
+                    self.checkpoint_now().await?;
                     return Err(e);
                 }
             };
@@ -37,7 +36,7 @@ impl Pipeline {
             if plan.is_some() || new_spec {
                 // Data of the old shape (or partition spec) is committed before the writers
                 // take up the new one: a checkpoint's files share one spec.
-                self.checkpoint().await?;
+                self.checkpoint_now().await?;
                 if self.splitter.repositioning() {
                     return Ok(());
                 }
@@ -60,15 +59,18 @@ impl Pipeline {
     }
 
     /// Takes up a partition spec another engine made the table's default (Spark's `ALTER TABLE
-    /// … PARTITION FIELD`), right after a commit, while the writers hold no open file. Files
-    /// written before keep their own spec, which stays valid.
-    pub(super) async fn adopt_new_spec(&mut self, table: &LoadedTable) -> Result<()> {
+    /// … PARTITION FIELD`), seen in a commit; call only while the writers hold no open file.
+    /// Files written before keep their own spec, which stays valid.
+    pub(super) async fn adopt_next_spec(&mut self) -> Result<()> {
+        let Some(table) = self.next_spec.take() else {
+            return Ok(());
+        };
         if table.metadata.default_partition_spec_id() == self.spec_id() {
             return Ok(());
         }
         tracing::info!(pipeline = %self.name, from = self.spec_id(), to = table.metadata.default_partition_spec_id(),
             "the table has a new partition spec; new files follow it");
-        self.table = table.clone();
+        self.table = table;
         let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
         self.pool.reconfigure(setup).await
     }

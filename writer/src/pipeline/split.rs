@@ -1,6 +1,8 @@
 //! The splitter's bookkeeping, pure (no broker, no table): per partition, the offset the table
 //! holds (`committed`) and the next offset expected (`next`); every record handed on advances
-//! `next`. A checkpoint covers exactly `[committed, next)` of every partition that moved.
+//! `next`. A checkpoint covers exactly `[closed, next)` of every partition that moved, where
+//! `closed` is where the previous checkpoint ended: the table's offset, or the end of the one
+//! checkpoint whose commit is still in flight while the next is written.
 //!
 //! Re-positioning is epoch-numbered: after a dropped checkpoint the splitter asks the source to
 //! re-seek with a new epoch and ignores every record until the source's answer for that epoch
@@ -17,16 +19,25 @@ use crate::record::{SourceRecord, TopicPartition};
 struct PartitionState {
     /// The table's offset (`None`: the table has none for this partition).
     committed: Option<i64>,
+    /// Where the last closed checkpoint ended (`committed`, or past it while that checkpoint's
+    /// commit is in flight): the next checkpoint starts here.
+    closed: Option<i64>,
     /// Next offset expected; `None` until the first record of a never-committed partition.
     next: Option<i64>,
 }
 
 impl PartitionState {
+    /// What the next checkpoint covers.
     fn range(&self) -> Option<OffsetRange> {
         match self.next {
-            Some(next) if Some(next) != self.committed => Some(OffsetRange { start: self.committed, end: next }),
+            Some(next) if Some(next) != self.closed => Some(OffsetRange { start: self.closed, end: next }),
             _ => None,
         }
+    }
+
+    /// Handed on and not yet committed (in a checkpoint being written or being committed).
+    fn uncommitted(&self) -> bool {
+        self.next.is_some() && self.next != self.committed
     }
 }
 
@@ -93,7 +104,7 @@ impl Splitter {
             self.partitions.clear();
         }
         for (tp, start) in partitions {
-            self.partitions.insert(tp, PartitionState { committed: *start, next: *start });
+            self.partitions.insert(tp, PartitionState { committed: *start, closed: *start, next: *start });
         }
         Assignment::Applied
     }
@@ -127,7 +138,7 @@ impl Splitter {
 
     /// Some partition has records handed on but not committed.
     pub(super) fn in_flight(&self) -> bool {
-        self.partitions.states.iter().any(|(_, s)| s.range().is_some())
+        self.partitions.states.iter().any(|(_, s)| s.uncommitted())
     }
 
     /// What a checkpoint now would cover.
@@ -135,11 +146,21 @@ impl Splitter {
         self.partitions.states.iter().filter_map(|(tp, s)| s.range().map(|r| (tp.clone(), r))).collect()
     }
 
+    /// The checkpoint covering `ranges` was closed: the next one starts at their ends.
+    pub(super) fn closed(&mut self, ranges: &BTreeMap<TopicPartition, OffsetRange>) {
+        for (tp, range) in ranges {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.closed = Some(range.end);
+            }
+        }
+    }
+
     /// The checkpoint covering `ranges` committed: the table holds their ends now.
     pub(super) fn committed(&mut self, ranges: &BTreeMap<TopicPartition, OffsetRange>) {
         for (tp, range) in ranges {
             if let Some(state) = self.partitions.get_mut(tp) {
                 state.committed = Some(range.end);
+                state.closed = state.closed.max(Some(range.end));
             }
         }
     }
@@ -148,6 +169,7 @@ impl Splitter {
     pub(super) fn rewind(&mut self) -> u64 {
         for (_, state) in &mut self.partitions.states {
             state.next = state.committed;
+            state.closed = state.committed;
         }
         self.epoch += 1;
         self.awaiting_epoch = Some(self.epoch);
@@ -244,6 +266,29 @@ mod tests {
         assert!(!s.in_flight() && s.ranges().is_empty());
         assert_eq!(hand_on(&mut s, 0, 108..112), 2, "re-delivered records are not handed on twice");
         assert_eq!(s.ranges()[&tp(0)], OffsetRange { start: Some(110), end: 112 });
+    }
+
+    #[test]
+    fn the_next_checkpoint_starts_where_the_one_in_flight_ended() {
+        let mut s = Splitter::default();
+        s.assign(0, &[(tp(0), Some(100)), (tp(1), None)], true);
+        hand_on(&mut s, 0, 100..110);
+        let first = s.ranges();
+        s.closed(&first);
+        assert!(s.ranges().is_empty() && s.in_flight(), "closed, not committed");
+        hand_on(&mut s, 0, 110..115);
+        hand_on(&mut s, 1, 0..3);
+        let second = s.ranges();
+        assert_eq!(second[&tp(0)], OffsetRange { start: Some(110), end: 115 }, "from the end of the one in flight");
+        assert_eq!(second[&tp(1)], OffsetRange { start: None, end: 3 });
+        s.committed(&first);
+        assert_eq!(s.ranges(), second, "the first one landing changes nothing the second covers");
+        s.rewind();
+        assert!(!s.in_flight(), "a rewind drops what was not committed: the second checkpoint");
+        assert_eq!(
+            s.partitions.states[0].1,
+            PartitionState { committed: Some(110), closed: Some(110), next: Some(110) }
+        );
     }
 
     #[test]

@@ -11,10 +11,11 @@ use icefall_table::{Catalog, RetryPolicy};
 use tokio::sync::watch;
 
 use super::Pipeline;
+use super::commit::CommitContext;
 use super::journal::settle_journals;
 use super::setup::{late_bound, load_or_create, warn_on_format_drift, warn_on_schema_drift, write_setup};
 use super::split::Splitter;
-use crate::budget::MemoryBudget;
+use crate::budget::{BufferShares, MemoryBudget};
 use crate::committer::Committer;
 use crate::config::{Config, PipelineConfig};
 use crate::metrics::PipelineMetrics;
@@ -89,6 +90,7 @@ impl Pipeline {
                 committed_offsets(&table.metadata).map_err(|e| e.to_string())
             })
         });
+        let shares = BufferShares::of(p.max_buffered_bytes as usize);
         let source = KafkaSource::start(
             SourceSettings {
                 pipeline: p.name.clone(),
@@ -98,7 +100,8 @@ impl Pipeline {
                 properties: config.kafka.properties.clone(),
                 max_batch: 4096,
                 linger: Duration::from_millis(50),
-                budget: MemoryBudget::new(p.max_buffered_bytes as usize),
+                budget: MemoryBudget::new(shares.records),
+                kafka_queue_kbytes: shares.kafka_queue_kbytes,
                 metrics: metrics.clone(),
                 read_headers: p.metadata_columns.headers.is_some(),
             },
@@ -120,7 +123,15 @@ impl Pipeline {
             pool,
             scaler: Scaler::new(min_writers, max_writers),
             pending_shrink: None,
-            committer,
+            commits: Arc::new(CommitContext {
+                committer,
+                pipeline: p.name.clone(),
+                file_io: catalog.file_io().clone(),
+                metrics: metrics.clone(),
+                shutdown: shutdown.clone(),
+            }),
+            in_flight: None,
+            next_spec: None,
             splitter: Splitter::default(),
             checkpoint: 0,
             next_journal_settle,

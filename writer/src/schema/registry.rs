@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::SchemaRegistryConfig;
 use crate::{Error, Result};
@@ -75,7 +76,7 @@ impl RegistryClient {
         if let Some(found) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
             return Ok(found);
         }
-        let answer = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}")).await?;
+        let answer: SchemaAnswer = self.get(&format!("/schemas/ids/{id}"), &format!("schema id {id}")).await?;
         let schema = RegisteredSchema {
             schema_type: answer.schema_type.unwrap_or_else(|| "AVRO".into()),
             schema: answer.schema,
@@ -88,7 +89,8 @@ impl RegistryClient {
 
     /// The latest version registered under `subject` (e.g. `<topic>-value`), with its id.
     pub async fn latest(&self, subject: &str) -> std::result::Result<(u32, RegisteredSchema), LookupError> {
-        let answer = self.get(&format!("/subjects/{subject}/versions/latest"), &format!("subject {subject}")).await?;
+        let answer: SchemaAnswer =
+            self.get(&format!("/subjects/{subject}/versions/latest"), &format!("subject {subject}")).await?;
         let id = answer.id.ok_or_else(|| LookupError::Refused(format!("subject {subject}: the answer has no id")))?;
         let schema = RegisteredSchema {
             schema_type: answer.schema_type.unwrap_or_else(|| "AVRO".into()),
@@ -97,7 +99,12 @@ impl RegistryClient {
         Ok((id, schema))
     }
 
-    async fn get(&self, path: &str, what: &str) -> std::result::Result<SchemaAnswer, LookupError> {
+    /// The registry's subjects: whether it answers us at all (`validate`).
+    pub async fn subjects(&self) -> std::result::Result<Vec<String>, LookupError> {
+        self.get("/subjects", "the subject list").await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> std::result::Result<T, LookupError> {
         let mut request =
             self.http.get(format!("{}{path}", self.base)).header("Accept", "application/vnd.schemaregistry.v1+json");
         if let Some(user) = &self.config.username {

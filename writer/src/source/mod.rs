@@ -95,6 +95,9 @@ pub struct SourceSettings {
     pub linger: Duration,
     /// Buffered records' bytes; partitions are paused while it is used up.
     pub budget: MemoryBudget,
+    /// librdkafka's prefetch queue (`queued.max.messages.kbytes`): the rest of the pipeline's
+    /// `max_buffered_bytes` ([`crate::budget::BufferShares`]).
+    pub kafka_queue_kbytes: usize,
     /// Partition watermarks from librdkafka's statistics feed the lag metric.
     pub metrics: PipelineMetrics,
     /// Whether records carry their headers (only a headers metadata column needs them).
@@ -132,8 +135,8 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            // librdkafka's own prefetch queue counts against the budget too: a quarter of it.
-            .set("queued.max.messages.kbytes", (settings.budget.limit() / 4 / 1024).clamp(1024, 65536).to_string())
+            // librdkafka's own prefetch queue is part of `max_buffered_bytes` too.
+            .set("queued.max.messages.kbytes", settings.kafka_queue_kbytes.to_string())
             // librdkafka stops fetching for `fetch.queue.backoff.ms` (1 s by default) whenever its
             // queue is over its limits; a writer slower than the broker then drained the queue
             // and sat idle for the rest of that second (a third of the time in the benchmark).
