@@ -55,6 +55,9 @@ enum Cli {
         /// The writer's checkpoint interval.
         #[arg(long, default_value = "1s")]
         checkpoint: String,
+        /// The pipeline's `max_buffered_bytes` (default: the writer's own default, 256 MiB).
+        #[arg(long)]
+        max_buffered_bytes: Option<u64>,
         /// The `icefall-writer` binary (default: beside this one).
         #[arg(long)]
         writer: Option<PathBuf>,
@@ -132,7 +135,17 @@ async fn main() {
         Cli::Ceiling { records, formats } => {
             bench::print_ceilings(&parse_formats(&formats), records).await;
         }
-        Cli::Bench { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out } => {
+        Cli::Bench {
+            records,
+            ceiling_records,
+            formats,
+            cores,
+            partitions,
+            checkpoint,
+            max_buffered_bytes,
+            writer,
+            out,
+        } => {
             let formats = parse_formats(&formats);
             let cores = match cores.as_str() {
                 "auto" => Vec::new(),
@@ -150,8 +163,17 @@ async fn main() {
             if !writer.exists() {
                 fail(&format!("{} is missing: build it (scripts/bench.sh builds both in release)", writer.display()));
             }
-            let options =
-                BenchOptions { records, ceiling_records, formats, cores, partitions, checkpoint, writer, out };
+            let options = BenchOptions {
+                records,
+                ceiling_records,
+                formats,
+                cores,
+                partitions,
+                checkpoint,
+                max_buffered_bytes,
+                writer,
+                out,
+            };
             bench::run(&options).await;
         }
         Cli::BenchFiles { records, only: Some(format), properties, partition } => {

@@ -111,6 +111,7 @@ pub struct WriterRun<'a> {
     pub produced: &'a Produced,
     pub cpus: &'a str,
     pub checkpoint: &'a str,
+    pub max_buffered_bytes: Option<u64>,
 }
 
 /// Runs the writer pinned to `cpus` on a fresh catalog in `dir` until every produced record
@@ -207,11 +208,12 @@ topics = ["{topic}"]
 table = "{TABLE}"
 checkpoint_interval = "{checkpoint}"
 partition = ["{partition}"]
-{format_keys}"#,
+{budget}{format_keys}"#,
         dir = dir.display(),
         bootstrap = run.bootstrap,
         topic = run.produced.topic,
         checkpoint = run.checkpoint,
+        budget = run.max_buffered_bytes.map(|b| format!("max_buffered_bytes = {b}\n")).unwrap_or_default(),
         partition = super::PARTITION,
         format_keys = super::reference::pipeline_keys(run.format, dir),
     )

@@ -26,6 +26,8 @@ pub struct BenchOptions {
     pub cores: Vec<usize>,
     pub partitions: i32,
     pub checkpoint: String,
+    /// The pipeline's `max_buffered_bytes` (`None`: the writer's default).
+    pub max_buffered_bytes: Option<u64>,
     /// The `icefall-writer` binary (a release build).
     pub writer: PathBuf,
     /// Folder for each run's config, log, catalog and table.
@@ -180,6 +182,7 @@ pub async fn run(options: &BenchOptions) {
                 produced: &produced,
                 cpus: &cpus,
                 checkpoint: &options.checkpoint,
+                max_buffered_bytes: options.max_buffered_bytes,
             };
             let result = end_to_end::run_writer(&run, &dir).await;
             assert_eq!(result.rows, produced.records as u64, "the table must hold every record once");
