@@ -18,6 +18,7 @@ pub mod rest;
 pub mod s3;
 pub mod scenario;
 pub mod tables;
+pub mod tls;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -57,6 +57,43 @@ fn validate_checks_catalog_brokers_and_topics() {
     let (ok, _, stderr) = run(&["validate"], &with_registry("wrong"));
     assert!(!ok && stderr.contains("schema_registry.url") && stderr.contains("401"), "{stderr}");
 
+    // A registry behind mutual TLS and OAuth2: the client certificate and the tokens get in;
+    // without the certificate, or with a wrong client secret, validate names what failed.
+    let certs = icefall_integration_tests::tls::Certificates::make(&dir.path().join("certs"));
+    let tls = icefall_integration_tests::tls::TlsRegistry::start(
+        &certs,
+        "icefall-writer:tls-registry-secret",
+        &dir.path().join("tls-registry.log"),
+    );
+    let with_tls = |name: &str, client_cert: bool, secret: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let mut section = format!(
+            "\n[schema_registry]\nurl = \"{url}\"\nca_file = \"{ca}\"\n",
+            url = tls.url(),
+            ca = certs.ca.display()
+        );
+        if client_cert {
+            section.push_str(&format!(
+                "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+                certs.client_cert.display(),
+                certs.client_key.display()
+            ));
+        }
+        section.push_str(&format!(
+            "oauth = {{ token_endpoint = \"{}/oauth/token\", client_id = \"icefall-writer\", client_secret = \"{secret}\" }}\n",
+            tls.url()
+        ));
+        std::fs::write(&path, format!("{text}{section}")).expect("config");
+        path
+    };
+    let (ok, stdout, stderr) = run(&["validate"], &with_tls("tls-ok", true, "tls-registry-secret"));
+    assert!(ok && stdout.contains("schema registry: ok (1 subject(s))"), "{stdout}{stderr}");
+    let (ok, _, stderr) = run(&["validate"], &with_tls("tls-no-cert", false, "tls-registry-secret"));
+    assert!(!ok && stderr.contains("schema_registry.url"), "{stderr}");
+    let (ok, _, stderr) = run(&["validate"], &with_tls("tls-wrong-secret", true, "wrong"));
+    assert!(!ok && stderr.contains("refused our OAuth2 client credentials"), "{stderr}");
+    assert!(stderr.contains("schema_registry.oauth") && !stderr.contains("tls-registry-secret"), "{stderr}");
+
     let missing = events_pipeline(dir.path(), &spec("no_such_topic"));
     let (ok, _, stderr) = run(&["validate"], &missing);
     assert!(!ok);

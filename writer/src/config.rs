@@ -19,7 +19,9 @@ mod layout;
 mod metrics;
 mod validation;
 
-pub use formats::{AvroConfig, FileFormat, MissingSchema, ProtobufConfig, RecordFormat, SchemaRegistryConfig};
+pub use formats::{
+    AvroConfig, FileFormat, MissingSchema, ProtobufConfig, RecordFormat, RegistryOAuthConfig, SchemaRegistryConfig,
+};
 pub use metrics::MetricsConfig;
 
 /// The whole config file.
@@ -295,6 +297,8 @@ impl Config {
         }
         if let Some(registry) = &mut config.schema_registry {
             registry.ca_file.iter_mut().for_each(resolve);
+            registry.client_cert_file.iter_mut().for_each(resolve);
+            registry.client_key_file.iter_mut().for_each(resolve);
         }
         config.validate()?;
         Ok(config)

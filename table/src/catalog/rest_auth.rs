@@ -59,12 +59,15 @@ pub enum Auth {
     OAuth2(Box<OAuth2>),
 }
 
-/// OAuth2 client credentials and the token they were last exchanged for.
+/// OAuth2 client credentials and the token they were last exchanged for (shared by the REST
+/// catalog and the writer's schema registry client).
 pub struct OAuth2 {
     endpoint: String,
     client_id: String,
     client_secret: String,
     scope: String,
+    /// The settings a refusal points at, e.g. `catalog.rest.credential`.
+    settings: &'static str,
     token: Mutex<Option<Token>>,
 }
 
@@ -89,13 +92,9 @@ impl Auth {
             let (client_id, client_secret) = credential.split_once(':').unwrap_or(("", credential));
             let endpoint =
                 properties.get("oauth2-server-uri").cloned().unwrap_or_else(|| format!("{root}/oauth/tokens"));
-            return Auth::OAuth2(Box::new(OAuth2 {
-                endpoint,
-                client_id: client_id.to_string(),
-                client_secret: client_secret.to_string(),
-                scope: properties.get("scope").cloned().unwrap_or_else(|| "catalog".into()),
-                token: Mutex::new(None),
-            }));
+            let scope = properties.get("scope").cloned().unwrap_or_else(|| "catalog".into());
+            let settings = "catalog.rest.credential (\"<client_id>:<client_secret>\") and catalog.rest.scope";
+            return Auth::OAuth2(Box::new(OAuth2::new(endpoint, client_id, client_secret, scope, settings)));
         }
         match properties.get("token").map(String::as_str).or(token) {
             Some(token) => Auth::Bearer(token.to_string()),
@@ -116,10 +115,8 @@ impl Auth {
     pub async fn refused(&self, header: Option<&str>) -> bool {
         match self {
             Auth::OAuth2(oauth) => {
-                let mut cached = oauth.token.lock().await;
-                // Another request may have renewed it already; drop only the one refused.
-                if cached.as_ref().is_some_and(|t| header == Some(format!("Bearer {}", t.access).as_str())) {
-                    *cached = None;
+                if let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) {
+                    oauth.forget(token).await;
                 }
                 true
             }
@@ -138,7 +135,29 @@ impl Auth {
 }
 
 impl OAuth2 {
-    async fn token(&self, http: &reqwest::Client) -> Result<String> {
+    /// Client credentials for `endpoint`; `settings` names the config keys a refusal points at.
+    pub fn new(endpoint: String, client_id: &str, client_secret: &str, scope: String, settings: &'static str) -> Self {
+        OAuth2 {
+            endpoint,
+            client_id: client_id.to_string(),
+            client_secret: client_secret.to_string(),
+            scope,
+            settings,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The server refused `access`: the next [`OAuth2::token`] obtains a new one (unless another
+    /// request already did).
+    pub async fn forget(&self, access: &str) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|t| t.access == access) {
+            *cached = None;
+        }
+    }
+
+    /// A token: the cached one until it is due for renewal, else a new one.
+    pub async fn token(&self, http: &reqwest::Client) -> Result<String> {
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref()
             && token.renew_after.is_none_or(|at| Instant::now() < at)
@@ -178,9 +197,8 @@ impl OAuth2 {
                 .and_then(|v| v.as_str())
                 .unwrap_or("refused");
             return Err(Error::Config(format!(
-                "catalog: {} refused our OAuth2 client credentials ({status}: {reason}); check catalog.rest.credential \
-                 (\"<client_id>:<client_secret>\") and catalog.rest.scope",
-                self.endpoint
+                "{} refused our OAuth2 client credentials ({status}: {reason}); check {}",
+                self.endpoint, self.settings
             )));
         }
         if status != 200 {

@@ -26,6 +26,17 @@ pub struct SchemaRegistryConfig {
     /// PEM bundle of extra CA certificates trusted for `https` URLs.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (with its chain) for registries that require mutual TLS; needs
+    /// `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// OAuth2 client credentials instead of basic auth or a fixed token: tokens are obtained
+    /// from `token_endpoint`, renewed before they expire and once more when refused.
+    #[serde(default)]
+    pub oauth: Option<RegistryOAuthConfig>,
     /// Timeout of one request.
     #[serde(default = "default_registry_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -35,6 +46,21 @@ pub struct SchemaRegistryConfig {
     /// records go to the dead-letter table as `unknown_schema`).
     #[serde(default)]
     pub missing_schema: MissingSchema,
+}
+
+/// OAuth2 client credentials for the schema registry (Confluent Cloud's `OAUTHBEARER` source).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryOAuthConfig {
+    /// The identity provider's token endpoint, e.g. `https://idp.example.com/oauth2/token`.
+    pub token_endpoint: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret; use `${ENV_VAR}`. Never logged.
+    pub client_secret: String,
+    /// The scope asked for (none by default).
+    #[serde(default)]
+    pub scope: String,
 }
 
 /// See [`SchemaRegistryConfig::missing_schema`].

@@ -139,6 +139,11 @@ impl Pipeline {
         let Committed { checkpoint, outcome, started, commit_duration } = committed;
         if outcome.table.metadata.default_partition_spec_id() != self.spec_id() {
             self.next_spec = Some(outcome.table.clone());
+            // Nothing handed on since the last close: no writer holds a file, so the next records
+            // already take up the new spec (else they do from the next close on).
+            if self.splitter.ranges().is_empty() {
+                self.adopt_next_spec().await?;
+            }
         }
         self.late_before.store(late_bound(&self.config, &outcome.table), Ordering::Relaxed);
         let watermarks = icefall_table::freshness::table_watermarks(&outcome.table.metadata);

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use icefall_table::catalog::rest_auth::OAuth2;
+
 use crate::config::SchemaRegistryConfig;
 use crate::{Error, Result};
 
@@ -46,20 +48,77 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     config: SchemaRegistryConfig,
+    /// Tokens from OAuth2 client credentials (`schema_registry.oauth`).
+    oauth: Option<OAuth2>,
     cache: Mutex<HashMap<u32, RegisteredSchema>>,
+}
+
+/// An error with its causes (a TLS handshake's reason is only in the chain).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads a PEM file named by a `schema_registry` key.
+fn read_pem(key: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Config(format!("schema_registry.{key}: cannot read {}: {e}", path.display())))
 }
 
 impl RegistryClient {
     pub fn new(config: &SchemaRegistryConfig) -> Result<Self> {
         let mut builder = reqwest::Client::builder().timeout(config.timeout).connect_timeout(config.timeout);
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| Error::Config(format!("schema_registry.ca_file: cannot read {}: {e}", path.display())))?;
+            let pem = read_pem("ca_file", path)?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Error::Config(format!("schema_registry.ca_file {}: not a PEM certificate bundle: {e}", path.display()))
             })?;
             builder = builder.tls_certs_merge(certs);
         }
+        match (&config.client_cert_file, &config.client_key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_pem("client_cert_file", cert)?;
+                pem.push(b'\n');
+                pem.extend(read_pem("client_key_file", key)?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    Error::Config(format!(
+                        "schema_registry.client_cert_file {} / client_key_file {}: not a PEM certificate and key: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::Config(
+                    "schema_registry.client_cert_file and schema_registry.client_key_file go together: set both for \
+                     mutual TLS, or neither"
+                        .into(),
+                ));
+            }
+        }
+        if config.oauth.is_some() && (config.username.is_some() || config.bearer_token.is_some()) {
+            return Err(Error::Config(
+                "schema_registry.oauth and schema_registry.username/bearer_token are both set: keep one way to \
+                 authenticate"
+                    .into(),
+            ));
+        }
+        let oauth = config.oauth.as_ref().map(|o| {
+            OAuth2::new(
+                o.token_endpoint.clone(),
+                &o.client_id,
+                &o.client_secret,
+                o.scope.clone(),
+                "schema_registry.oauth (token_endpoint, client_id, client_secret, scope)",
+            )
+        });
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("schema_registry: cannot set up the HTTP client: {e}")))?;
@@ -67,6 +126,7 @@ impl RegistryClient {
             http,
             base: config.url.trim_end_matches('/').to_string(),
             config: config.clone(),
+            oauth,
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -105,14 +165,44 @@ impl RegistryClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> std::result::Result<T, LookupError> {
-        let mut request =
-            self.http.get(format!("{}{path}", self.base)).header("Accept", "application/vnd.schemaregistry.v1+json");
-        if let Some(user) = &self.config.username {
-            request = request.basic_auth(user, self.config.password.as_deref());
-        } else if let Some(token) = &self.config.bearer_token {
-            request = request.bearer_auth(token);
+        let mut renewed = false;
+        loop {
+            let mut request = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .header("Accept", "application/vnd.schemaregistry.v1+json");
+            let mut token = None;
+            if let Some(oauth) = &self.oauth {
+                let access = oauth.token(&self.http).await.map_err(|e| match e {
+                    icefall_table::Error::Config(message) => LookupError::Refused(format!("{what}: {message}")),
+                    other => LookupError::Unavailable(format!("{what}: {other}")),
+                })?;
+                request = request.bearer_auth(&access);
+                token = Some(access);
+            } else if let Some(user) = &self.config.username {
+                request = request.basic_auth(user, self.config.password.as_deref());
+            } else if let Some(bearer) = &self.config.bearer_token {
+                request = request.bearer_auth(bearer);
+            }
+            let response =
+                request.send().await.map_err(|e| LookupError::Unavailable(format!("{what}: {}", causes(&e))))?;
+            if response.status().as_u16() == 401
+                && !renewed
+                && let (Some(oauth), Some(token)) = (&self.oauth, &token)
+            {
+                // An expired or revoked token: one more try with a new one.
+                oauth.forget(token).await;
+                renewed = true;
+                continue;
+            }
+            return Self::answer(response, what).await;
         }
-        let response = request.send().await.map_err(|e| LookupError::Unavailable(format!("{what}: {e}")))?;
+    }
+
+    async fn answer<T: DeserializeOwned>(
+        response: reqwest::Response,
+        what: &str,
+    ) -> std::result::Result<T, LookupError> {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| LookupError::Unavailable(format!("{what}: {e}")))?;
         if status.as_u16() == 404 {
@@ -143,6 +233,9 @@ mod tests {
             password: None,
             bearer_token: None,
             ca_file,
+            client_cert_file: None,
+            client_key_file: None,
+            oauth: None,
             timeout: std::time::Duration::from_secs(1),
             missing_schema: Default::default(),
         }
@@ -160,6 +253,24 @@ mod tests {
         assert!(invalid.to_string().contains("schema_registry.ca_file"), "{invalid}");
         let client = RegistryClient::new(&settings(None)).expect("no CA file is fine");
         assert_eq!(client.base, "https://registry.internal:8081");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key_and_oauth_excludes_basic_auth() {
+        let mut config = settings(None);
+        config.client_cert_file = Some("/etc/client.pem".into());
+        let alone = RegistryClient::new(&config).err().expect("refused");
+        assert!(alone.to_string().contains("client_key_file"), "{alone}");
+        let mut config = settings(None);
+        config.username = Some("user".into());
+        config.oauth = Some(crate::config::RegistryOAuthConfig {
+            token_endpoint: "https://idp/token".into(),
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            scope: String::new(),
+        });
+        let both = RegistryClient::new(&config).err().expect("refused");
+        assert!(both.to_string().contains("schema_registry.oauth"), "{both}");
     }
 
     #[tokio::test]
