@@ -19,6 +19,8 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v make >/dev/null || need_apt+=(make)
 command -v g++ >/dev/null || need_apt+=(g++)
 command -v unzip >/dev/null || need_apt+=(unzip)
+# The TLS tests make their CA and certificates with the openssl command.
+command -v openssl >/dev/null || need_apt+=(openssl)
 # librdkafka with TLS/SASL links the system OpenSSL.
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
