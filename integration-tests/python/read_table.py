@@ -14,9 +14,13 @@ def main() -> None:
     parser.add_argument("--catalog-name", default="icefall")
     parser.add_argument("--summary", action="store_true", help="print one human-readable line instead of JSON")
     parser.add_argument("--dump-rows", metavar="COLUMN", help="include every row (as JSON), ordered by COLUMN")
+    parser.add_argument("--property", action="append", default=[], help="KEY=VALUE storage property")
+    parser.add_argument("--count-filter", action="append", default=[], help="count the rows a filtered scan returns")
     args = parser.parse_args()
 
-    catalog = SqlCatalog(args.catalog_name, uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}")
+    warehouse = args.warehouse if "://" in args.warehouse else f"file://{args.warehouse}"
+    props = dict(p.split("=", 1) for p in args.property)
+    catalog = SqlCatalog(args.catalog_name, uri=f"sqlite:///{args.catalog_db}", warehouse=warehouse, **props)
     table = catalog.load_table(args.table)
     data = table.scan().to_arrow()
     report = {
@@ -31,6 +35,8 @@ def main() -> None:
             for s in table.snapshots()
         ],
     }
+    # Filtered scans prune files and row groups by their bounds before filtering rows.
+    report["filtered"] = {f: table.scan(row_filter=f).to_arrow().num_rows for f in args.count_filter}
     if args.dump_rows:
         report["schema"] = [[f.field_id, f.name, str(f.field_type)] for f in table.schema().fields]
         report["data"] = data.sort_by(args.dump_rows).to_pylist()

@@ -17,11 +17,18 @@ With --sigv4 KEY:SECRET:REGION:SERVICE every /v1 request must carry an AWS SigV4
 by that key, checked with botocore's own signer (an implementation independent of ours), and a
 payload hash that matches the body; "signed" counts the requests that passed.
 
+With --vend-s3 ENDPOINT tables live on that S3 server (moto, started enforcing IAM after its
+first four requests, which this server makes: an admin user, its policy and key, the bucket
+"lake"). A client that sends X-Iceberg-Access-Delegation: vended-credentials gets, with each
+table, keys of an IAM user allowed that table's prefix only ("vended" counts them); no other
+key may write there.
+
 Usage: rest_catalog.py --port P --catalog-db PATH --warehouse DIR [--oauth-client ID:SECRET]
-       [--token-lifetime S] [--sigv4 KEY:SECRET:REGION:SERVICE]
+       [--token-lifetime S] [--sigv4 KEY:SECRET:REGION:SERVICE] [--vend-s3 ENDPOINT]
 """
 
 import argparse
+import base64
 import hashlib
 import json
 import re
@@ -45,18 +52,74 @@ from pyiceberg.table import CommitTableRequest
 from pyiceberg.table.sorting import UNSORTED_SORT_ORDER, SortOrder
 
 LOCK = threading.Lock()
-STATE = {"faults": [], "stats": {"commits": 0, "conflicts": 0, "faults": 0, "tokens": 0, "refused": 0, "signed": 0}}
+STATE = {
+    "faults": [],
+    "stats": {"commits": 0, "conflicts": 0, "faults": 0, "tokens": 0, "refused": 0, "signed": 0, "vended": 0},
+}
+# Vended credentials: the S3 endpoint, the admin's IAM client, and table prefix -> (key, secret).
+VEND = {"endpoint": None, "iam": None, "keys": {}}
 # SigV4: (key, secret, region, service) requests must be signed with, or None.
 SIGV4 = {"scope": None}
 # OAuth2: the client credential (None: no auth), whether it is revoked, token -> expiry time.
 OAUTH = {"client": None, "lifetime": 3600, "revoked": False, "tokens": {}}
 
 
-def table_result(table):
-    return {
+def table_result(table, vend=False):
+    result = {
         "metadata-location": table.metadata_location,
         "metadata": json.loads(table.metadata.model_dump_json()),
         "config": {},
+    }
+    if vend and VEND["endpoint"]:
+        location = table.metadata.location
+        key, secret = vended_keys(location)
+        granted = {"s3.access-key-id": key, "s3.secret-access-key": secret}
+        # Both forms: `config` for older clients, `storage-credentials` (REST spec 1.8+).
+        result["config"] = dict(granted)
+        result["storage-credentials"] = [{"prefix": location, "config": granted}]
+        STATE["stats"]["vended"] += 1
+    return result
+
+
+def vended_keys(location):
+    """Keys of an IAM user that may read, write, list and delete under `location` only (called
+    with LOCK held, as every request is served)."""
+    if location not in VEND["keys"]:
+        bucket, prefix = location.removeprefix("s3://").split("/", 1)
+        user = "table-" + hashlib.sha256(location.encode()).hexdigest()[:16]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": [f"arn:aws:s3:::{bucket}/{prefix}/*"]},
+                {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": [f"arn:aws:s3:::{bucket}"]},
+            ],
+        }
+        VEND["iam"].create_user(UserName=user)
+        VEND["iam"].put_user_policy(UserName=user, PolicyName="table", PolicyDocument=json.dumps(policy))
+        created = VEND["iam"].create_access_key(UserName=user)["AccessKey"]
+        VEND["keys"][location] = (created["AccessKeyId"], created["SecretAccessKey"])
+    return VEND["keys"][location]
+
+
+def bootstrap_s3(endpoint):
+    """The four requests moto serves before it enforces IAM: an admin with every right, its
+    key, and the bucket. Returns the admin's storage properties."""
+    import boto3
+
+    anonymous = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bootstrap", aws_secret_access_key="x")
+    iam = boto3.client("iam", **anonymous)
+    iam.create_user(UserName="catalog-admin")
+    everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_user_policy(UserName="catalog-admin", PolicyName="all", PolicyDocument=json.dumps(everything))
+    key = iam.create_access_key(UserName="catalog-admin")["AccessKey"]
+    admin = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+    boto3.client("s3", **admin).create_bucket(Bucket="lake")
+    VEND["endpoint"], VEND["iam"] = endpoint, boto3.client("iam", **admin)
+    return {
+        "s3.endpoint": endpoint,
+        "s3.region": "us-east-1",
+        "s3.access-key-id": key["AccessKeyId"],
+        "s3.secret-access-key": key["SecretAccessKey"],
     }
 
 
@@ -135,6 +198,13 @@ class Handler(BaseHTTPRequestHandler):
     def issue_token(self):
         length = int(self.headers.get("Content-Length") or 0)
         form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        # The client authenticates in the form (as Iceberg's clients do) or with HTTP Basic (as
+        # RFC 6749 prefers, and librdkafka's OIDC client does).
+        basic = self.headers.get("Authorization") or ""
+        if basic.startswith("Basic "):
+            given_id, _, given_secret = base64.b64decode(basic[6:]).decode().partition(":")
+            form.setdefault("client_id", given_id)
+            form.setdefault("client_secret", given_secret)
         client_id, _, secret = OAUTH["client"].partition(":")
         if (
             OAUTH["revoked"]
@@ -143,7 +213,10 @@ class Handler(BaseHTTPRequestHandler):
             or form.get("client_secret") != secret
         ):
             return 401, {"error": "invalid_client", "error_description": "unknown or revoked client"}
-        token = secrets.token_hex(16)
+        # JWT-shaped (unsigned), as identity providers issue them: Kafka clients read its claims.
+        claims = {"sub": client_id, "iat": int(time.time()), "exp": int(time.time()) + OAUTH["lifetime"]}
+        part = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+        token = f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_hex(16)}"
         OAUTH["tokens"][token] = time.monotonic() + OAUTH["lifetime"]
         STATE["stats"]["tokens"] += 1
         return 200, {
@@ -194,14 +267,15 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"namespace": body["namespace"], "properties": {}}
             return 200, {"namespaces": [list(ns) for ns in cat.list_namespaces()]}
         namespace = tuple(rest[1].split("\x1f"))
+        vend = "vended-credentials" in (self.headers.get("X-Iceberg-Access-Delegation") or "")
         if len(rest) == 3 and rest[2] == "tables":
             if method == "POST":
-                return 200, table_result(self.create(namespace, self.body()))
+                return 200, table_result(self.create(namespace, self.body()), vend)
             return 200, {"identifiers": [{"namespace": list(i[:-1]), "name": i[-1]} for i in cat.list_tables(namespace)]}
         if len(rest) == 4 and rest[2] == "tables":
             identifier = namespace + (rest[3],)
             if method == "GET":
-                return 200, table_result(cat.load_table(identifier))
+                return 200, table_result(cat.load_table(identifier), vend)
             if method == "DELETE":
                 cat.drop_table(identifier)
                 return 204, None
@@ -270,13 +344,18 @@ def main():
     parser.add_argument("--oauth-client")
     parser.add_argument("--token-lifetime", type=int, default=3600)
     parser.add_argument("--sigv4")
+    parser.add_argument("--vend-s3", metavar="ENDPOINT")
     args = parser.parse_args()
     SIGV4["scope"] = tuple(args.sigv4.split(":")) if args.sigv4 else None
     OAUTH["client"] = args.oauth_client
     OAUTH["lifetime"] = args.token_lifetime
-    Handler.catalog = SqlCatalog(
-        "icefall", uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}"
-    )
+    if args.vend_s3:
+        storage = bootstrap_s3(args.vend_s3)
+        Handler.catalog = SqlCatalog("icefall", uri=f"sqlite:///{args.catalog_db}", warehouse="s3://lake/warehouse", **storage)
+    else:
+        Handler.catalog = SqlCatalog(
+            "icefall", uri=f"sqlite:///{args.catalog_db}", warehouse=f"file://{args.warehouse}"
+        )
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print(f"listening on {args.port}", flush=True)
     server.serve_forever()

@@ -23,6 +23,27 @@ fn pyiceberg_read(dir: &Path, table: &str, extra: &[&str]) -> serde_json::Value 
     run_table_script("read_table.py", dir, None, table, extra)
 }
 
+/// PyIceberg's report on a table of the SQLite catalog in `dir` whose warehouse is elsewhere
+/// (`warehouse`, with storage `properties`); `filters` are counted through PyIceberg's own
+/// pruning scan (`report["filtered"][filter]`).
+pub fn pyiceberg_report_on(
+    dir: &Path,
+    table: &str,
+    warehouse: &str,
+    properties: &[(String, String)],
+    filters: &[&str],
+) -> serde_json::Value {
+    let mut extra = vec!["--warehouse".to_string(), warehouse.to_string()];
+    for (k, v) in properties {
+        extra.extend(["--property".to_string(), format!("{k}={v}")]);
+    }
+    for filter in filters {
+        extra.extend(["--count-filter".to_string(), filter.to_string()]);
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    run_table_script("read_table.py", dir, None, table, &extra)
+}
+
 /// Runs `integration-tests/python/<script>` with the venv's Python on `table` of the catalog
 /// at `catalog_uri` (PostgreSQL), or of the SQLite catalog in `dir` when it is `None`, with the
 /// warehouse in `dir`; returns the JSON it prints.
@@ -38,10 +59,15 @@ fn run_table_script(
         Some(uri) => ["--catalog-uri".to_string(), uri.to_string()],
         None => ["--catalog-db".to_string(), format!("{}/catalog.db", dir.display())],
     };
+    // The test dir's warehouse unless `extra` names another.
+    let warehouse = match extra.contains(&"--warehouse") {
+        true => vec![],
+        false => vec!["--warehouse".to_string(), format!("{}/warehouse", dir.display())],
+    };
     let output = std::process::Command::new(python)
         .arg(crate::repo_root().join("integration-tests/python").join(script))
         .args(catalog)
-        .args(["--warehouse", &format!("{}/warehouse", dir.display())])
+        .args(warehouse)
         .args(["--table", table])
         .args(extra)
         .output()

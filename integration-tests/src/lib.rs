@@ -5,6 +5,7 @@
 //! warehouse, so tests run in parallel without sharing state.
 
 pub mod broker;
+pub mod cloud;
 pub mod deletes;
 pub mod encode;
 pub mod engines;

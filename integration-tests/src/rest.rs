@@ -32,6 +32,12 @@ impl RestCatalogServer {
         Self::start_with(dir, &["--sigv4", scope])
     }
 
+    /// The same server keeping tables on the S3 server at `endpoint` (moto enforcing IAM after
+    /// the four requests the server's set-up makes), vending per-table keys to clients that ask.
+    pub fn start_vending_s3(dir: &Path, endpoint: &str) -> RestCatalogServer {
+        Self::start_with(dir, &["--vend-s3", endpoint])
+    }
+
     /// The server's own SQLite catalog, read directly (when its REST side asks for credentials
     /// the test process does not hold).
     pub fn sqlite_uri(dir: &Path) -> String {

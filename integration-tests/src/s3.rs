@@ -22,10 +22,21 @@ pub struct S3Server {
 impl S3Server {
     /// Starts moto's server and the proxy in front of it.
     pub fn start() -> S3Server {
+        Self::start_with_env(&[])
+    }
+
+    /// The same server enforcing IAM (keys and their policies) once it has served `requests`
+    /// unauthenticated ones (the set-up a test makes first).
+    pub fn start_enforcing_iam_after(requests: u32) -> S3Server {
+        Self::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &requests.to_string())])
+    }
+
+    fn start_with_env(env: &[(&str, &str)]) -> S3Server {
         let binary = tools_dir().join("venv/bin/moto_server");
         assert!(binary.exists(), "{} is missing: run scripts/setup.sh", binary.display());
         let server_port = free_port();
         let child = Command::new(binary)
+            .envs(env.iter().copied())
             .args(["-H", "127.0.0.1", "-p", &server_port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

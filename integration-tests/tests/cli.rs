@@ -16,6 +16,19 @@ fn run(args: &[&str], config: &std::path::Path) -> (bool, String, String) {
     )
 }
 
+/// A pipeline config whose bootstrap address nothing listens on.
+fn config_without_broker(dir: &std::path::Path) -> std::path::PathBuf {
+    let spec = PipelineSpec {
+        bootstrap: "127.0.0.1:1",
+        topic: "t",
+        table: "ns.events",
+        checkpoint: "1s",
+        writers: 1,
+        catalog_uri: None,
+    };
+    events_pipeline(dir, &spec)
+}
+
 #[test]
 fn validate_checks_catalog_brokers_and_topics() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -103,17 +116,7 @@ fn validate_checks_catalog_brokers_and_topics() {
 #[test]
 fn a_bad_config_fails_at_start_naming_the_key_and_the_fix() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = events_pipeline(
-        dir.path(),
-        &PipelineSpec {
-            bootstrap: "127.0.0.1:1",
-            topic: "t",
-            table: "ns.events",
-            checkpoint: "1s",
-            writers: 1,
-            catalog_uri: None,
-        },
-    );
+    let config = config_without_broker(dir.path());
     let text = std::fs::read_to_string(&config).expect("read").replace("bucket(4, id)", "bucket(4, no_such_column)");
     std::fs::write(&config, text).expect("write");
     let (ok, _, stderr) = run(&["run"], &config);
@@ -134,4 +137,42 @@ fn a_sigterm_during_start_up_is_a_clean_shutdown() {
         let status = writer.stop(std::time::Duration::from_secs(60));
         assert!(status.success(), "stopped {delay_ms} ms after start: {status}");
     }
+}
+
+/// Kafka over SASL/OAUTHBEARER with tokens from an OIDC token endpoint (Confluent Cloud,
+/// Redpanda, Strimzi with Keycloak): librdkafka, built with libcurl, asks the endpoint for a
+/// token with the client credentials before it connects. The test's broker speaks no SASL, so
+/// the connection itself is not exercised: that the token is requested, with the client
+/// credentials the server checks, is. (A librdkafka built without libcurl refuses the method.)
+#[test]
+fn kafka_oauthbearer_oidc_and_kerberos_are_built_in() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = icefall_integration_tests::rest::RestCatalogServer::start_with_oauth(
+        dir.path(),
+        "icefall-kafka:kafka-oidc-secret",
+        std::time::Duration::from_secs(300),
+    );
+    let config = config_without_broker(dir.path());
+    let text = std::fs::read_to_string(&config).expect("read");
+    let oidc = format!(
+        "\"security.protocol\" = \"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"OAUTHBEARER\", \
+         \"sasl.oauthbearer.method\" = \"oidc\", \"sasl.oauthbearer.client.id\" = \"icefall-kafka\", \
+         \"sasl.oauthbearer.client.secret\" = \"kafka-oidc-secret\", \
+         \"sasl.oauthbearer.token.endpoint.url\" = \"{}/v1/oauth/tokens\", ",
+        server.uri()
+    );
+    std::fs::write(&config, text.replacen("properties = { ", &format!("properties = {{ {oidc}"), 1)).expect("write");
+    let (ok, stdout, stderr) = run(&["validate"], &config);
+    assert!(!ok, "nothing listens on the bootstrap address: {stdout}");
+    let tokens = server.stats()["tokens"].as_u64().unwrap_or(0);
+    assert!(tokens >= 1, "librdkafka asked the OIDC endpoint for a token: {stderr}");
+    assert!(stderr.contains("reach brokers"), "it got as far as the brokers: {stderr}");
+
+    // Kerberos: librdkafka takes the GSSAPI mechanism (without libsasl2 it refuses it: "No
+    // provider for SASL mechanism GSSAPI") and gets as far as the brokers.
+    let gssapi = "\"security.protocol\" = \"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"GSSAPI\", \
+                  \"sasl.kerberos.service.name\" = \"kafka\", \"sasl.kerberos.kinit.cmd\" = \"true\", ";
+    std::fs::write(&config, text.replacen("properties = { ", &format!("properties = {{ {gssapi}"), 1)).expect("write");
+    let (ok, _, stderr) = run(&["validate"], &config);
+    assert!(!ok && stderr.contains("reach brokers") && !stderr.contains("No provider"), "{stderr}");
 }

@@ -86,18 +86,7 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
             vec![orphans::settle_journals(catalog, table, *dry_run).await?]
         }
         Command::RemoveOrphans { older_than, force, dry_run, journals: false, prefix_mismatch } => {
-            vec![
-                orphans::remove_orphans(
-                    catalog,
-                    &config.catalog,
-                    table,
-                    *older_than,
-                    *force,
-                    *dry_run,
-                    *prefix_mismatch,
-                )
-                .await?,
-            ]
+            vec![orphans::remove_orphans(catalog, table, *older_than, *force, *dry_run, *prefix_mismatch).await?]
         }
         Command::RewriteManifests { target_size_bytes, dry_run } => {
             vec![manifests::rewrite_manifests(catalog, table, *target_size_bytes, *dry_run).await?]
@@ -128,16 +117,8 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
             reports
                 .push(expire::expire_snapshots(catalog, table, expire.older_than, expire.retain_last, *dry_run).await?);
             reports.push(
-                orphans::remove_orphans(
-                    catalog,
-                    &config.catalog,
-                    table,
-                    orphans.older_than,
-                    false,
-                    *dry_run,
-                    orphans.prefix_mismatch,
-                )
-                .await?,
+                orphans::remove_orphans(catalog, table, orphans.older_than, false, *dry_run, orphans.prefix_mismatch)
+                    .await?,
             );
             reports
         }

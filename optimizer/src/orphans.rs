@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::TryStreamExt;
 use icefall_table::journal;
 use icefall_table::storage::{location_operator, normalize_path as normalize};
-use icefall_table::{Catalog, CatalogConfig, TableIdent};
+use icefall_table::{Catalog, TableIdent};
 
 use crate::report::Report;
 use crate::{Error, Result};
@@ -33,7 +33,6 @@ pub enum PrefixMismatch {
 #[allow(clippy::too_many_arguments)]
 pub async fn remove_orphans(
     catalog: &Catalog,
-    config: &CatalogConfig,
     ident: &TableIdent,
     older_than: Duration,
     force: bool,
@@ -55,7 +54,8 @@ pub async fn remove_orphans(
     let pending: BTreeSet<String> = settled.files_pending.iter().map(|p| normalize(p)).collect();
     let unreadable_journals: BTreeSet<String> = settled.journals_unreadable.iter().map(|p| normalize(p)).collect();
     let table = catalog.load(ident).await?;
-    let (op, root) = location_operator(table.metadata.location(), config)?;
+    let location = table.metadata.location();
+    let (op, root) = location_operator(location, &catalog.storage_properties(location))?;
     let cutoff = SystemTime::now() - older_than;
     let mut candidates = Vec::new();
     let mut lister = op.lister_with("/").recursive(true).await.map_err(Error::storage("list the table location"))?;

@@ -100,6 +100,8 @@ struct Inner {
     config: CatalogConfig,
     warehouse: String,
     file_io: FileIO,
+    /// Credentials the REST catalog vends per table, which the FileIO applies under each location.
+    grants: storage::Grants,
 }
 
 impl Catalog {
@@ -108,12 +110,13 @@ impl Catalog {
         config.validate()?;
         let warehouse = config.warehouse_location()?;
         if config.is_rest() {
-            let client = rest::RestCatalog::connect(config).await?;
+            let grants = storage::Grants::default();
+            let client = rest::RestCatalog::connect(config, grants.clone()).await?;
             // Files are written with the storage properties the server's config layers around ours.
             let config = CatalogConfig { storage: client.storage().clone(), ..config.clone() };
-            let file_io = storage::file_io(&config);
+            let file_io = storage::file_io(&config, &grants);
             return Ok(Catalog {
-                inner: Arc::new(Inner { backend: Backend::Rest(Box::new(client)), config, warehouse, file_io }),
+                inner: Arc::new(Inner { backend: Backend::Rest(Box::new(client)), config, warehouse, file_io, grants }),
             });
         }
         let sql = SqlCatalog::connect(config).await?;
@@ -121,12 +124,14 @@ impl Catalog {
             std::fs::create_dir_all(&path)
                 .map_err(|e| Error::Config(format!("catalog.warehouse: cannot create {path}: {e}")))?;
         }
+        let grants = storage::Grants::default();
         Ok(Catalog {
             inner: Arc::new(Inner {
                 backend: Backend::Sql(sql),
                 config: config.clone(),
                 warehouse,
-                file_io: storage::file_io(config),
+                file_io: storage::file_io(config, &grants),
+                grants,
             }),
         })
     }
@@ -134,6 +139,12 @@ impl Catalog {
     /// The storage the catalog's tables live on.
     pub fn file_io(&self) -> &FileIO {
         &self.inner.file_io
+    }
+
+    /// The storage properties in force at `location`: the catalog's, with the credentials a
+    /// REST catalog vended for the table there over them.
+    pub fn storage_properties(&self, location: &str) -> storage::Properties {
+        self.inner.grants.for_path(&storage::normalize_path(location), &self.inner.config.storage)
     }
 
     /// The catalog's name (`catalog_name` in SQL rows).

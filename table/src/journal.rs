@@ -127,7 +127,7 @@ pub async fn remove(file_io: &FileIO, path: &str) -> Result<()> {
 /// would look settled, deleting files the peer is about to commit.
 pub async fn settle(catalog: &Catalog, table: &LoadedTable, dry_run: bool) -> Result<Settled> {
     let location = table.metadata.location();
-    let (op, _) = location_operator(location, catalog.config())?;
+    let (op, _) = location_operator(location, &catalog.storage_properties(location))?;
     // Only a test build that turned the safeguard off loads the table first (the old race).
     let loaded_first =
         if fault::enabled(Safeguard::SettleOrder) { None } else { Some(catalog.load(&table.ident).await?) };

@@ -18,6 +18,7 @@ use super::rest_auth::{Auth, extra_headers, sigv4_scope};
 use super::rest_sigv4::SigV4;
 use super::rest_updates::{requirements, updates_between};
 use super::{LoadedTable, display_ident};
+use crate::storage::{Grants, normalize_path};
 use crate::{CatalogConfig, Error, Result};
 
 /// What a commit request did.
@@ -40,6 +41,8 @@ pub struct RestCatalog {
     sigv4: Option<SigV4>,
     /// Storage properties as the server's config sets them around the user's own.
     storage: std::collections::BTreeMap<String, String>,
+    /// Where the credentials the server vends with each table go (the FileIO reads them).
+    grants: Grants,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +58,22 @@ struct LoadTableResponse {
     #[serde(rename = "metadata-location")]
     metadata_location: Option<String>,
     metadata: TableMetadata,
+    /// Table-specific settings, vended credentials among them (`s3.access-key-id`, …).
+    #[serde(default)]
+    config: HashMap<String, String>,
+    /// Credentials per location prefix (REST spec 1.8+), preferred over `config`.
+    #[serde(default, rename = "storage-credentials")]
+    storage_credentials: Vec<StorageCredential>,
 }
+
+#[derive(Deserialize)]
+struct StorageCredential {
+    prefix: String,
+    config: HashMap<String, String>,
+}
+
+/// The header that asks the server to vend storage credentials with each table.
+const ACCESS_DELEGATION: &str = "X-Iceberg-Access-Delegation";
 
 #[derive(Deserialize)]
 struct ListTablesResponse {
@@ -95,12 +113,15 @@ fn layered_storage(
     user: &std::collections::BTreeMap<String, String>,
     overrides: &HashMap<String, String>,
 ) -> std::collections::BTreeMap<String, String> {
-    let storage_key = |k: &String| ["s3.", "gcs.", "adls.", "client."].iter().any(|p| k.starts_with(p));
     let mut layered: std::collections::BTreeMap<String, String> =
-        defaults.iter().filter(|(k, _)| storage_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        defaults.iter().filter(|(k, _)| is_storage_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
     layered.extend(user.iter().map(|(k, v)| (k.clone(), v.clone())));
-    layered.extend(overrides.iter().filter(|(k, _)| storage_key(k)).map(|(k, v)| (k.clone(), v.clone())));
+    layered.extend(overrides.iter().filter(|(k, _)| is_storage_key(k)).map(|(k, v)| (k.clone(), v.clone())));
     layered
+}
+
+fn is_storage_key(key: &str) -> bool {
+    ["s3.", "gcs.", "adls.", "client."].iter().any(|p| key.starts_with(p))
 }
 
 /// Path segment encoding (RFC 3986 unreserved characters stay); namespace levels join with 0x1F.
@@ -126,7 +147,7 @@ fn rest_error(context: impl Into<String>, status: Option<u16>, message: impl Int
 
 impl RestCatalog {
     /// Reads the server's config (`GET /v1/config`), which may name a path prefix.
-    pub async fn connect(config: &CatalogConfig) -> Result<RestCatalog> {
+    pub async fn connect(config: &CatalogConfig, grants: Grants) -> Result<RestCatalog> {
         let (uri, warehouse) = (config.uri.as_str(), config.warehouse.as_str());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -135,10 +156,16 @@ impl RestCatalog {
             .map_err(|e| Error::Config(format!("catalog.uri: cannot set up an HTTP client: {e}")))?;
         let root = format!("{}/v1", uri.trim_end_matches('/'));
         let auth = Auth::from_properties(&config.rest, config.token.as_deref(), &root);
-        let headers = extra_headers(&config.rest);
+        let mut headers = extra_headers(&config.rest);
+        // Servers that vend credentials do so when asked; `header.X-Iceberg-Access-Delegation`
+        // replaces the request (e.g. with `remote-signing`, or empty to ask for nothing).
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case(ACCESS_DELEGATION)) {
+            headers.push((ACCESS_DELEGATION.to_string(), "vended-credentials".to_string()));
+        }
+        headers.retain(|(_, value)| !value.is_empty());
         let sigv4 = sigv4_scope(&config.rest)?.map(|(region, service)| SigV4::new(&region, &service, http.clone()));
         let storage = config.storage.clone();
-        let mut catalog = RestCatalog { http, base: root.clone(), auth, headers, sigv4, storage };
+        let mut catalog = RestCatalog { http, base: root.clone(), auth, headers, sigv4, storage, grants };
         let query =
             if warehouse.is_empty() { String::new() } else { format!("?warehouse={}", encode_segment(warehouse)) };
         let answer =
@@ -238,11 +265,29 @@ impl RestCatalog {
     fn loaded(&self, ident: &TableIdent, answer: &Answer, context: &str) -> Result<LoadedTable> {
         let response: LoadTableResponse = serde_json::from_slice(&answer.body)
             .map_err(|e| rest_error(context, Some(answer.status), format!("not a table response: {e}")))?;
+        self.grant_vended(response.metadata.location(), &response.config, &response.storage_credentials);
         Ok(LoadedTable {
             ident: ident.clone(),
             metadata_location: response.metadata_location.unwrap_or_default(),
             metadata: Arc::new(response.metadata),
         })
+    }
+
+    /// Hands the storage credentials a table response carries to the FileIO, for the paths
+    /// under their prefixes (a response without any leaves earlier grants as they were).
+    fn grant_vended(&self, location: &str, config: &HashMap<String, String>, credentials: &[StorageCredential]) {
+        let storage_keys = |config: &HashMap<String, String>| -> crate::storage::Properties {
+            config.iter().filter(|(k, _)| is_storage_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        if credentials.is_empty() {
+            let granted = storage_keys(config);
+            if !granted.is_empty() {
+                self.grants.grant(&normalize_path(location), granted);
+            }
+        }
+        for credential in credentials {
+            self.grants.grant(&normalize_path(&credential.prefix), storage_keys(&credential.config));
+        }
     }
 
     /// Tables of a namespace (all pages).

@@ -1,17 +1,26 @@
-//! Storage set-up: one `FileIO` over opendal for local files and S3.
+//! Storage set-up, once for every store: local files, S3, GCS and Azure ([`stores`]), used by
+//! the FileIO that reads and writes table files ([`io`]) and by listing ([`location_operator`]).
+
+mod io;
+pub mod stores;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use iceberg::io::{FileIO, FileIOBuilder};
-use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
-use opendal::{Operator, services};
+use opendal::Operator;
+
+pub use io::{Grants, TableStorageFactory};
+pub use stores::Properties;
 
 use crate::{CatalogConfig, Error, Result};
 
-/// Builds the FileIO for a catalog: the scheme of each path picks the backend (file, s3, memory).
-pub fn file_io(config: &CatalogConfig) -> FileIO {
-    FileIOBuilder::new(Arc::new(OpenDalResolvingStorageFactory::new())).with_props(config.storage.iter()).build()
+/// The FileIO for a catalog's tables: the scheme of each path picks the store; `grants` holds
+/// credentials the catalog vends per table location.
+pub fn file_io(config: &CatalogConfig, grants: &Grants) -> FileIO {
+    FileIOBuilder::new(Arc::new(TableStorageFactory { grants: grants.clone() }))
+        .with_props(config.storage.iter())
+        .build()
 }
 
 /// Writes, reads back and deletes a small object under `location`: whether this process may
@@ -62,14 +71,15 @@ pub fn local_path(location: &str) -> Option<String> {
     location.strip_prefix("file:").map(|rest| format!("/{}", rest.trim_start_matches('/')))
 }
 
-/// One spelling per file: `file:/x`, `file:///x` and `/x` are `/x`; `s3a://`/`s3n://` are `s3://`.
+/// One spelling per file: `file:/x`, `file:///x` and `/x` are `/x`; `s3a://`/`s3n://` are
+/// `s3://`, `gcs://` is `gs://`.
 pub fn normalize_path(path: &str) -> String {
     if let Some(rest) = path.strip_prefix("file:") {
         return format!("/{}", rest.trim_start_matches('/'));
     }
-    for scheme in ["s3a://", "s3n://"] {
+    for (scheme, canonical) in [("s3a://", "s3://"), ("s3n://", "s3://"), ("gcs://", "gs://")] {
         if let Some(rest) = path.strip_prefix(scheme) {
-            return format!("s3://{rest}");
+            return format!("{canonical}{rest}");
         }
     }
     path.to_string()
@@ -77,40 +87,16 @@ pub fn normalize_path(path: &str) -> String {
 
 /// An opendal operator rooted at `location` (for listing, which iceberg's FileIO cannot do), and
 /// the normalised absolute form of that root, to turn its relative paths back into full ones.
-pub fn location_operator(location: &str, catalog: &CatalogConfig) -> Result<(Operator, String)> {
+/// `props` are the storage properties in force there ([`crate::Catalog::storage_properties`]).
+pub fn location_operator(location: &str, props: &Properties) -> Result<(Operator, String)> {
     let normalized = normalize_path(location);
-    if let Some(rest) = normalized.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let props = &catalog.storage;
-        let mut builder = services::S3::default().bucket(bucket).root(&format!("/{prefix}"));
-        if let Some(v) = props.get("s3.endpoint") {
-            builder = builder.endpoint(v);
-        }
-        builder = builder.region(props.get("s3.region").map_or("us-east-1", String::as_str));
-        if let Some(v) = props.get("s3.access-key-id") {
-            builder = builder.access_key_id(v);
-        }
-        if let Some(v) = props.get("s3.secret-access-key") {
-            builder = builder.secret_access_key(v);
-        }
-        if let Some(v) = props.get("s3.session-token") {
-            builder = builder.session_token(v);
-        }
-        // The same addressing as the FileIO: virtual-host style unless path style is asked for.
-        let path_style = props.get("s3.path-style-access").is_some_and(|v| ["true", "1", "yes"].contains(&v.as_str()));
-        if !path_style {
-            builder = builder.enable_virtual_host_style();
-        }
-        let op = Operator::new(builder).map_err(Error::storage("configure S3 access"))?.finish();
-        return Ok((op, format!("s3://{bucket}/{prefix}")));
-    }
-    if normalized.starts_with('/') {
-        let op = Operator::new(services::Fs::default().root(&normalized))
-            .map_err(Error::storage("configure local file access"))?
-            .finish();
-        return Ok((op, normalized));
-    }
-    Err(Error::Config(format!("cannot list table location {location}: only local paths and s3:// are supported")))
+    let target = stores::target(&normalized).map_err(|e| Error::Config(format!("cannot list {location}: {e}")))?;
+    let op = stores::operator(&target, &target.key, props).map_err(Error::Config)?;
+    let root = match target.store {
+        stores::Store::Local => format!("/{}", target.key),
+        _ => format!("{}/{}", target.base, target.key),
+    };
+    Ok((op, root.trim_end_matches('/').to_string()))
 }
 
 #[cfg(test)]
