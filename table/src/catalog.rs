@@ -6,7 +6,7 @@
 
 pub mod rest;
 pub mod rest_auth;
-mod rest_sigv4;
+pub mod rest_sigv4;
 mod rest_updates;
 mod sql;
 

@@ -29,6 +29,8 @@ use std::sync::Arc;
 pub use config::Config;
 pub use error::{Error, Result};
 use icefall_table::Catalog;
+/// Amazon MSK IAM token signing (public for the tests that check tokens independently).
+pub use source::msk_iam::MskIamTokens;
 use tokio::sync::watch;
 
 /// Runs every pipeline of `config` until `shutdown` completes, then makes a final checkpoint

@@ -45,10 +45,12 @@ pub async fn validate(config: &Config) -> Result<Vec<String>> {
     }
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &config.kafka.brokers);
-    for (k, v) in &config.kafka.properties {
+    for (k, v) in &config.kafka.client_properties() {
         client.set(k, v);
     }
-    let consumer: BaseConsumer = client.create().map_err(Error::kafka("create a client from kafka.properties"))?;
+    let context = crate::source::msk_iam::TokenContext::new(config.kafka.msk_iam.as_ref());
+    let consumer: BaseConsumer<_> =
+        client.create_with_context(context).map_err(Error::kafka("create a client from kafka.properties"))?;
     let brokers = config.kafka.brokers.clone();
     let topics: Vec<String> = config.pipelines.iter().flat_map(|p| p.topics.clone()).collect();
     let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))

@@ -40,10 +40,16 @@ impl HttpSend for ReqwestSend {
     }
 }
 
+/// What the AWS credential chain reads with: the environment, files, and HTTP for STS and the
+/// metadata services.
+pub fn aws_context(http: reqwest::Client) -> Context {
+    Context::new().with_file_read(TokioFileRead).with_http_send(ReqwestSend(http)).with_env(OsEnv)
+}
+
 impl SigV4 {
     /// `region` and `service` (`glue`, `s3tables`, `execute-api`…) name the signing scope.
     pub fn new(region: &str, service: &str, http: reqwest::Client) -> Self {
-        let context = Context::new().with_file_read(TokioFileRead).with_http_send(ReqwestSend(http)).with_env(OsEnv);
+        let context = aws_context(http);
         let signer = Signer::new(context, DefaultCredentialProvider::new(), RequestSigner::new(service, region));
         SigV4 { signer, region: region.to_string(), service: service.to_string() }
     }

@@ -18,6 +18,18 @@ impl Config {
                 return Err(Error::Config(format!("kafka.properties.\"{key}\" is managed by the writer: {fix}")));
             }
         }
+        if let Some(msk) = &self.kafka.msk_iam {
+            if msk.region.trim().is_empty() {
+                return Err(Error::Config("kafka.msk_iam.region is empty: set the cluster's AWS region".into()));
+            }
+            for key in ["sasl.mechanism", "sasl.mechanisms"] {
+                if let Some(mechanism) = self.kafka.properties.get(key).filter(|m| *m != "OAUTHBEARER") {
+                    return Err(Error::Config(format!(
+                        "kafka.properties.\"{key}\" = {mechanism:?} contradicts kafka.msk_iam (OAUTHBEARER): remove one"
+                    )));
+                }
+            }
+        }
         if let Some(reset) = self.kafka.properties.get("auto.offset.reset")
             && !["earliest", "smallest", "beginning", "latest", "largest", "end", "error"].contains(&reset.as_str())
         {

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use icefall_table::Backoff;
 use icefall_table::offsets::{OffsetMap, offset_of};
+use rdkafka::client::OAuthToken;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::statistics::Statistics;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 mod burst;
 mod consume;
+pub mod msk_iam;
 mod reposition;
 
 use crate::budget::{Lease, MemoryBudget};
@@ -88,6 +90,8 @@ pub struct SourceSettings {
     pub group_id: String,
     pub topics: Vec<String>,
     pub properties: BTreeMap<String, String>,
+    /// Amazon MSK IAM tokens, when the cluster asks for them.
+    pub msk_iam: Option<crate::config::MskIamConfig>,
     /// A batch of records is sent once it holds this many (bursts of polled messages are not
     /// split, so it may hold a few more).
     pub max_batch: usize,
@@ -127,6 +131,7 @@ impl KafkaSource {
             budget: settings.budget.clone(),
             revoke_timeout: revoke_timeout(&settings.properties),
             metrics: settings.metrics.clone(),
+            tokens: msk_iam::TokenContext::new(settings.msk_iam.as_ref()),
         };
         let mut config = ClientConfig::new();
         config
@@ -196,6 +201,7 @@ struct SourceContext {
     budget: MemoryBudget,
     revoke_timeout: Duration,
     metrics: PipelineMetrics,
+    tokens: msk_iam::TokenContext,
 }
 
 impl SourceContext {
@@ -256,6 +262,15 @@ impl SourceContext {
 }
 
 impl ClientContext for SourceContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        config: Option<&str>,
+    ) -> std::result::Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.tokens.generate_oauth_token(config)
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, t) in &statistics.topics {
             let topic: Arc<str> = Arc::from(topic.as_str());
