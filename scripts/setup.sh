@@ -28,6 +28,8 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 [ -f /usr/include/sasl/sasl.h ] || need_apt+=(libsasl2-dev)
 compgen -G '/usr/include/*/curl/curl.h' >/dev/null || [ -f /usr/include/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# Azurite (the Azure storage tests' server) comes from npm, on Node.js.
+command -v npm >/dev/null || need_apt+=(npm)
 # PostgreSQL server binaries: the tests start private servers for the PostgreSQL catalog.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # The interop tests read our tables with Spark (a JVM) over the same SQL catalog (JDBC drivers).
@@ -77,7 +79,6 @@ if ! "$TOOLS/venv/bin/python" -c 'import gcp_storage_emulator, adlfs, packaging'
 fi
 if [ ! -x "$TOOLS/azurite/node_modules/.bin/azurite-blob" ]; then
   # Azure Blob Storage on loopback (ADLS paths are served through the Blob API).
-  command -v npm >/dev/null || { echo "setup: npm is needed for Azurite (install Node.js)" >&2; exit 1; }
   echo "setup: installing Azurite"
   mkdir -p "$TOOLS/azurite"
   npm install --prefix "$TOOLS/azurite" --no-audit --no-fund --silent azurite@3.35.0

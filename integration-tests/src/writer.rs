@@ -200,6 +200,13 @@ impl WriterProcess {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                if !status.success() {
+                    // The caller asserts on the status; the reason is in the log's last lines.
+                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    eprintln!("--- {} exited {status}; last lines ---", self.log.display());
+                    tail.iter().rev().for_each(|line| eprintln!("{line}"));
+                }
                 return status;
             }
             if Instant::now() > deadline {
