@@ -53,6 +53,20 @@ if [ ! -x "$TOOLS/bin/tansu" ]; then
 fi
 "$TOOLS/bin/tansu" --version >/dev/null
 
+# A Prometheus Pushgateway, for the test of the optimizer's --metrics-push: the binary only,
+# taken from the Debian package without installing it (no service is started).
+if [ ! -x "$TOOLS/bin/pushgateway" ]; then
+  echo "setup: fetching the Prometheus Pushgateway (Debian package)"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download -qq prometheus-pushgateway 2>/dev/null); then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+    (cd "$tmp" && apt-get download -qq prometheus-pushgateway)
+  fi
+  dpkg -x "$tmp"/prometheus-pushgateway_*.deb "$tmp/x"
+  install -m 0755 "$tmp/x/usr/bin/prometheus-pushgateway" "$TOOLS/bin/pushgateway"
+  rm -rf "$tmp"
+fi
+
 if [ ! -x "$TOOLS/venv/bin/python" ]; then
   echo "setup: creating the Python venv with PyIceberg"
   python3 -m venv "$TOOLS/venv"

@@ -199,3 +199,41 @@ fn msk_iam_tokens_carry_a_signature_botocore_computes_too() {
     assert!(!out.status.success(), "a token signed with another secret must not verify");
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature mismatch"));
 }
+
+/// Both binaries take `--config` anywhere on the line or `ICEFALL_CONFIG`; without either they
+/// say so and create nothing (the optimizer once made a SQLite catalog in the working directory).
+#[test]
+fn without_a_config_both_binaries_say_so_and_create_nothing() {
+    use icefall_integration_tests::optimizer::{self, optimizer_binary};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).expect("cwd");
+    for (binary, args) in [(writer_binary(), ["validate"]), (optimizer_binary(), ["status"])] {
+        let output = Command::new(&binary)
+            .args(args)
+            .current_dir(&cwd)
+            .env_remove("ICEFALL_CONFIG")
+            .env_remove("ICEFALL_OPTIMIZER_CONFIG")
+            .env("ICEFALL_LOG_JSON", "1")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains("no config file"), "{}: {stderr}", binary.display());
+        assert!(stderr.contains("--config") && stderr.contains("ICEFALL_CONFIG"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_dir(&cwd).expect("cwd").count(), 0, "nothing was created in the working directory");
+
+    // ICEFALL_CONFIG is read by both (here they get as far as what the config lacks).
+    let config = optimizer::config(dir.path(), None);
+    let output = Command::new(optimizer_binary()).arg("status").env("ICEFALL_CONFIG", &config).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no table to maintain"), "{stderr}");
+    let writer_config = config_without_broker(dir.path());
+    let output = Command::new(writer_binary())
+        .args(["offsets", "show"])
+        .env("ICEFALL_CONFIG", &writer_config)
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ns.events of pipeline events does not exist yet"), "{stderr}");
+}

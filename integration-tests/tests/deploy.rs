@@ -4,7 +4,7 @@
 //! writers, a CronJob that never overlaps, Secrets referenced rather than inlined), every file
 //! they mount exists, and the writer and optimizer configs they carry pass our own validation.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -79,8 +79,22 @@ fn kubernetes_manifests_carry_what_operators_rely_on() {
             .find(|m| m["kind"] == kind && m["metadata"]["name"] == name)
             .unwrap_or_else(|| panic!("no {kind} {name}"))
     };
-    let config_maps: BTreeSet<&str> =
-        manifests.iter().filter(|m| m["kind"] == "ConfigMap").map(|m| str_at(m, "/metadata/name")).collect();
+    // ConfigMaps come from the generator: name → (file name → content).
+    let generated: BTreeMap<String, BTreeMap<String, String>> = kustomization["configMapGenerator"]
+        .as_array()
+        .expect("configMapGenerator: configs are generated, so a change rolls the pods")
+        .iter()
+        .map(|g| {
+            let files = g["files"].as_array().expect("files").iter().map(|f| {
+                let entry = f.as_str().expect("a file");
+                let (key, file) = entry.split_once('=').unwrap_or((entry, entry));
+                let text = std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+                (key.to_string(), text)
+            });
+            (str_at(g, "/name").to_string(), files.collect())
+        })
+        .collect();
+    assert!(manifests.iter().all(|m| m["kind"] != "ConfigMap"), "ConfigMaps are generated, not written out");
     let secret = find("Secret", "icefall-secrets");
 
     // The writer: its config, probes on its metrics port, termination longer than a checkpoint.
@@ -89,8 +103,7 @@ fn kubernetes_manifests_carry_what_operators_rely_on() {
     let container = &pod["containers"][0];
     let config_map = pod["volumes"].as_array().expect("volumes").iter().find_map(|v| v["configMap"]["name"].as_str());
     let config_map = config_map.expect("the config comes from a ConfigMap");
-    assert!(config_maps.contains(config_map), "ConfigMap {config_map} is not in the manifests");
-    let config = writer_config(str_at(find("ConfigMap", config_map), "/data/writer.toml"));
+    let config = writer_config(&generated[config_map]["writer.toml"]);
     let listen = config.metrics.listen.expect("the writer serves metrics in Kubernetes");
     assert_eq!(listen.ip().to_string(), "0.0.0.0", "probes come from outside the pod");
     let port = container["ports"]
@@ -139,8 +152,28 @@ fn kubernetes_manifests_carry_what_operators_rely_on() {
     let job_pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
     assert_eq!(job_pod["restartPolicy"], "Never");
     let optimizer_map = job_pod["volumes"][0]["configMap"]["name"].as_str().expect("optimizer ConfigMap");
-    optimizer_config(str_at(find("ConfigMap", optimizer_map), "/data/optimizer.toml"));
+    optimizer_config(&generated[optimizer_map]["optimizer.toml"]);
     str_at(&job_pod["containers"][0], "/resources/limits/memory");
+
+    // The Service and the monitoring overlay's PodMonitor reach the writers' metrics port.
+    let service = find("Service", "icefall-writer");
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"]);
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], "metrics");
+    let overlay = dir.join("monitoring");
+    let monitoring = &yaml_documents(&overlay.join("kustomization.yaml"))[0];
+    assert_eq!(monitoring["resources"][0], "..", "the overlay applies everything in deploy/k8s");
+    let pod_monitor = &yaml_documents(&overlay.join(str_at(monitoring, "/resources/1")))[0];
+    assert_eq!(pod_monitor["kind"], "PodMonitor");
+    assert_eq!(pod_monitor["spec"]["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"]);
+    assert_eq!(pod_monitor["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+    let push = &yaml_documents(&overlay.join(str_at(monitoring, "/patches/0/path")))[0];
+    assert_eq!(push["metadata"]["name"], cron["metadata"]["name"], "the patch is the optimizer's CronJob");
+    let env = &push["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"][0];
+    assert_eq!(env["name"], "ICEFALL_METRICS_PUSH", "the optimizer pushes its figures");
+    assert_eq!(
+        push["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"],
+        job_pod["containers"][0]["name"]
+    );
 }
 
 #[test]
@@ -178,6 +211,18 @@ fn compose_runs_the_whole_pipeline_from_files_that_exist() {
         rules.iter().all(|r| r["alert"].is_string()
             && r["expr"].as_str().is_some_and(|e| e.contains("icefall_") || e.contains("up{")))
     );
+    // Every metric an alert watches is one the writer serves (the guide's metrics table, which a
+    // unit test keeps equal to the registry).
+    let guide = std::fs::read_to_string(root.join("docs/operations.md")).expect("operations.md");
+    let table = guide.split("| metric | type | what it tells you |").nth(1).expect("metrics table");
+    let table = table.split("\n\n").next().unwrap_or_default();
+    for rule in rules {
+        let expr = rule["expr"].as_str().unwrap_or_default();
+        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("icefall_"))
+        {
+            assert!(table.contains(name), "alert {} watches {name}, which the writer does not serve", rule["alert"]);
+        }
+    }
 }
 
 #[test]

@@ -162,9 +162,11 @@ async fn kill_9_thirty_times_loses_and_duplicates_nothing_on_sqlite() {
     kill_loop(&Scenario::new("crash", "1s"), 30).await;
 }
 
+/// The same on PostgreSQL, whose only difference is the catalog's compare-and-swap: fewer
+/// kills (the heavy loop runs once, on SQLite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_thirty_times_loses_and_duplicates_nothing_on_postgres() {
-    kill_loop(&Scenario::on_postgres("crash-pg", "1s"), 30).await;
+async fn kill_9_ten_times_loses_and_duplicates_nothing_on_postgres() {
+    kill_loop(&Scenario::on_postgres("crash-pg", "1s"), 10).await;
 }
 
 /// A real zombie: writer A reads records, then freezes (SIGSTOP) past its session timeout while

@@ -1,6 +1,8 @@
 //! What an operator watches: the writer's `/metrics`, `/healthz` and `/readyz` tell the truth
 //! about records, dead letters, lag and commits, readiness follows the catalog, logs (human and
 //! JSON, at debug level) never show a secret, and the optimizer leaves a textfile for Prometheus.
+//! `icefall-writer offsets show|set|reset` moves a table's offsets as a snapshot the writer
+//! honours, refused while a writer is in the pipeline's group.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -155,9 +157,9 @@ async fn no_secret_is_ever_logged() {
 }
 
 /// The optimizer, run from cron, leaves its figures where node_exporter's textfile collector
-/// reads them.
+/// reads them, and on a real Prometheus Pushgateway (which parses them as Prometheus does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_optimizer_writes_a_prometheus_textfile() {
+async fn the_optimizer_writes_a_prometheus_textfile_and_pushes_to_a_pushgateway() {
     let s = Scenario::new("optmetrics", "300ms");
     let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
     let mut landed = BTreeMap::new();
@@ -171,11 +173,20 @@ async fn the_optimizer_writes_a_prometheus_textfile() {
     let files_before = tables::data_file_count(&catalog, &s.table).await;
     let config = optimizer::config(&s.dir, None);
     let textfile = s.dir.join("icefall-optimizer.prom");
+    let gateway_port = free_port();
+    let mut gateway = Command::new(icefall_integration_tests::tools_dir().join("bin/pushgateway"))
+        .arg(format!("--web.listen-address=127.0.0.1:{gateway_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the Pushgateway (scripts/setup.sh fetches it)");
+    icefall_integration_tests::process::wait_for_port(gateway_port, "the Pushgateway", Duration::from_secs(30));
     let output = Command::new(optimizer::optimizer_binary())
         .args(["--config"])
         .arg(&config)
         .args(["--table", &s.table, "--metrics-file"])
         .arg(&textfile)
+        .args(["--metrics-push", &format!("http://127.0.0.1:{gateway_port}")])
         .arg("compact")
         .output()
         .expect("run the optimizer");
@@ -188,6 +199,15 @@ async fn the_optimizer_writes_a_prometheus_textfile() {
     assert_eq!(metric_sum(&text, "icefall_optimizer_last_run_success", &["command=\"compact\""]), Some(1.0));
     assert!(metric_sum(&text, "icefall_optimizer_run_duration_seconds", &[]).is_some_and(|d| d > 0.0));
     assert!(!s.dir.read_dir().expect("dir").flatten().any(|e| e.file_name().to_string_lossy().contains(".tmp.")));
+
+    // The Pushgateway took the same figures under job icefall-optimizer.
+    let (status, pushed) = http::get(gateway_port, "/metrics").expect("the Pushgateway answers");
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    assert_eq!(status, 200);
+    let job = "job=\"icefall-optimizer\"";
+    assert_eq!(metric_sum(&pushed, "icefall_optimizer_rewritten_files", &[&table, job]), Some(rewritten), "{pushed}");
+    assert_eq!(metric_sum(&pushed, "icefall_optimizer_last_run_success", &[job]), Some(1.0), "{pushed}");
 }
 
 /// A pipeline that stops with an error stops the process: the other pipeline makes its final
@@ -245,4 +265,127 @@ async fn a_failed_pipeline_stops_the_process_non_zero() {
     let committed = offsets.get(&topic_a).and_then(|p| p.get(&0)).copied().unwrap_or(0);
     assert!(committed >= 100, "{offsets:?}");
     tables::assert_exactly_once(&ids, committed);
+}
+
+/// `icefall-writer offsets …` on the scenario's config: (success, stdout + stderr).
+fn offsets(s: &Scenario, args: &[&str]) -> (bool, String) {
+    let output = Command::new(writer_binary())
+        .arg("offsets")
+        .args(args)
+        .arg("--config")
+        .arg(&s.writer_config)
+        .output()
+        .expect("run");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// The rows `show` prints for the topic: partition → (table offset, log end).
+fn shown(text: &str, topic: &str) -> BTreeMap<i32, (String, i64)> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{topic} ")))
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            (cells[1].parse().expect("partition"), (cells[2].to_string(), cells[4].parse().expect("log end")))
+        })
+        .collect()
+}
+
+/// Sends events `from..to`, then one more per partition on its own: Tansu answers "latest" with
+/// the last batch's first offset + 1, so a last batch of one record makes the log end exact.
+fn produce(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i32, i64>) -> i64 {
+    producer.send_events(from, to, PARTITIONS, landed);
+    producer.send_events(to, to + i64::from(PARTITIONS), PARTITIONS, landed);
+    to + i64::from(PARTITIONS)
+}
+
+/// Everything from `from` (per partition) up to `to`, once.
+fn expected_pairs(from: &BTreeMap<i32, i64>, to: &BTreeMap<i32, i64>) -> Vec<(i32, i64)> {
+    (0..PARTITIONS).flat_map(|p| (from.get(&p).copied().unwrap_or(0)..to[&p]).map(move |o| (p, o))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_reset_to_a_time_latest_and_explicit_then_the_table_holds_what_the_broker_holds_after_them() {
+    let s = Scenario::new("offsets", "1s");
+    let catalog = s.catalog().await;
+    // The writer creates the table on its first start; nothing to read yet.
+    let writer = WriterProcess::start(&s.writer_config, "writer-0");
+    writer.wait_for_log("pipeline started", Duration::from_secs(60));
+    assert!(writer.stop(Duration::from_secs(60)).success());
+
+    let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
+    let mut old = BTreeMap::new();
+    let next = produce(&producer, 0, 2_000, &mut old);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let cut = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1_100));
+    let mut all = old.clone();
+    let next = produce(&producer, next, next + 2_000, &mut all);
+
+    // show: no table offsets yet, the broker's log ends.
+    let (ok, text) = offsets(&s, &["show"]);
+    assert!(ok, "{text}");
+    let rows = shown(&text, &s.topic);
+    assert_eq!(rows.len(), PARTITIONS as usize, "{text}");
+    assert!(rows.iter().all(|(p, (table, end))| table == "-" && *end == all[p]), "{text}");
+
+    // A dry run commits nothing.
+    let time = cut.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (ok, text) = offsets(&s, &["reset", "--to-datetime", &time]);
+    assert!(ok && text.contains("dry run"), "{text}");
+    assert!(tables::offsets(&catalog, &s.table).await.is_empty());
+    // Executed: every partition at its first record after the cut, which is where the old ones end.
+    let (ok, text) = offsets(&s, &["reset", "--to-datetime", &time, "--execute"]);
+    assert!(ok && text.contains("committed as snapshot"), "{text}");
+    assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&old));
+
+    // The writer honours them: only the records after the cut land, each once.
+    let writer = WriterProcess::start(&s.writer_config, "writer-1");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &all, Duration::from_secs(120)).await;
+    // While it runs (it is in the group) a move is refused, naming the way out.
+    let (ok, text) = offsets(&s, &["reset", "--to-latest", "--execute"]);
+    assert!(!ok && text.contains("has members") && text.contains("--force"), "{text}");
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    let mut pairs = tables::partition_offsets(&catalog, &s.table).await;
+    pairs.sort_unstable();
+    assert_eq!(pairs, expected_pairs(&old, &all), "the table holds exactly the records after the cut");
+
+    // To the latest: what was produced while stopped is skipped; explicit: partition 0 reads
+    // its last 10 records again. Out of the log is refused.
+    let mut skipped = all.clone();
+    let next = produce(&producer, next, next + 400, &mut skipped);
+    let (ok, text) = offsets(&s, &["reset", "--to-latest", "--execute"]);
+    assert!(ok, "{text}");
+    assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&skipped));
+    let past = format!("{}:0={}", s.topic, skipped[&0] + 1);
+    let (ok, text) = offsets(&s, &["set", &past, "--execute"]);
+    assert!(!ok && text.contains("outside what the broker holds"), "{text}");
+    let replay = format!("{}:0={}", s.topic, skipped[&0] - 10);
+    let (ok, text) = offsets(&s, &["set", &replay, "--execute"]);
+    assert!(ok, "{text}");
+    let mut after = skipped.clone();
+    produce(&producer, next, next + 400, &mut after);
+    let writer = WriterProcess::start(&s.writer_config, "writer-2");
+    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &after, Duration::from_secs(120)).await;
+    assert!(writer.stop(Duration::from_secs(60)).success());
+    let mut pairs = tables::partition_offsets(&catalog, &s.table).await;
+    pairs.sort_unstable();
+    let mut expected = expected_pairs(&old, &all);
+    let mut from = skipped.clone();
+    from.insert(0, skipped[&0] - 10);
+    expected.extend(expected_pairs(&from, &after));
+    expected.sort_unstable();
+    assert_eq!(pairs, expected, "nothing produced while stopped, then partition 0's last 10 again");
+
+    // The snapshots say what was moved.
+    let (ok, text) = offsets(&s, &["show"]);
+    assert!(ok, "{text}");
+    assert!(shown(&text, &s.topic).iter().all(|(p, (table, _))| table == &after[p].to_string()), "{text}");
+    let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
+    let resets: Vec<&String> = loaded
+        .metadata
+        .snapshots()
+        .filter_map(|s| s.summary().additional_properties.get(icefall_table::contract::OFFSETS_RESET))
+        .collect();
+    assert_eq!(resets.len(), 3, "one snapshot per executed move: {resets:?}");
 }

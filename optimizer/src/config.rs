@@ -118,9 +118,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text =
             std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
-        // `${VAR}`s first: secrets (the catalog password, storage keys) stay in the environment.
-        let text = icefall_table::config::interpolate_env(&text).map_err(Error::Config)?;
-        let config: Config = toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))?;
+        // `${VAR}`s in values: secrets (the catalog password, storage keys) stay in the environment.
+        let mut config: Config = icefall_table::config::from_toml_with_env(&text).map_err(Error::Config)?;
+        config.catalog.resolve_relative_to(path.parent().unwrap_or(Path::new(".")));
         config.catalog.validate()?;
         for table in &config.tables {
             icefall_table::catalog::parse_ident(table).map_err(|e| Error::Config(format!("tables: {e}")))?;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
 use icefall_optimizer::compact::CompactOptions;
 use icefall_optimizer::{Command, Config};
@@ -17,8 +18,9 @@ use tracing_subscriber::EnvFilter;
     about = "Compaction, snapshot expiry, orphan removal and manifest rewrite for Iceberg tables, safe beside a live writer"
 )]
 struct Cli {
-    /// Config file (TOML) with `[catalog]` and optionally `tables`/`namespaces` and defaults.
-    #[arg(long, short, global = true, env = "ICEFALL_OPTIMIZER_CONFIG")]
+    /// Config file (TOML) with `[catalog]` and optionally `tables`/`namespaces` and defaults
+    /// (or ICEFALL_CONFIG; ICEFALL_OPTIMIZER_CONFIG is still read).
+    #[arg(long, short, global = true, env = "ICEFALL_CONFIG")]
     config: Option<PathBuf>,
     /// Table to maintain, `<namespace>.<table>` (repeatable); default: the config's tables.
     #[arg(long = "table", global = true)]
@@ -27,12 +29,16 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Log as JSON lines (stderr) instead of human-readable text.
-    #[arg(long, global = true, env = "ICEFALL_LOG_JSON")]
+    #[arg(long, global = true, env = "ICEFALL_LOG_JSON", value_parser = BoolishValueParser::new())]
     log_json: bool,
     /// After the run, replace this file with the run's figures in Prometheus text format
     /// (for node_exporter's textfile collector), e.g. /var/lib/node_exporter/icefall.prom.
     #[arg(long, global = true, env = "ICEFALL_METRICS_FILE")]
     metrics_file: Option<PathBuf>,
+    /// After the run, push its figures to this Prometheus Pushgateway (job `icefall-optimizer`,
+    /// replacing the previous run's), e.g. http://pushgateway.monitoring:9091.
+    #[arg(long, global = true, env = "ICEFALL_METRICS_PUSH")]
+    metrics_push: Option<String>,
     /// First part of the metric names in --metrics-file.
     #[arg(long, global = true, default_value = "icefall")]
     metrics_namespace: String,
@@ -137,8 +143,9 @@ fn main() -> ExitCode {
     let namespace = cli.metrics_namespace.clone();
     let command_name = command_name(&cli.command);
     let mut reports = Vec::new();
-    let outcome = runtime.block_on(run(cli, &mut reports));
-    if let Some(path) = metrics_file {
+    let metrics_push = cli.metrics_push.clone();
+    let mut outcome = runtime.block_on(run(cli, &mut reports));
+    if metrics_file.is_some() || metrics_push.is_some() {
         let text = icefall_optimizer::metrics::render(
             &namespace,
             command_name,
@@ -146,8 +153,19 @@ fn main() -> ExitCode {
             started.elapsed(),
             matches!(outcome, Ok(true)),
         );
-        if let Err(e) = icefall_optimizer::metrics::write_textfile(&path, &text) {
+        if let Some(path) = metrics_file
+            && let Err(e) = icefall_optimizer::metrics::write_textfile(&path, &text)
+        {
             eprintln!("error: {e}");
+        }
+        if let Some(url) = metrics_push
+            && let Err(e) = runtime.block_on(icefall_optimizer::metrics::push(&url, "icefall-optimizer", &text))
+        {
+            // Unseen figures would hide the run from its alerts: fail the run (after the work).
+            eprintln!("error: {e}");
+            if matches!(outcome, Ok(true)) {
+                outcome = Ok(false);
+            }
         }
     }
     match outcome {
@@ -167,10 +185,15 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Ok(true);
     }
-    let config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
+    // Without a config the catalog would be a fresh SQLite file in the working directory: a
+    // run that maintains nothing and says nothing. Refuse instead.
+    let path = cli.config.clone().or_else(|| std::env::var_os("ICEFALL_OPTIMIZER_CONFIG").map(Into::into));
+    let Some(path) = path else {
+        return Err(icefall_optimizer::Error::Config(
+            "no config file: pass --config <file.toml> (or set ICEFALL_CONFIG) with the [catalog] of the tables".into(),
+        ));
     };
+    let config = Config::load(&path)?;
     let command = match cli.command {
         Sub::Compact {
             dry_run,

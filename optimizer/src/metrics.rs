@@ -1,5 +1,6 @@
-//! The run's figures as Prometheus text, for node_exporter's textfile collector: a cron job
-//! has no port to scrape, so each run replaces one file (`--metrics-file`) atomically.
+//! The run's figures as Prometheus text: a cron job has no port to scrape, so each run replaces
+//! one file (`--metrics-file`, for node_exporter's textfile collector) atomically, or pushes
+//! them to a Prometheus Pushgateway (`--metrics-push`, for a Kubernetes CronJob).
 //! Gauges describe the last run; `<ns>_optimizer_last_run_timestamp_seconds` says when it was.
 
 use std::path::Path;
@@ -109,6 +110,31 @@ pub fn write_textfile(path: &Path, text: &str) -> Result<()> {
     };
     std::fs::write(&tmp, text).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// Replaces the job's metrics on a Pushgateway (`PUT <url>/metrics/job/<job>`), so figures of
+/// an earlier run that this one lacks (a table no longer maintained) do not linger.
+pub async fn push(url: &str, job: &str, text: &str) -> Result<()> {
+    let target = format!("{}/metrics/job/{job}", url.trim_end_matches('/'));
+    let fail = |e: String| {
+        Error::Config(format!(
+            "--metrics-push {url}: {e}; check the Pushgateway's address (e.g. http://pushgateway:9091)"
+        ))
+    };
+    let response = reqwest::Client::new()
+        .put(&target)
+        .header(reqwest::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+        .timeout(std::time::Duration::from_secs(30))
+        .body(text.to_string())
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(fail(format!("{status}: {}", body.trim())));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,6 +83,20 @@ impl Default for CatalogConfig {
 }
 
 impl CatalogConfig {
+    /// Makes a relative SQLite path and a relative local warehouse relative to `base` (the
+    /// config file's folder), the one rule for every relative path in a config file.
+    pub fn resolve_relative_to(&mut self, base: &std::path::Path) {
+        if let Some(path) = self.uri.strip_prefix("sqlite:")
+            && !path.starts_with('/')
+            && !path.starts_with(':')
+        {
+            self.uri = format!("sqlite:{}", join_lexically(base, path));
+        }
+        if !self.warehouse.contains(":/") && !self.warehouse.starts_with('/') {
+            self.warehouse = join_lexically(base, &self.warehouse);
+        }
+    }
+
     /// The embedded default in `dir`: a SQLite catalog (`dir/catalog.db`) and the warehouse
     /// (`dir/warehouse`) on local disk, as the quickstart, the benchmarks and tests use it.
     pub fn embedded_in(dir: &std::path::Path) -> Self {
@@ -133,10 +147,70 @@ impl CatalogConfig {
     }
 }
 
-/// Replaces `${NAME}` with the environment variable's value; `$${` escapes a literal `${`.
-/// Shared by the writer's and the optimizer's config files (secrets stay in the environment).
-/// The error says which variable is missing; callers wrap it in their own config error.
+/// `base/relative` without `.` and `dir/..` steps (the paths need not exist yet, so no
+/// canonicalising): table locations derived from it stay plain.
+fn join_lexically(base: &std::path::Path, relative: &str) -> String {
+    use std::path::Component;
+    let absolute = if base.is_absolute() {
+        base.to_path_buf()
+    } else {
+        std::env::current_dir().map(|cwd| cwd.join(base)).unwrap_or_else(|_| base.to_path_buf())
+    };
+    let mut out = std::path::PathBuf::new();
+    for component in absolute.join(relative).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.to_string_lossy().into_owned()
+}
+
+/// Parses a TOML config file into `T`, replacing `${NAME}` and `${NAME:-default}` in its string
+/// values with environment variables (`$${` is a literal `${`). Shared by the writer's and the
+/// optimizer's configs, so secrets stay in the environment. Substitution happens in parsed
+/// values, not in the text: a value holding `"`, `\` or `#` needs no escaping, and comments
+/// are left alone. The error names the missing variable; callers wrap it in their own error.
+pub fn from_toml_with_env<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, String> {
+    from_toml_with(text, &|name| std::env::var(name).ok())
+}
+
+/// [`from_toml_with_env`] with another source of variables (tests).
+fn from_toml_with<T: serde::de::DeserializeOwned>(text: &str, vars: &Vars) -> std::result::Result<T, String> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    for (_, value) in table.iter_mut() {
+        interpolate_value(value, vars)?;
+    }
+    T::deserialize(toml::Value::Table(table)).map_err(|error| {
+        // The text itself (with the `${…}` still in it) gives the same structural error with its
+        // line and column, when it has one.
+        toml::from_str::<T>(text).err().map_or_else(|| error.to_string(), |located| located.to_string())
+    })
+}
+
+/// Looks up an environment variable.
+type Vars = dyn Fn(&str) -> Option<String>;
+
+fn interpolate_value(value: &mut toml::Value, vars: &Vars) -> std::result::Result<(), String> {
+    match value {
+        toml::Value::String(text) => *text = interpolate(text, vars)?,
+        toml::Value::Array(items) => items.iter_mut().try_for_each(|v| interpolate_value(v, vars))?,
+        toml::Value::Table(table) => table.iter_mut().try_for_each(|(_, v)| interpolate_value(v, vars))?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces `${NAME}` (and `${NAME:-default}`: the default when NAME is unset or empty) with
+/// the environment variable's value; `$${` is a literal `${`.
 pub fn interpolate_env(text: &str) -> std::result::Result<String, String> {
+    interpolate(text, &|name| std::env::var(name).ok())
+}
+
+fn interpolate(text: &str, vars: &Vars) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("${") {
@@ -147,10 +221,22 @@ pub fn interpolate_env(text: &str) -> std::result::Result<String, String> {
             continue;
         }
         out.push_str(&rest[..i]);
-        let end = rest[i..].find('}').ok_or_else(|| "an unterminated ${ in the config file".to_string())?;
-        let name = &rest[i + 2..i + end];
-        let value = std::env::var(name)
-            .map_err(|_| format!("the config references ${{{name}}}, but that environment variable is not set"))?;
+        let end = rest[i..].find('}').ok_or_else(|| format!("an unterminated ${{ in the config value {text:?}"))?;
+        let reference = &rest[i + 2..i + end];
+        let (name, default) = match reference.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (reference, None),
+        };
+        let value = match (vars(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+            (Some(value), _) => value,
+            (None, Some(default)) => default.to_string(),
+            (None, None) => {
+                return Err(format!(
+                    "the config references ${{{name}}}, but that environment variable is not set \
+                     (set it, or write ${{{name}:-default}})"
+                ));
+            }
+        };
         out.push_str(&value);
         rest = &rest[i + end + 1..];
     }
@@ -177,5 +263,50 @@ mod tests {
         assert!(typo.validate().expect_err("a typo").to_string().contains("catalog.rest.credentail"));
         let sql = CatalogConfig { uri: "sqlite:c.db".into(), ..config };
         assert!(sql.validate().is_err(), "REST properties on a SQL catalog");
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let base = std::path::Path::new("/etc/icefall/conf");
+        let mut config = CatalogConfig {
+            uri: "sqlite:../data/catalog.db".into(),
+            warehouse: "./data/warehouse".into(),
+            ..CatalogConfig::default()
+        };
+        config.resolve_relative_to(base);
+        assert_eq!(config.uri, "sqlite:/etc/icefall/data/catalog.db");
+        assert_eq!(config.warehouse, "/etc/icefall/conf/data/warehouse");
+        for (uri, warehouse) in [
+            ("sqlite:/abs/c.db", "/abs/w"),
+            ("sqlite::memory:", "s3://bucket/w"),
+            ("postgres://u@h/db", "file:///abs/w"),
+        ] {
+            let mut config = CatalogConfig { uri: uri.into(), warehouse: warehouse.into(), ..CatalogConfig::default() };
+            config.resolve_relative_to(base);
+            assert_eq!((config.uri.as_str(), config.warehouse.as_str()), (uri, warehouse));
+        }
+    }
+
+    #[test]
+    fn variables_are_substituted_in_values_with_defaults_and_escapes() {
+        // PATH is set in every test environment; ICEFALL_TEST_UNSET_VAR in none.
+        let path = std::env::var("PATH").expect("PATH");
+        assert_eq!(interpolate_env("a $${literal} b").ok().as_deref(), Some("a ${literal} b"));
+        assert_eq!(interpolate_env("${ICEFALL_TEST_UNSET_VAR:-fallback}").ok().as_deref(), Some("fallback"));
+        assert_eq!(interpolate_env("${PATH:-fallback}").ok(), Some(path.clone()));
+        let e = interpolate_env("x ${ICEFALL_TEST_UNSET_VAR} y").expect_err("unset");
+        assert!(e.contains("ICEFALL_TEST_UNSET_VAR") && e.contains(":-default"), "{e}");
+
+        // In parsed values: a comment mentioning an unset variable is not read, and a value
+        // with quotes, backslashes, `#` and `@` needs no escaping.
+        let secret = r#"p"a\s#s@w'rd"#;
+        let vars = |name: &str| (name == "TRICKY").then(|| secret.to_string());
+        let text = "# the old password was ${ICEFALL_TEST_UNSET_VAR}\nuri = \"postgres://u:${TRICKY}@db/x\"\nname = \"${ICEFALL_TEST_UNSET_VAR:-icefall}\"\n";
+        let config: CatalogConfig = from_toml_with(text, &vars).expect("parses");
+        assert_eq!(config.uri, format!("postgres://u:{secret}@db/x"));
+        assert_eq!(config.name, "icefall");
+        // Unknown keys still come with their line.
+        let e = from_toml_with_env::<CatalogConfig>("uri = \"sqlite:x\"\nwarehose = \"w\"\n").expect_err("typo");
+        assert!(e.contains("warehose") && e.contains("line 2"), "{e}");
     }
 }

@@ -51,8 +51,10 @@ pub const ARRIVAL_WATERMARK: &str = "icefall.watermark.arrival-time";
 /// Records of this checkpoint whose event time was behind the event watermark by more than
 /// the allowed lateness (still written, to their event-time partition).
 pub const LATE_RECORDS: &str = "icefall.late-records";
-/// The optimizer operation that made the snapshot (`compact`).
+/// The maintenance operation that made the snapshot (`compact`, `offsets-reset`).
 pub const OPERATION: &str = "icefall.operation";
+/// What `icefall-writer offsets set|reset` moved: topic → partition → `[from, to]`.
+pub const OFFSETS_RESET: &str = "icefall.offsets-reset";
 /// The tag every writer commit moves to its snapshot. Engines' snapshot expiry (Spark's
 /// `expire_snapshots` included) keeps tagged snapshots, so the newest snapshot holding the
 /// offsets survives any expiry and stays in main's ancestry.
@@ -79,7 +81,8 @@ pub const KEYS: &[Key] = &[
     Key { name: EVENT_WATERMARK, kind: Kind::Summary, meaning: "event-time watermark (RFC 3339)" },
     Key { name: ARRIVAL_WATERMARK, kind: Kind::Summary, meaning: "arrival-time watermark (RFC 3339)" },
     Key { name: LATE_RECORDS, kind: Kind::Summary, meaning: "late records in this checkpoint" },
-    Key { name: OPERATION, kind: Kind::Summary, meaning: "the optimizer operation of the snapshot" },
+    Key { name: OPERATION, kind: Kind::Summary, meaning: "the maintenance operation of the snapshot" },
+    Key { name: OFFSETS_RESET, kind: Kind::Summary, meaning: "the partitions an offsets reset moved, from → to" },
     Key { name: STATE_TAG, kind: Kind::Tag, meaning: "the newest writer snapshot, kept by any engine's expiry" },
     Key { name: FIELD_IDS, kind: Kind::Property, meaning: "source field → table field id" },
     Key { name: SOURCE_SCHEMA_ID, kind: Kind::Property, meaning: "the newest registry schema id the table follows" },

@@ -1,6 +1,7 @@
 //! The writer's TOML configuration. Every struct denies unknown keys so a typo fails start-up
-//! instead of being ignored. String values may reference environment variables as `${NAME}`
-//! (for secrets: passwords, SASL credentials); an unset variable is an error naming it.
+//! instead of being ignored. String values may reference environment variables as `${NAME}` or
+//! `${NAME:-default}` (for secrets: passwords, SASL credentials); an unset variable without a
+//! default is an error naming it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -304,6 +305,7 @@ impl Config {
             std::fs::read_to_string(path).map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
         let mut config = Self::parse(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        config.catalog.resolve_relative_to(base);
         let resolve = |file: &mut PathBuf| {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -329,10 +331,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses config text (after `${VAR}` interpolation) without validating.
+    /// Parses config text (`${VAR}`s substituted in its values) without validating.
     pub fn parse(text: &str) -> Result<Self> {
-        let text = icefall_table::config::interpolate_env(text).map_err(Error::Config)?;
-        toml::from_str(&text).map_err(|e| Error::Config(e.to_string()))
+        icefall_table::config::from_toml_with_env(text).map_err(Error::Config)
     }
 }
 
@@ -358,5 +359,7 @@ impl PipelineConfig {
     }
 }
 
+#[cfg(test)]
+mod docs_sync;
 #[cfg(test)]
 mod tests;

@@ -71,11 +71,15 @@ impl Probes {
             return reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".into());
         }
         match request.uri().path() {
-            "/metrics" => reply(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.metrics.encode(),
-            ),
+            "/metrics" => {
+                // Readiness as a gauge too, fresh at every scrape: alerts see what the probe sees.
+                self.readiness().await;
+                reply(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    self.metrics.encode(),
+                )
+            }
             "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
             "/readyz" => {
                 let (ready, report) = self.readiness().await;
@@ -86,15 +90,26 @@ impl Probes {
         }
     }
 
-    /// Each check on its own line, `ok` or `fail` first.
+    /// Each check on its own line, `ok` or `fail` first; each pipeline's verdict also goes to
+    /// its `pipeline_ready` gauge. Pipelines are checked at once (one catalog probe each).
     async fn readiness(&self) -> (bool, String) {
+        let checks = self.pipelines.iter().map(|(pipeline, table)| async move {
+            let (ready, report) = self.pipeline_readiness(pipeline, table).await;
+            pipeline.readiness_checked(ready);
+            (ready, report)
+        });
+        let results = futures::future::join_all(checks).await;
+        (results.iter().all(|(ready, _)| *ready), results.into_iter().map(|(_, report)| report).collect())
+    }
+
+    async fn pipeline_readiness(&self, pipeline: &PipelineMetrics, table: &TableIdent) -> (bool, String) {
         let mut ready = true;
         let mut report = String::new();
         let mut line = |ok: bool, text: String| {
             ready &= ok;
             let _ = writeln!(report, "{} {text}", if ok { "ok" } else { "fail" });
         };
-        for (pipeline, table) in &self.pipelines {
+        {
             let name = pipeline.name();
             if pipeline.is_assigned() {
                 line(true, format!("pipeline {name}: partitions assigned"));
@@ -112,7 +127,7 @@ impl Probes {
             );
             let Some(catalog) = self.catalog.get() else {
                 line(false, format!("pipeline {name}: catalog not connected yet"));
-                continue;
+                return (ready, report);
             };
             let probe = tokio::time::timeout(CATALOG_PROBE_TIMEOUT, catalog.metadata_location(table)).await;
             match probe {

@@ -14,6 +14,7 @@ mod error;
 pub(crate) mod freshness;
 pub(crate) mod http;
 pub(crate) mod metrics;
+pub mod offset_control;
 pub(crate) mod offset_reset;
 pub(crate) mod pipeline;
 pub(crate) mod pool;

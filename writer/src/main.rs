@@ -3,15 +3,20 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
 use icefall_writer::Config;
+use icefall_writer::offset_control::{self, ChangeOptions, Target};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "icefall-writer", version, about = "Lands Kafka topics in Apache Iceberg tables exactly once")]
 struct Cli {
+    /// Config file (TOML).
+    #[arg(long, short, global = true, env = "ICEFALL_CONFIG")]
+    config: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text.
-    #[arg(long, global = true, env = "ICEFALL_LOG_JSON")]
+    #[arg(long, global = true, env = "ICEFALL_LOG_JSON", value_parser = BoolishValueParser::new())]
     log_json: bool,
     #[command(subcommand)]
     command: Command,
@@ -20,16 +25,92 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the pipelines until SIGTERM/SIGINT, then make a final checkpoint and exit.
-    Run {
-        /// Config file (TOML).
-        #[arg(long, short, env = "ICEFALL_CONFIG")]
-        config: PathBuf,
+    Run,
+    /// Check the config, the catalog, storage, the schema registry and the brokers, then exit.
+    Validate,
+    /// Show or move the Kafka offsets a pipeline's table holds (where the writer reads on).
+    #[command(subcommand)]
+    Offsets(OffsetsCommand),
+}
+
+#[derive(Subcommand)]
+enum OffsetsCommand {
+    /// Each partition's offset in the table, the broker's log start and end, and the lag.
+    Show {
+        /// Only this pipeline (default: all).
+        #[arg(long)]
+        pipeline: Option<String>,
     },
-    /// Check the config, the catalog and the brokers, then exit.
-    Validate {
-        #[arg(long, short, env = "ICEFALL_CONFIG")]
-        config: PathBuf,
+    /// Move named partitions to named offsets, e.g. `events:0=1200 events:1=980`.
+    Set {
+        /// The pipeline (may be left out when the config has one).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// `topic:partition=offset`, each within what the broker holds.
+        #[arg(required = true, value_parser = parse_assignment)]
+        offsets: Vec<((String, i32), i64)>,
+        #[command(flatten)]
+        apply: Apply,
     },
+    /// Move every partition of the pipeline (or of --topic) to the log start, the log end or a time.
+    Reset {
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[command(flatten)]
+        to: ResetTo,
+        /// Only this topic's partitions (repeatable).
+        #[arg(long)]
+        topic: Vec<String>,
+        #[command(flatten)]
+        apply: Apply,
+    },
+}
+
+#[derive(Args)]
+struct Apply {
+    /// Commit the new offsets to the table (without it, only show them).
+    #[arg(long)]
+    execute: bool,
+    /// Commit even while the pipeline's consumer group has members (a running writer is fenced
+    /// at its next checkpoint and reads that checkpoint's records again from the new offsets).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ResetTo {
+    /// The first offset the broker still holds.
+    #[arg(long)]
+    to_earliest: bool,
+    /// The log end: skip everything produced so far.
+    #[arg(long)]
+    to_latest: bool,
+    /// The first record at or after this time (RFC 3339, e.g. 2026-11-30T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = offset_control::plan::parse_datetime)]
+    to_datetime: Option<i64>,
+}
+
+impl ResetTo {
+    fn target(&self) -> Target {
+        match (self.to_earliest, self.to_latest, self.to_datetime) {
+            (true, _, _) => Target::Earliest,
+            (_, true, _) => Target::Latest,
+            (_, _, Some(millis)) => Target::Datetime(millis),
+            // clap's group makes one of them required.
+            _ => Target::Latest,
+        }
+    }
+}
+
+impl Apply {
+    fn options(&self) -> ChangeOptions {
+        ChangeOptions { execute: self.execute, force: self.force }
+    }
+}
+
+fn parse_assignment(text: &str) -> Result<((String, i32), i64), String> {
+    offset_control::plan::parse_assignment(text)
 }
 
 fn main() -> ExitCode {
@@ -51,17 +132,33 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let Some(path) = cli.config else {
+            return Err(icefall_writer::Error::Config(
+                "no config file: pass --config <file.toml> or set ICEFALL_CONFIG".into(),
+            ));
+        };
+        let config = Config::load(&path)?;
         match cli.command {
-            Command::Run { config } => {
-                let shutdown = shutdown_signal();
-                let config = Config::load(&config)?;
-                icefall_writer::run(config, shutdown).await
-            }
-            Command::Validate { config } => {
-                let config = Config::load(&config)?;
+            Command::Run => icefall_writer::run(config, shutdown_signal()).await,
+            Command::Validate => {
                 for line in icefall_writer::validate::validate(&config).await? {
                     println!("{line}");
                 }
+                Ok(())
+            }
+            Command::Offsets(command) => {
+                let report = match command {
+                    OffsetsCommand::Show { pipeline } => offset_control::show(&config, pipeline.as_deref()).await?,
+                    OffsetsCommand::Set { pipeline, offsets, apply } => {
+                        let target = Target::Explicit(offsets.into_iter().collect());
+                        offset_control::change(&config, pipeline.as_deref(), &target, &[], apply.options()).await?
+                    }
+                    OffsetsCommand::Reset { pipeline, to, topic, apply } => {
+                        offset_control::change(&config, pipeline.as_deref(), &to.target(), &topic, apply.options())
+                            .await?
+                    }
+                };
+                print!("{report}");
                 Ok(())
             }
         }

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use icefall_table::Catalog;
 use icefall_table::catalog::parse_ident;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 
 use crate::{Config, Error, Result};
 
@@ -43,14 +42,7 @@ pub async fn validate(config: &Config) -> Result<Vec<String>> {
         })?;
         report.push(format!("schema registry: ok ({} subject(s))", subjects.len()));
     }
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &config.kafka.brokers);
-    for (k, v) in &config.kafka.client_properties() {
-        client.set(k, v);
-    }
-    let context = crate::source::msk_iam::TokenContext::new(config.kafka.msk_iam.as_ref());
-    let consumer: BaseConsumer<_> =
-        client.create_with_context(context).map_err(Error::kafka("create a client from kafka.properties"))?;
+    let consumer = crate::source::client::query_client(&config.kafka, None)?;
     let brokers = config.kafka.brokers.clone();
     let topics: Vec<String> = config.pipelines.iter().flat_map(|p| p.topics.clone()).collect();
     let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))

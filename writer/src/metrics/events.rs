@@ -207,6 +207,21 @@ impl PipelineMetrics {
         self.families.checkpoint_interval.get_or_create(&self.labels()).set(interval.as_secs_f64());
     }
 
+    /// `/readyz` (or a scrape) checked the pipeline.
+    pub fn readiness_checked(&self, ready: bool) {
+        self.families.ready.get_or_create(&self.labels()).set(i64::from(ready));
+    }
+
+    /// The source paused (`paused` > 0) or resumed its partitions for the memory budget.
+    pub fn partitions_paused(&self, paused: usize) {
+        self.families.paused_partitions.get_or_create(&self.labels()).set(paused as i64);
+    }
+
+    /// Bytes of records read and not yet written.
+    pub fn buffered(&self, bytes: usize) {
+        self.families.buffered_bytes.get_or_create(&self.labels()).set(bytes as i64);
+    }
+
     fn outcome(&self, outcome: &str) -> OutcomeLabels {
         OutcomeLabels { pipeline: self.name.clone(), outcome: outcome.to_string() }
     }

@@ -21,6 +21,11 @@ struct PipelineLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TopicLabels {
     pipeline: String,
     topic: String,
@@ -77,6 +82,9 @@ struct Families {
     last_commit: Family<PipelineLabels, FloatGauge>,
     event_watermark: Family<PipelineLabels, FloatGauge>,
     arrival_watermark: Family<PipelineLabels, FloatGauge>,
+    ready: Family<PipelineLabels, Gauge>,
+    paused_partitions: Family<PipelineLabels, Gauge>,
+    buffered_bytes: Family<PipelineLabels, Gauge>,
 }
 
 /// The process's metrics registry.
@@ -111,6 +119,9 @@ impl Metrics {
             last_commit: Family::default(),
             event_watermark: Family::default(),
             arrival_watermark: Family::default(),
+            ready: Family::default(),
+            paused_partitions: Family::default(),
+            buffered_bytes: Family::default(),
         });
         let mut registry = Registry::with_prefix(namespace);
         let f = &families;
@@ -224,6 +235,26 @@ impl Metrics {
             Unit::Seconds,
             f.arrival_watermark.clone(),
         );
+        registry.register(
+            "pipeline_ready",
+            "1 while the pipeline passes every /readyz check (assigned, catalog answers, checkpoints recent)",
+            f.ready.clone(),
+        );
+        registry.register_with_unit(
+            "paused",
+            "Assigned partitions whose fetching is paused because the memory budget is used up",
+            Unit::Other("partitions".into()),
+            f.paused_partitions.clone(),
+        );
+        registry.register_with_unit(
+            "buffered",
+            "Bytes of records read and not yet written (the part of max_buffered_bytes in use)",
+            Unit::Bytes,
+            f.buffered_bytes.clone(),
+        );
+        let build_info: Family<BuildLabels, Gauge> = Family::default();
+        build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
+        registry.register("build_info", "Always 1; the running version is its label", build_info);
         Metrics { registry, families }
     }
 

@@ -22,6 +22,14 @@ fn names_follow_namespace_name_unit() {
         "{text}"
     );
     assert!(text.contains(r#"acme_assigned_partitions{pipeline="orders"} 1"#), "{text}");
+    assert!(text.contains(&format!(r#"acme_build_info{{version="{}"}} 1"#, env!("CARGO_PKG_VERSION"))), "{text}");
+    p.readiness_checked(false);
+    p.partitions_paused(2);
+    p.buffered(4096);
+    let text = metrics.encode();
+    assert!(text.contains(r#"acme_pipeline_ready{pipeline="orders"} 0"#), "{text}");
+    assert!(text.contains(r#"acme_paused_partitions{pipeline="orders"} 2"#), "{text}");
+    assert!(text.contains(r#"acme_buffered_bytes{pipeline="orders"} 4096"#), "{text}");
 }
 
 #[test]
@@ -102,6 +110,9 @@ fn every_metric_is_in_the_operations_guide_and_no_other() {
     p.checkpoint_dropped("fenced");
     p.writers_changed(2);
     p.interval_changed(Duration::from_secs(2));
+    p.readiness_checked(true);
+    p.partitions_paused(4);
+    p.buffered(1024);
     let text = metrics.encode();
     let registered: std::collections::BTreeSet<String> = text
         .lines()

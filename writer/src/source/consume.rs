@@ -17,6 +17,8 @@ use super::{SourceCommand, SourceContext, SourceRecord};
 
 /// Most messages taken per burst between checks of commands and the memory budget.
 const BURST: usize = 256;
+/// How often the buffered-bytes gauge is refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(super) fn consume_loop(
     consumer: BaseConsumer<SourceContext>,
@@ -31,7 +33,12 @@ pub(super) fn consume_loop(
     // Records of one topic share its name.
     let mut topic_cache: Option<Arc<str>> = None;
     let mut burst = Burst::default();
+    let mut gauge_at = Instant::now();
     loop {
+        if gauge_at.elapsed() >= GAUGE_INTERVAL {
+            ctx.metrics.buffered(ctx.budget.used());
+            gauge_at = Instant::now();
+        }
         // Backpressure: while the budget is used up, fetch nothing (but keep polling, which
         // serves rebalances and keeps the group membership).
         match paused_at {
@@ -123,6 +130,7 @@ pub(super) fn consume_loop(
 fn set_paused(consumer: &BaseConsumer<SourceContext>, paused: bool) {
     let Ok(assignment) = consumer.assignment() else { return };
     let result = if paused { consumer.pause(&assignment) } else { consumer.resume(&assignment) };
+    consumer.context().metrics.partitions_paused(if paused { assignment.count() } else { 0 });
     if let Err(e) = result {
         tracing::debug!(pipeline = %consumer.context().pipeline, error = %e, paused, "pause/resume failed");
     }

@@ -23,6 +23,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 mod burst;
+pub mod client;
 mod consume;
 pub mod msk_iam;
 mod reposition;
