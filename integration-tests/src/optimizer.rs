@@ -60,3 +60,43 @@ pub fn run_failing(config: &Path, table: &str, args: &[&str], env: &[(&str, &str
 pub fn spawn(config: &Path, table: &str, args: &[&str]) -> Child {
     command(config, table, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start icefall-optimizer")
 }
+
+/// A table `name` (one `id` column, unpartitioned, `properties`) in the SQLite catalog in
+/// `dir`, with `commits` snapshots, each adding one file of `rows` ids (no file when 0).
+pub async fn table_with_commits(dir: &Path, name: &str, properties: &[(&str, &str)], commits: usize, rows: i64) {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
+    use icefall_table::catalog::parse_ident;
+    use icefall_table::files::TableFiles;
+    use icefall_table::{PendingCommit, RetryPolicy, create::TableLayout};
+
+    let catalog = crate::tables::catalog(dir).await;
+    let schema = Schema::builder()
+        .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
+        .build()
+        .expect("schema");
+    let properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let layout = TableLayout { schema, partition: vec![], properties, sort_order: vec![] };
+    let mut table = catalog.load_or_create(&parse_ident(name).expect("ident"), &layout).await.expect("create");
+    for commit in 0..commits as i64 {
+        let files =
+            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+        let mut data = Vec::new();
+        if rows > 0 {
+            let arrow =
+                Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema()).expect("arrow"));
+            let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(commit * rows..(commit + 1) * rows));
+            let mut writer = files.open(format!("small-{commit}")).expect("open");
+            writer.write(RecordBatch::try_new(arrow, vec![ids]).expect("batch")).await.expect("write");
+            data = writer.close().await.expect("close");
+        }
+        let pending = PendingCommit::append(data, files.spec_id(), Default::default());
+        table = catalog
+            .commit(table, &pending, |_| Ok(Default::default()), &RetryPolicy::default())
+            .await
+            .expect("commit")
+            .table;
+    }
+}

@@ -259,27 +259,6 @@ async fn files_added_by_spark_without_field_ids_compact_value_for_value() {
 
 /// A table of `commits` empty appends (one snapshot each) with `properties`, in the SQLite
 /// catalog in `dir`.
-async fn table_with_snapshots(dir: &std::path::Path, name: &str, properties: &[(&str, &str)], commits: usize) {
-    use iceberg::spec::{NestedField, PrimitiveType, Schema, Type};
-    use icefall_table::{PendingCommit, RetryPolicy, create::TableLayout};
-    let catalog = tables::catalog(dir).await;
-    let schema = Schema::builder()
-        .with_fields(vec![NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into()])
-        .build()
-        .expect("schema");
-    let properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let layout = TableLayout { schema, partition: vec![], properties, sort_order: vec![] };
-    let mut table = catalog.load_or_create(&parse_ident(name).expect("ident"), &layout).await.expect("create");
-    for _ in 0..commits {
-        let pending = PendingCommit::append(vec![], 0, Default::default());
-        table = catalog
-            .commit(table, &pending, |_| Ok(Default::default()), &RetryPolicy::default())
-            .await
-            .expect("commit")
-            .table;
-    }
-}
-
 /// The optimizer follows the table: `gc.enabled=false` (files that may be another table's)
 /// refuses expiry and orphan removal, and `run` skips both; `history.expire.min-snapshots-to-keep`
 /// keeps that many snapshots whatever `--retain-last` says.
@@ -289,8 +268,8 @@ async fn expiry_and_orphan_removal_follow_the_table_properties() {
     let dir = tmp.path();
     let ns = unique("ns");
     let (no_gc, keep_three) = (format!("{ns}.no_gc"), format!("{ns}.keep_three"));
-    table_with_snapshots(dir, &no_gc, &[("gc.enabled", "false")], 4).await;
-    table_with_snapshots(dir, &keep_three, &[("history.expire.min-snapshots-to-keep", "3")], 6).await;
+    optimizer::table_with_commits(dir, &no_gc, &[("gc.enabled", "false")], 4, 0).await;
+    optimizer::table_with_commits(dir, &keep_three, &[("history.expire.min-snapshots-to-keep", "3")], 6, 0).await;
     let config = optimizer::config(dir, None);
 
     for args in [&["expire-snapshots", "--older-than", "0s"][..], &["remove-orphans", "--older-than", "0s", "--force"]]

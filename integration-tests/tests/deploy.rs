@@ -174,6 +174,25 @@ fn kubernetes_manifests_carry_what_operators_rely_on() {
         push["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["name"],
         job_pod["containers"][0]["name"]
     );
+
+    // The sharded overlay: an Indexed Job of N pods, each `compact --shard-count N`.
+    let overlay = dir.join("sharded");
+    let sharded = &yaml_documents(&overlay.join("kustomization.yaml"))[0];
+    assert_eq!(sharded["resources"][0], "..");
+    let shards = &yaml_documents(&overlay.join(str_at(sharded, "/resources/1")))[0];
+    assert_eq!(shards["spec"]["concurrencyPolicy"], "Forbid");
+    let job = &shards["spec"]["jobTemplate"]["spec"];
+    assert_eq!(job["completionMode"], "Indexed");
+    assert_eq!(job["completions"], job["parallelism"], "every shard runs at once");
+    let args: Vec<&str> = job["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let count = args.iter().position(|a| *a == "--shard-count").map(|i| args[i + 1]).expect("--shard-count");
+    assert_eq!(count, job["completions"].to_string(), "one shard per pod: {args:?}");
+    assert_eq!(job["template"]["spec"]["volumes"][0]["configMap"]["name"], optimizer_map);
 }
 
 #[test]

@@ -299,6 +299,23 @@ fn produce(producer: &TestProducer, from: i64, to: i64, landed: &mut BTreeMap<i3
     to + i64::from(PARTITIONS)
 }
 
+/// Waits for the table's offsets to reach `expected`; on a timeout shows the writer's log.
+async fn wait_or_show(s: &Scenario, expected: &BTreeMap<i32, i64>, writer: &WriterProcess) {
+    let catalog = s.catalog().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = tables::offsets(&catalog, &s.table).await.get(&s.topic).cloned().unwrap_or_default();
+        if expected.iter().all(|(p, o)| got.get(p).is_some_and(|g| g >= o)) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(&writer.log).unwrap_or_default();
+            panic!("offsets did not reach {expected:?}; table has {got:?}; writer log:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Everything from `from` (per partition) up to `to`, once.
 fn expected_pairs(from: &BTreeMap<i32, i64>, to: &BTreeMap<i32, i64>) -> Vec<(i32, i64)> {
     (0..PARTITIONS).flat_map(|p| (from.get(&p).copied().unwrap_or(0)..to[&p]).map(move |o| (p, o))).collect()
@@ -308,9 +325,11 @@ fn expected_pairs(from: &BTreeMap<i32, i64>, to: &BTreeMap<i32, i64>) -> Vec<(i3
 async fn offsets_reset_to_a_time_latest_and_explicit_then_the_table_holds_what_the_broker_holds_after_them() {
     let s = Scenario::new("offsets", "1s");
     let catalog = s.catalog().await;
-    // The writer creates the table on its first start; nothing to read yet.
+    // The writer creates the table on its first start; nothing to read yet. (It leaves after
+    // its assignment: the test broker's group does not recover from a member that leaves
+    // half-way through joining.)
     let writer = WriterProcess::start(&s.writer_config, "writer-0");
-    writer.wait_for_log("pipeline started", Duration::from_secs(60));
+    writer.wait_for_log("partitions assigned at table offsets", Duration::from_secs(60));
     assert!(writer.stop(Duration::from_secs(60)).success());
 
     let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
@@ -341,7 +360,7 @@ async fn offsets_reset_to_a_time_latest_and_explicit_then_the_table_holds_what_t
 
     // The writer honours them: only the records after the cut land, each once.
     let writer = WriterProcess::start(&s.writer_config, "writer-1");
-    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &all, Duration::from_secs(120)).await;
+    wait_or_show(&s, &all, &writer).await;
     // While it runs (it is in the group) a move is refused, naming the way out.
     let (ok, text) = offsets(&s, &["reset", "--to-latest", "--execute"]);
     assert!(!ok && text.contains("has members") && text.contains("--force"), "{text}");
@@ -366,7 +385,7 @@ async fn offsets_reset_to_a_time_latest_and_explicit_then_the_table_holds_what_t
     let mut after = skipped.clone();
     produce(&producer, next, next + 400, &mut after);
     let writer = WriterProcess::start(&s.writer_config, "writer-2");
-    tables::wait_for_offsets(&catalog, &s.table, &s.topic, &after, Duration::from_secs(120)).await;
+    wait_or_show(&s, &after, &writer).await;
     assert!(writer.stop(Duration::from_secs(60)).success());
     let mut pairs = tables::partition_offsets(&catalog, &s.table).await;
     pairs.sort_unstable();

@@ -49,6 +49,10 @@ async fn compaction_keeps_every_value_and_cuts_the_file_count() {
 
     let report = optimizer::run(&config, &s.table, &["compact"]);
     assert_eq!(report[0]["groups_failed"], 0, "{report:?}");
+    // Spark's `rewrite_data_files` output names carry the same figures.
+    assert_eq!(report[0]["rewritten_data_files_count"], report[0]["files_in"], "{report:?}");
+    assert_eq!(report[0]["added_data_files_count"], report[0]["files_out"], "{report:?}");
+    assert_eq!(report[0]["failed_data_files_count"], 0, "{report:?}");
     let files_after = tables::data_file_count(&catalog, &s.table).await;
     assert!(files_after < files_before / 2, "{files_before} files → {files_after}");
     assert_eq!(tables::checksum(&catalog, &s.table).await, before, "every value of every row is unchanged");
@@ -57,6 +61,7 @@ async fn compaction_keeps_every_value_and_cuts_the_file_count() {
     // Manifests: one per commit → merged.
     let report = optimizer::run(&config, &s.table, &["rewrite-manifests"]);
     assert_eq!(report[0]["commits"], 1, "{report:?}");
+    assert!(report[0]["rewritten_manifests_count"].as_u64().is_some_and(|n| n > 1), "{report:?}");
     assert_eq!(tables::checksum(&catalog, &s.table).await, before);
     assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));
 
@@ -68,8 +73,12 @@ async fn compaction_keeps_every_value_and_cuts_the_file_count() {
     assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));
 }
 
+/// The writer commits every second while, round after round, three `compact --shard I/3`
+/// processes run at once on the table (what three cron entries or a Kubernetes Indexed Job do):
+/// every record lands exactly once, each round's shards rewrite disjoint partitions, every
+/// shard gets work, and both the writer and the compactions make progress.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn compaction_beside_a_live_writer_keeps_every_record_exactly_once() {
+async fn sharded_compaction_beside_a_live_writer_keeps_every_record_exactly_once() {
     let s = Scenario::new("race", "1s");
     let producer = TestProducer::new(&s.broker.bootstrap(), &s.topic);
     let writer = WriterProcess::start(&s.writer_config, "writer");
@@ -78,17 +87,30 @@ async fn compaction_beside_a_live_writer_keeps_every_record_exactly_once() {
     let mut landed = BTreeMap::new();
     let mut id = 0;
     let mut compactions = 0;
+    let mut worked = [false; 3];
     let started = Instant::now();
-    // The writer commits every second while compaction runs again and again, for two minutes.
-    while started.elapsed() < Duration::from_secs(120) {
+    while started.elapsed() < Duration::from_secs(60) {
         producer.send_events(id, id + 1_000, PARTITIONS, &mut landed);
         id += 1_000;
         if tables::writer_instances(&catalog, &s.table).await.is_empty() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        let report = optimizer::run(&config, &s.table, &["compact"]);
-        compactions += report[0]["commits"].as_u64().unwrap_or(0);
+        let shards: Vec<_> = (0..3)
+            .map(|i| {
+                let (config, table) = (config.clone(), s.table.clone());
+                std::thread::spawn(move || optimizer::run(&config, &table, &["compact", "--shard", &format!("{i}/3")]))
+            })
+            .collect();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, shard) in shards.into_iter().enumerate() {
+            let report = shard.join().expect("shard");
+            compactions += report[0]["commits"].as_u64().unwrap_or(0);
+            for partition in report[0]["partitions"].as_array().into_iter().flatten() {
+                worked[i] = true;
+                assert!(seen.insert(partition.to_string()), "two shards rewrote {partition} in one round");
+            }
+        }
     }
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(120)).await;
     assert!(writer.stop(Duration::from_secs(60)).success());
@@ -96,6 +118,7 @@ async fn compaction_beside_a_live_writer_keeps_every_record_exactly_once() {
     let ids = tables::long_column(&catalog, &s.table, "id").await;
     assert_exactly_once(&ids, id);
     assert!(compactions >= 3, "compaction made progress: {compactions} commits");
+    assert_eq!(worked, [true; 3], "every shard had partitions to compact");
     let loaded = catalog.load(&icefall_table::catalog::parse_ident(&s.table).expect("ident")).await.expect("load");
     let writer_commits = loaded
         .metadata
@@ -118,6 +141,8 @@ async fn aggressive_expiry_and_orphan_removal_keep_live_files_and_the_writer_res
     let expired = optimizer::run(&config, &s.table, &["expire-snapshots", "--retain-last", "1", "--older-than", "0s"]);
     assert!(expired[0]["snapshots_expired"].as_u64().unwrap_or(0) > 5, "{expired:?}");
     assert!(expired[0]["files_deleted"].as_u64().unwrap_or(0) > 0, "{expired:?}");
+    // Spark's `expire_snapshots` output names: the expired snapshots' manifest lists went.
+    assert!(expired[0]["deleted_manifest_lists_count"].as_u64().unwrap_or(0) > 5, "{expired:?}");
     assert_eq!(tables::checksum(&catalog, &s.table).await, before, "no live file was deleted");
     assert_eq!(pyiceberg_rows(&s), (6_000, 6_000));
 
@@ -296,4 +321,56 @@ async fn the_writer_state_survives_an_engine_expiry_that_knows_nothing_of_icefal
     assert!(writer.stop(Duration::from_secs(60)).success());
     assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, 5_000);
     assert_eq!(pyiceberg_rows(&s), (5_000, 5_000));
+}
+
+/// One `run` over a namespace serves tables with different policies, set as table properties:
+/// one that opts out of compaction, one that compacts from 2 files (the config says 10), and
+/// one whose policy does not parse. The first two are maintained as they ask; the third fails
+/// naming its property, and the exit code says the run failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_follows_each_tables_own_policy_and_names_the_table_that_failed() {
+    use icefall_table::contract::{OPTIMIZER_COMPACT_ENABLED, OPTIMIZER_MIN_INPUT_FILES};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let ns = icefall_integration_tests::unique("ns");
+    let (quiet, eager, broken) = (format!("{ns}.quiet"), format!("{ns}.eager"), format!("{ns}.broken"));
+    optimizer::table_with_commits(dir, &quiet, &[(OPTIMIZER_COMPACT_ENABLED, "false")], 4, 100).await;
+    optimizer::table_with_commits(dir, &eager, &[(OPTIMIZER_MIN_INPUT_FILES, "2")], 4, 100).await;
+    optimizer::table_with_commits(dir, &broken, &[(OPTIMIZER_MIN_INPUT_FILES, "lots")], 4, 100).await;
+    let config = optimizer::config(dir, None);
+    let text = std::fs::read_to_string(&config).expect("config").replace("min_input_files = 2", "min_input_files = 10");
+    std::fs::write(&config, format!("namespaces = [\"{ns}\"]\n{text}")).expect("config");
+
+    let status = std::process::Command::new(optimizer::optimizer_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--table", &eager, "status"])
+        .output()
+        .expect("status");
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("run: compact on (min 2 input files)") && shown.contains(OPTIMIZER_MIN_INPUT_FILES),
+        "{shown}"
+    );
+
+    let output = std::process::Command::new(optimizer::optimizer_binary())
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "run"])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 of 3 tables failed") && stderr.contains(&broken), "{stderr}");
+    assert!(stderr.contains(OPTIMIZER_MIN_INPUT_FILES) && stderr.contains("\"lots\""), "{stderr}");
+    let catalog = tables::catalog(dir).await;
+    assert_eq!(tables::data_file_count(&catalog, &quiet).await, 4, "compaction is off for this table");
+    assert_eq!(tables::data_file_count(&catalog, &eager).await, 1, "2 input files are enough for this one");
+    assert_eq!(tables::data_file_count(&catalog, &broken).await, 4, "a table that failed is left as it was");
+    let reports: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let skipped = reports.iter().find(|r| r["table"] == quiet.as_str() && r["command"] == "compact").expect("report");
+    assert!(skipped.to_string().contains(OPTIMIZER_COMPACT_ENABLED), "{skipped}");
+    let expired = reports.iter().filter(|r| r["table"] == quiet.as_str() && r["command"] == "expire-snapshots");
+    assert_eq!(expired.count(), 1, "the rest of run still maintains the quiet table");
 }

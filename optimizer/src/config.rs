@@ -42,6 +42,13 @@ pub struct CompactConfig {
     /// A partition is compacted when it has at least this many candidates (or any delete file).
     #[serde(default = "default_min_input_files")]
     pub min_input_files: usize,
+    /// Groups rewritten at the same time (each holds a batch and its open files in memory).
+    #[serde(default = "default_concurrent_rewrites")]
+    pub max_concurrent_file_group_rewrites: usize,
+}
+
+fn default_concurrent_rewrites() -> usize {
+    1
 }
 
 fn default_min_input_files() -> usize {
@@ -54,6 +61,7 @@ impl Default for CompactConfig {
             target_file_size_bytes: None,
             min_file_size_bytes: None,
             min_input_files: default_min_input_files(),
+            max_concurrent_file_group_rewrites: default_concurrent_rewrites(),
         }
     }
 }

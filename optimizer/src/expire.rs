@@ -79,10 +79,22 @@ pub async fn expire_snapshots(
     // reuse what ours still references, so this difference is safe to delete.
     let after = catalog.reachable_from(&outcome.table).await?;
     let doomed: Vec<&String> = before.all().filter(|f| !after.contains(f)).collect();
-    eprintln!("expire-snapshots {}: deleting {} unreachable file(s)", outcome.table.name(), doomed.len());
+    tracing::info!(table = %outcome.table.name(), files = doomed.len(), "expire-snapshots: deleting unreachable files");
     for path in doomed {
         match catalog.file_io().delete(path).await {
-            Ok(()) => report.files_deleted += 1,
+            Ok(()) => {
+                report.files_deleted += 1;
+                let kind = if before.content_files.contains(path) {
+                    "deleted_data_files_count"
+                } else if before.manifests.contains(path) {
+                    "deleted_manifest_files_count"
+                } else if before.manifest_lists.contains(path) {
+                    "deleted_manifest_lists_count"
+                } else {
+                    "deleted_metadata_files_count"
+                };
+                *report.deleted_by_kind.entry(kind.to_string()).or_default() += 1;
+            }
             Err(e) => report.notes.push(format!("could not delete {path}: {e}")),
         }
     }

@@ -12,6 +12,7 @@ pub mod expire;
 pub mod manifests;
 pub mod metrics;
 pub mod orphans;
+pub mod policy;
 pub mod report;
 pub mod retention;
 mod sort;
@@ -47,7 +48,7 @@ pub enum Command {
         target_size_bytes: Option<u64>,
         dry_run: bool,
     },
-    /// compact → rewrite-manifests → expire-snapshots → remove-orphans, with config defaults.
+    /// compact → rewrite-manifests → expire-snapshots → remove-orphans, as each table's policy says.
     Run {
         dry_run: bool,
     },
@@ -91,36 +92,54 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
         Command::RewriteManifests { target_size_bytes, dry_run } => {
             vec![manifests::rewrite_manifests(catalog, table, *target_size_bytes, *dry_run).await?]
         }
-        Command::Run { dry_run } => {
-            let compact_options = compact::CompactOptions {
-                target_file_size_bytes: config.compact.target_file_size_bytes,
-                min_file_size_bytes: config.compact.min_file_size_bytes,
-                min_input_files: config.compact.min_input_files,
-                dry_run: *dry_run,
-                ..Default::default()
-            };
-            let mut reports = vec![
-                compact::compact(catalog, table, &compact_options).await?,
-                manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, *dry_run).await?,
-            ];
-            let loaded = catalog.load(table).await?;
-            if !expire::gc_enabled(&loaded.metadata) {
-                // Its files may be another table's: nothing is deleted, as Spark's procedures refuse.
-                for command in ["expire-snapshots", "remove-orphans"] {
-                    let mut skipped = report::Report::new(command, &loaded.name(), *dry_run);
-                    skipped.notes.push("skipped: the table property gc.enabled is false".into());
-                    reports.push(skipped);
-                }
-                return Ok(reports);
-            }
-            let (expire, orphans) = (&config.expire, &config.orphans);
-            reports
-                .push(expire::expire_snapshots(catalog, table, expire.older_than, expire.retain_last, *dry_run).await?);
-            reports.push(
-                orphans::remove_orphans(catalog, table, orphans.older_than, false, *dry_run, orphans.prefix_mismatch)
-                    .await?,
-            );
-            reports
-        }
+        Command::Run { dry_run } => run(catalog, config, table, *dry_run).await?,
     })
+}
+
+/// `run` on one table, as its [`policy::TablePolicy`] says: compact → rewrite-manifests →
+/// expire-snapshots → remove-orphans. A step the policy turns off is reported as skipped.
+async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bool) -> Result<Vec<Report>> {
+    let loaded = catalog.load(table).await?;
+    let policy = policy::TablePolicy::for_table(&loaded.metadata, config)?;
+    let skipped = |command: &str, why: &str| {
+        let mut report = Report::new(command, &loaded.name(), dry_run);
+        report.notes.push(format!("skipped: {why}"));
+        report
+    };
+    let mut reports = Vec::new();
+    if policy.compact {
+        let options = compact::CompactOptions {
+            target_file_size_bytes: config.compact.target_file_size_bytes,
+            min_file_size_bytes: policy.min_file_size_bytes,
+            min_input_files: policy.min_input_files,
+            max_concurrent_group_rewrites: config.compact.max_concurrent_file_group_rewrites,
+            dry_run,
+            ..Default::default()
+        };
+        reports.push(compact::compact(catalog, table, &options).await?);
+    } else {
+        reports.push(skipped("compact", "the table property icefall.optimizer.compact.enabled is false"));
+    }
+    reports.push(manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, dry_run).await?);
+    if !expire::gc_enabled(&loaded.metadata) {
+        // Its files may be another table's: nothing is deleted, as Spark's procedures refuse.
+        for command in ["expire-snapshots", "remove-orphans"] {
+            reports.push(skipped(command, "the table property gc.enabled is false"));
+        }
+        return Ok(reports);
+    }
+    if policy.expire {
+        let expire = &config.expire;
+        reports.push(expire::expire_snapshots(catalog, table, expire.older_than, expire.retain_last, dry_run).await?);
+    } else {
+        reports.push(skipped("expire-snapshots", "the table property icefall.optimizer.expire.enabled is false"));
+    }
+    if policy.remove_orphans {
+        let mismatch = config.orphans.prefix_mismatch;
+        reports
+            .push(orphans::remove_orphans(catalog, table, policy.orphans_older_than, false, dry_run, mismatch).await?);
+    } else {
+        reports.push(skipped("remove-orphans", "the table property icefall.optimizer.remove-orphans.enabled is false"));
+    }
+    Ok(reports)
 }

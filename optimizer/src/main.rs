@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
-use icefall_optimizer::compact::CompactOptions;
+use icefall_optimizer::compact::{CompactOptions, Shard};
 use icefall_optimizer::{Command, Config};
 use icefall_table::Catalog;
 use tracing_subscriber::EnvFilter;
@@ -61,7 +61,8 @@ enum Sub {
         /// Compact a partition only with at least this many candidates (or any delete file).
         #[arg(long)]
         min_input_files: Option<usize>,
-        /// Only partitions whose path contains this text, e.g. `ts_day=2026-11-01`.
+        /// Only partitions this predicate selects, e.g. `day(ts) < '2026-11-01'` or
+        /// `ts_day >= '2026-11-01' and id_bucket = 3` (partition fields, =, !=, <, <=, >, >=, and).
         #[arg(long = "where")]
         partition_filter: Option<String>,
         /// At most this many input bytes in one run.
@@ -70,6 +71,15 @@ enum Sub {
         /// At most this many groups in one run.
         #[arg(long)]
         max_groups: Option<usize>,
+        /// Rewrite this many groups at the same time (default: the config's, 1).
+        #[arg(long)]
+        max_concurrent_file_group_rewrites: Option<usize>,
+        /// Only this shard's partitions: `I/N` (0 <= I < N), for N workers that split the table.
+        #[arg(long, value_parser = Shard::parse, conflicts_with = "shard_count")]
+        shard: Option<Shard>,
+        /// N workers of a Kubernetes Indexed Job: this one is shard JOB_COMPLETION_INDEX of N.
+        #[arg(long)]
+        shard_count: Option<u32>,
     },
     /// Expire old snapshots and delete the files no remaining snapshot reaches.
     ExpireSnapshots {
@@ -125,7 +135,9 @@ enum Sub {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_env("ICEFALL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Progress (each compaction group, files deleted) at info; other crates only warn.
+    let filter =
+        EnvFilter::try_from_env("ICEFALL_LOG").unwrap_or_else(|_| EnvFilter::new("warn,icefall_optimizer=info"));
     if cli.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();
     } else {
@@ -203,6 +215,9 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
             partition_filter,
             max_bytes,
             max_groups,
+            max_concurrent_file_group_rewrites,
+            shard,
+            shard_count,
         } => Command::Compact(CompactOptions {
             target_file_size_bytes: target_file_size.or(config.compact.target_file_size_bytes),
             min_file_size_bytes: min_file_size.or(config.compact.min_file_size_bytes),
@@ -210,6 +225,12 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
             partition_filter,
             max_bytes,
             max_groups,
+            max_concurrent_group_rewrites: max_concurrent_file_group_rewrites
+                .unwrap_or(config.compact.max_concurrent_file_group_rewrites),
+            shard: match shard_count {
+                Some(count) => Some(Shard::from_job_index(count).map_err(icefall_optimizer::Error::Config)?),
+                None => shard,
+            },
             dry_run,
         }),
         Sub::ExpireSnapshots { dry_run, older_than, retain_last } => Command::ExpireSnapshots {
@@ -231,7 +252,7 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
         Sub::Status => {
             let catalog = Catalog::connect(&config.catalog).await?;
             for table in icefall_optimizer::tables(&catalog, &config, &cli.tables).await? {
-                let status = icefall_optimizer::status::status(&catalog, &table).await?;
+                let status = icefall_optimizer::status::status(&catalog, &config, &table).await?;
                 if cli.json {
                     println!("{}", serde_json::to_string(&status).unwrap_or_default());
                 } else {
@@ -260,7 +281,7 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
         for report in table_reports {
             clean &= report.groups_failed == 0;
             if cli.json {
-                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                println!("{}", report.json());
             } else {
                 println!("{}", report.human());
             }

@@ -1,5 +1,7 @@
 //! What a command did, for humans (stdout) and for machines (`--json`).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -18,6 +20,15 @@ pub struct Report {
     pub files_deleted: u64,
     pub commits: u64,
     pub duration_ms: u64,
+    /// Partitions compaction rewrote (one entry per committed group).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<String>,
+    /// Data files of compaction groups that failed.
+    #[serde(skip)]
+    pub failed_files: u64,
+    /// Files expiry deleted, by Spark's output names (`deleted_manifest_files_count`, …).
+    #[serde(skip)]
+    pub deleted_by_kind: BTreeMap<String, u64>,
     /// Anything worth a look (skipped groups, refused rules).
     pub notes: Vec<String>,
 }
@@ -25,6 +36,36 @@ pub struct Report {
 impl Report {
     pub fn new(command: &str, table: &str, dry_run: bool) -> Self {
         Report { command: command.into(), table: table.into(), dry_run, ..Default::default() }
+    }
+
+    /// The report as one JSON object: our fields, plus the figures under the output column
+    /// names of Spark's procedure for the same job (`rewrite_data_files`, `rewrite_manifests`,
+    /// `expire_snapshots`), so dashboards built on one read the other. Expiry counts delete
+    /// files with data files (`deleted_data_files_count`).
+    pub fn json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        let spark: Vec<(&str, u64)> = match self.command.as_str() {
+            "compact" => vec![
+                ("rewritten_data_files_count", self.files_in),
+                ("added_data_files_count", self.files_out),
+                ("rewritten_bytes_count", self.bytes_in),
+                ("failed_data_files_count", self.failed_files),
+            ],
+            "rewrite-manifests" => {
+                vec![("rewritten_manifests_count", self.files_in), ("added_manifests_count", self.files_out)]
+            }
+            "expire-snapshots" => {
+                ["deleted_data_files_count", "deleted_manifest_files_count", "deleted_manifest_lists_count"]
+                    .into_iter()
+                    .map(|k| (k, self.deleted_by_kind.get(k).copied().unwrap_or(0)))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if let Some(object) = value.as_object_mut() {
+            object.extend(spark.into_iter().map(|(k, v)| (k.to_string(), v.into())));
+        }
+        value
     }
 
     pub fn human(&self) -> String {

@@ -9,7 +9,8 @@ use icefall_table::state::state_property;
 use icefall_table::{Catalog, TableIdent, journal};
 use serde::Serialize;
 
-use crate::Result;
+use crate::policy::TablePolicy;
+use crate::{Config, Result};
 
 #[derive(Debug, Serialize)]
 pub struct TableStatus {
@@ -30,9 +31,11 @@ pub struct TableStatus {
     /// Journals of checkpoints in flight or crashed (see `remove-orphans --journals`).
     pub journals_pending: usize,
     pub journals_settleable: usize,
+    /// What `run` does to the table ([`TablePolicy`]).
+    pub policy: TablePolicy,
 }
 
-pub async fn status(catalog: &Catalog, ident: &TableIdent) -> Result<TableStatus> {
+pub async fn status(catalog: &Catalog, config: &Config, ident: &TableIdent) -> Result<TableStatus> {
     let table = catalog.load(ident).await?;
     let metadata = &table.metadata;
     let current = metadata.current_snapshot();
@@ -42,6 +45,7 @@ pub async fn status(catalog: &Catalog, ident: &TableIdent) -> Result<TableStatus
     let offsets = committed_offsets(metadata)?;
     let watermarks = freshness::table_watermarks(metadata);
     let journals = journal::settle(catalog, &table, true).await?;
+    let policy = TablePolicy::for_table(metadata, config)?;
     Ok(TableStatus {
         table: table.name(),
         snapshots: metadata.snapshots().count(),
@@ -61,6 +65,7 @@ pub async fn status(catalog: &Catalog, ident: &TableIdent) -> Result<TableStatus
         since_compaction: since_compaction(metadata),
         journals_pending: journals.journals_pending,
         journals_settleable: journals.journals_settled,
+        policy,
     })
 }
 
@@ -70,7 +75,7 @@ impl TableStatus {
         format!(
             "{}: {} snapshots, {} records in {} data files ({} bytes)\n  offsets: {} partitions, sum {}\n  \
              watermarks: event {}, arrival {}\n  since last compaction: {} snapshots, {} data files added\n  \
-             journals: {} pending, {} settleable",
+             journals: {} pending, {} settleable\n  run: {}",
             self.table,
             self.snapshots,
             self.total_records.unwrap_or(0),
@@ -84,6 +89,7 @@ impl TableStatus {
             self.since_compaction.data_files_added,
             self.journals_pending,
             self.journals_settleable,
+            self.policy.human(),
         )
     }
 }

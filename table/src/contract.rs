@@ -64,6 +64,18 @@ pub const FIELD_IDS: &str = "icefall.field-ids";
 /// Table property: the newest registry schema id the table's shape follows. Records of older
 /// ids (an old producer) are mapped into the table without undoing newer changes.
 pub const SOURCE_SCHEMA_ID: &str = "icefall.source-schema-id";
+/// Table property: `false` keeps the optimizer's `run` from compacting the table.
+pub const OPTIMIZER_COMPACT_ENABLED: &str = "icefall.optimizer.compact.enabled";
+/// Table property: a partition is compacted by `run` once it has this many small files.
+pub const OPTIMIZER_MIN_INPUT_FILES: &str = "icefall.optimizer.compact.min-input-files";
+/// Table property: files below this size are compaction candidates for `run`.
+pub const OPTIMIZER_MIN_FILE_SIZE: &str = "icefall.optimizer.compact.min-file-size-bytes";
+/// Table property: `false` keeps `run` from expiring snapshots.
+pub const OPTIMIZER_EXPIRE_ENABLED: &str = "icefall.optimizer.expire.enabled";
+/// Table property: `false` keeps `run` from removing orphan files.
+pub const OPTIMIZER_ORPHANS_ENABLED: &str = "icefall.optimizer.remove-orphans.enabled";
+/// Table property: files younger than this (ms) are never orphans for `run`.
+pub const OPTIMIZER_ORPHANS_OLDER_THAN_MS: &str = "icefall.optimizer.remove-orphans.older-than-ms";
 /// Folder of checkpoint journals, under the table location.
 pub const JOURNAL_DIR: &str = "icefall-journal";
 
@@ -86,6 +98,28 @@ pub const KEYS: &[Key] = &[
     Key { name: STATE_TAG, kind: Kind::Tag, meaning: "the newest writer snapshot, kept by any engine's expiry" },
     Key { name: FIELD_IDS, kind: Kind::Property, meaning: "source field → table field id" },
     Key { name: SOURCE_SCHEMA_ID, kind: Kind::Property, meaning: "the newest registry schema id the table follows" },
+    Key { name: OPTIMIZER_COMPACT_ENABLED, kind: Kind::Property, meaning: "`false`: `run` does not compact the table" },
+    Key {
+        name: OPTIMIZER_MIN_INPUT_FILES,
+        kind: Kind::Property,
+        meaning: "small files a partition needs before `run` compacts it",
+    },
+    Key {
+        name: OPTIMIZER_MIN_FILE_SIZE,
+        kind: Kind::Property,
+        meaning: "files below this size are compaction candidates for `run`",
+    },
+    Key { name: OPTIMIZER_EXPIRE_ENABLED, kind: Kind::Property, meaning: "`false`: `run` does not expire snapshots" },
+    Key {
+        name: OPTIMIZER_ORPHANS_ENABLED,
+        kind: Kind::Property,
+        meaning: "`false`: `run` does not remove orphan files",
+    },
+    Key {
+        name: OPTIMIZER_ORPHANS_OLDER_THAN_MS,
+        kind: Kind::Property,
+        meaning: "files younger than this are never orphans for `run`",
+    },
     Key { name: JOURNAL_DIR, kind: Kind::Folder, meaning: "checkpoint journals of commits in flight" },
 ];
 

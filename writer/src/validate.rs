@@ -42,7 +42,7 @@ pub async fn validate(config: &Config) -> Result<Vec<String>> {
         })?;
         report.push(format!("schema registry: ok ({} subject(s))", subjects.len()));
     }
-    let consumer = crate::source::client::query_client(&config.kafka, None)?;
+    let consumer = crate::source::client::query_client(&config.kafka)?;
     let brokers = config.kafka.brokers.clone();
     let topics: Vec<String> = config.pipelines.iter().flat_map(|p| p.topics.clone()).collect();
     let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)))

@@ -14,10 +14,16 @@ use crate::sort::{RUN_ROWS, Sorter};
 use crate::{Error, Result};
 use arrow_array::RecordBatch;
 
+mod filter;
 mod plan;
+mod shard;
 
 use plan::target_size;
 pub use plan::{CompactOptions, Group, Plan, plan};
+pub use shard::Shard;
+
+/// A group's index in the plan and what its rewrite gave: (files, bytes, rows) written.
+type GroupOutcome = (usize, Result<(u64, u64, u64)>);
 
 /// Compacts one table. A failed group loses only itself: its files are deleted and the next
 /// group goes on.
@@ -28,6 +34,12 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
     let plan = plan(catalog, &table, options).await?;
     report.notes.extend(plan.notes.iter().cloned());
     let total = plan.groups.len();
+    let target = target_size(&table, options);
+    // Groups rewrite side by side up to the limit (each commits on its own; concurrent
+    // commits of disjoint groups rebase on each other like any other).
+    let limit = options.max_concurrent_group_rewrites.max(1);
+    let mut running = tokio::task::JoinSet::new();
+    let mut outcomes = Vec::new();
     for (i, group) in plan.groups.iter().enumerate() {
         report.groups += 1;
         report.files_in += group.tasks.len() as u64;
@@ -35,16 +47,33 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
         if options.dry_run {
             continue;
         }
-        eprintln!(
-            "compact {}: group {}/{total} ({} files, {} bytes) {}",
-            table.name(),
-            i + 1,
-            group.tasks.len(),
-            group.bytes,
-            group.partition
-        );
-        match rewrite_and_commit(catalog, ident, group, plan.sequence_number, target_size(&table, options)).await {
+        while running.len() >= limit {
+            outcomes.extend(running.join_next().await);
+        }
+        tracing::info!(table = %table.name(), group = i + 1, groups = total, files = group.tasks.len(),
+            bytes = group.bytes, partition = %group.partition, "compacting a group");
+        let (catalog, ident, group, sequence_number) =
+            (catalog.clone(), ident.clone(), group.clone(), plan.sequence_number);
+        running.spawn(async move {
+            let result = rewrite_and_commit(&catalog, &ident, &group, sequence_number, target).await;
+            (i, result)
+        });
+    }
+    while let Some(outcome) = running.join_next().await {
+        outcomes.push(outcome);
+    }
+    let mut outcomes: Vec<GroupOutcome> = outcomes
+        .into_iter()
+        .map(|joined| {
+            joined.unwrap_or_else(|e| (usize::MAX, Err(Error::Refused(format!("a group's task failed: {e}")))))
+        })
+        .collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    for (i, result) in outcomes {
+        let partition = plan.groups.get(i).map_or("?", |g| g.partition.as_str());
+        match result {
             Ok((files, bytes, rows)) => {
+                report.partitions.push(partition.to_string());
                 report.files_out += files;
                 report.bytes_out += bytes;
                 report.rows += rows;
@@ -52,8 +81,9 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
             }
             Err(e) => {
                 report.groups_failed += 1;
-                report.notes.push(format!("group {} ({}): {e}", i + 1, group.partition));
-                tracing::warn!(table = %table.name(), partition = %group.partition, error = %e, "group not compacted");
+                report.failed_files += plan.groups.get(i).map_or(0, |g| g.tasks.len() as u64);
+                report.notes.push(format!("group {} ({partition}): {e}", i.saturating_add(1)));
+                tracing::warn!(table = %table.name(), partition = %partition, error = %e, "group not compacted");
             }
         }
     }

@@ -19,10 +19,15 @@ pub struct CompactOptions {
     pub target_file_size_bytes: Option<u64>,
     pub min_file_size_bytes: Option<u64>,
     pub min_input_files: usize,
-    /// Only partitions whose path (`ts_day=2026-11-01/id_bucket=3`) contains this text.
+    /// Only partitions this predicate selects (`day(ts) < '2026-11-01'`, see [`super::filter`]).
     pub partition_filter: Option<String>,
     pub max_bytes: Option<u64>,
     pub max_groups: Option<usize>,
+    /// Groups rewritten at the same time (Spark's `max-concurrent-file-group-rewrites`); 0 or 1:
+    /// one after the other.
+    pub max_concurrent_group_rewrites: usize,
+    /// Only the partitions of this shard (`--shard I/N`).
+    pub shard: Option<super::Shard>,
     pub dry_run: bool,
 }
 
@@ -74,6 +79,14 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
     // Files of other specs, or from before a partition source was widened, have tuples of
     // other types: rendered only when they fit (promoted), else grouped by their raw values.
     let partition_type = spec.partition_type(&schema).ok();
+    let filter = match &options.partition_filter {
+        Some(text) => Some(
+            super::filter::PartitionFilter::parse(text)
+                .and_then(|f| f.bind(&spec, &schema))
+                .map_err(|e| Error::Config(format!("{e} ({})", table.name())))?,
+        ),
+        None => None,
+    };
 
     // Which data files each delete file applies to, over the whole table.
     let mut delete_targets: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -85,8 +98,14 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
         }
         let path = match (&task.partition, &partition_type) {
             (Some(values), Some(ty)) if !spec.is_unpartitioned() && partition_values::fits(values, ty) => {
-                spec.partition_to_path(&partition_values::promote(values, ty), schema.clone())
+                let values = partition_values::promote(values, ty);
+                if filter.as_ref().is_some_and(|f| !f.matches(&values)) {
+                    continue;
+                }
+                spec.partition_to_path(&values, schema.clone())
             }
+            // Files of another spec: a predicate on the default spec cannot select them.
+            _ if filter.is_some() => continue,
             (Some(values), _) if !values.fields().is_empty() => format!("{values:?}"),
             _ => String::new(),
         };
@@ -95,9 +114,7 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
 
     let mut groups = Vec::new();
     for (partition, tasks) in by_partition {
-        if let Some(filter) = &options.partition_filter
-            && !partition.contains(filter.as_str())
-        {
+        if options.shard.is_some_and(|shard| !shard.owns(&partition)) {
             continue;
         }
         let candidates: Vec<FileScanTask> =

@@ -71,7 +71,7 @@ pub async fn change(
     let by_time = match target {
         Target::Datetime(millis) => {
             let (kafka, views, millis) = (config.kafka.clone(), views.clone(), *millis);
-            blocking(move || broker::offsets_at(&query_client(&kafka, None)?, &views, millis)).await?
+            blocking(move || broker::offsets_at(&query_client(&kafka)?, &views, millis)).await?
         }
         _ => Default::default(),
     };
@@ -86,7 +86,7 @@ pub async fn change(
     let kafka = config.kafka.clone();
     let members = blocking({
         let group = group.clone();
-        move || broker::group_members(&query_client(&kafka, Some(&group))?, &group)
+        move || broker::group_members(&query_client(&kafka)?, &group)
     })
     .await?;
     if !members.is_empty() && !options.force {
@@ -151,7 +151,7 @@ async fn views(config: &Config, catalog: &Catalog, p: &PipelineConfig) -> Result
     };
     let offsets = committed_offsets(&table.metadata)?;
     let (kafka, topics) = (config.kafka.clone(), p.topics.clone());
-    blocking(move || broker::partition_views(&query_client(&kafka, None)?, &topics, &offsets)).await
+    blocking(move || broker::partition_views(&query_client(&kafka)?, &topics, &offsets)).await
 }
 
 fn unknown_pipeline(config: &Config, name: &str) -> Error {

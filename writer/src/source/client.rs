@@ -1,6 +1,8 @@
 //! A plain Kafka client for one-off questions to the brokers (`validate`, `offsets`): metadata,
 //! watermarks, offsets by time, a group's members. It connects exactly as the pipelines do
-//! (`kafka.brokers`, `kafka.properties`, MSK IAM) but never joins a group.
+//! (`kafka.brokers`, `kafka.properties`, MSK IAM) but has no `group.id`: a consumer handle with
+//! one takes part in its group's coordination (and, dropped, left the test broker's group
+//! unable to rebalance), while listing a group's members needs none.
 
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::BaseConsumer;
@@ -9,13 +11,10 @@ use super::msk_iam::TokenContext;
 use crate::config::KafkaConfig;
 use crate::{Error, Result};
 
-/// A consumer that is only asked questions. `group_id` is needed to ask about a group.
-pub fn query_client(kafka: &KafkaConfig, group_id: Option<&str>) -> Result<BaseConsumer<TokenContext>> {
+/// A consumer that is only asked questions.
+pub fn query_client(kafka: &KafkaConfig) -> Result<BaseConsumer<TokenContext>> {
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &kafka.brokers).set_log_level(RDKafkaLogLevel::Warning);
-    if let Some(group) = group_id {
-        client.set("group.id", group);
-    }
     for (k, v) in &kafka.client_properties() {
         client.set(k, v);
     }
