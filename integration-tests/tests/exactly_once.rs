@@ -131,13 +131,13 @@ async fn kill_loop(s: &Scenario, kills: usize) {
         let committed_before = tables::writer_instances(&catalog, &s.table).await.len();
         let mut writer = WriterProcess::start(&s.writer_config, "writer");
         // Kill at a random moment after this run's first commit: between or inside checkpoints
-        // (one every second), in a dead-letter commit, a rebalance or a journal write.
+        // (one every 500 ms), in a dead-letter commit, a rebalance or a journal write.
         let deadline = Instant::now() + Duration::from_secs(60);
         while tables::writer_instances(&catalog, &s.table).await.len() <= committed_before {
             assert!(Instant::now() < deadline, "the writer never committed; see {}", writer.log.display());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(rng.range(0, 2_500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.range(0, 1_500))).await;
         assert!(writer.is_running(), "the writer died by itself; see {}", writer.log.display());
         writer.kill9();
         assert!(started.elapsed() < Duration::from_secs(600), "crash loop took too long");
@@ -159,14 +159,14 @@ async fn kill_loop(s: &Scenario, kills: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_thirty_times_loses_and_duplicates_nothing_on_sqlite() {
-    kill_loop(&Scenario::new("crash", "1s"), 30).await;
+    kill_loop(&Scenario::new("crash", "500ms"), 30).await;
 }
 
 /// The same on PostgreSQL, whose only difference is the catalog's compare-and-swap: fewer
 /// kills (the heavy loop runs once, on SQLite).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_ten_times_loses_and_duplicates_nothing_on_postgres() {
-    kill_loop(&Scenario::on_postgres("crash-pg", "1s"), 10).await;
+    kill_loop(&Scenario::on_postgres("crash-pg", "500ms"), 10).await;
 }
 
 /// A real zombie: writer A reads records, then freezes (SIGSTOP) past its session timeout while
