@@ -12,7 +12,7 @@ use icefall_optimizer::compact::{CompactOptions, compact};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
 use icefall_table::files::TableFiles;
-use icefall_table::{Catalog, CatalogConfig, PendingCommit, RetryPolicy};
+use icefall_table::{Catalog, CatalogConfig, LoadedTable, PendingCommit, RetryPolicy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_output_follows_the_table_sort_order() {
@@ -41,17 +41,7 @@ async fn compaction_output_follows_the_table_sort_order() {
         let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
         let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))];
         let batch = RecordBatch::try_new(arrow_schema.clone(), columns).expect("batch");
-        let files =
-            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
-        let mut writer = files.open(format!("unsorted-{f}")).expect("open");
-        writer.write(batch).await.expect("write");
-        let data = writer.close().await.expect("close");
-        let pending = PendingCommit::append(data, files.spec_id(), HashMap::new());
-        table = catalog
-            .commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default())
-            .await
-            .expect("commit")
-            .table;
+        table = append(&catalog, table, batch, &format!("unsorted-{f}")).await;
     }
 
     let report =
@@ -119,17 +109,7 @@ async fn where_compacts_only_the_partitions_its_predicate_selects() {
         let ids: ArrayRef = Arc::new(Int64Array::from_iter_values((0..100).map(|i| f as i64 * 100 + i)));
         let ts: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![micros; 100]).with_timezone("+00:00"));
         let batch = RecordBatch::try_new(arrow_schema.clone(), vec![ids, ts]).expect("batch");
-        let files =
-            TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
-        let mut writer = files.open(format!("day-{f}")).expect("open");
-        writer.write(batch).await.expect("write");
-        let data = writer.close().await.expect("close");
-        let pending = PendingCommit::append(data, files.spec_id(), HashMap::new());
-        table = catalog
-            .commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default())
-            .await
-            .expect("commit")
-            .table;
+        table = append(&catalog, table, batch, &format!("day-{f}")).await;
     }
     let options = |filter: &str| CompactOptions {
         min_input_files: 2,
@@ -150,4 +130,14 @@ async fn where_compacts_only_the_partitions_its_predicate_selects() {
     let summary = &table.metadata.current_snapshot().expect("snapshot").summary().additional_properties;
     assert_eq!(summary.get("total-data-files").map(String::as_str), Some("3"));
     assert_eq!(summary.get("total-records").map(String::as_str), Some("900"));
+}
+
+/// Commits `batch` to `table` as one file (an appended snapshot), as a streaming writer would.
+async fn append(catalog: &Catalog, table: LoadedTable, batch: RecordBatch, prefix: &str) -> LoadedTable {
+    let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
+    let mut writer = files.open(prefix.to_string()).expect("open");
+    writer.write(batch).await.expect("write");
+    let data = writer.close().await.expect("close");
+    let pending = PendingCommit::append(data, files.spec_id(), HashMap::new());
+    catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit").table
 }

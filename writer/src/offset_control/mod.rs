@@ -166,3 +166,46 @@ fn unknown_pipeline(config: &Config, name: &str) -> Error {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use icefall_table::CatalogConfig;
+    use icefall_table::offsets::OffsetMap;
+
+    use super::*;
+
+    /// A move planned on offsets a writer has since moved is rejected, not laid over them.
+    #[tokio::test]
+    async fn a_move_planned_before_a_writer_commit_is_fenced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = "[kafka]\nbrokers = \"127.0.0.1:1\"\n\n[[pipelines]]\nname = \"events\"\ntopics = [\"events\"]\n\
+                    table = \"ns.events\"\nschema = [{ name = \"id\", type = \"long\" }]\n";
+        let mut config = Config::parse(text).expect("config");
+        config.catalog = CatalogConfig::embedded_in(dir.path());
+        let catalog = Catalog::connect(&config.catalog).await.expect("catalog");
+        let p = &config.pipelines[0];
+        let ident = parse_ident(&p.table).expect("ident");
+        let table = catalog.load_or_create(&ident, &p.layout().expect("layout")).await.expect("table");
+        // The operator planned partition 0 from 100 to 40 …
+        let view = PartitionView { topic: "events".into(), partition: 0, table: Some(100), log_start: 0, log_end: 500 };
+        let moves = [Move { view, to: 40 }];
+        // … while a writer committed 100 → 180.
+        let writer_offsets: OffsetMap = BTreeMap::from([("events".to_string(), BTreeMap::from([(0, 180)]))]);
+        let summary = HashMap::from([(OFFSETS.to_string(), encode(&writer_offsets))]);
+        let pending = PendingCommit::append(Vec::new(), 0, summary).with_tag(STATE_TAG);
+        catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("writer");
+
+        let e = commit(&catalog, &config, p, &moves).await.expect_err("fenced");
+        assert!(e.to_string().contains("meanwhile"), "{e}");
+        let table = catalog.load(&ident).await.expect("load");
+        assert_eq!(committed_offsets(&table.metadata).expect("offsets"), writer_offsets, "the writer's offsets stand");
+
+        // Planned from where the table is, the same move lands.
+        let view = PartitionView { topic: "events".into(), partition: 0, table: Some(180), log_start: 0, log_end: 500 };
+        commit(&catalog, &config, p, &[Move { view, to: 40 }]).await.expect("move");
+        let table = catalog.load(&ident).await.expect("load");
+        assert_eq!(offset_of(&committed_offsets(&table.metadata).expect("offsets"), "events", 0), Some(40));
+    }
+}
