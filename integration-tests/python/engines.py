@@ -12,6 +12,8 @@ Iceberg scan (pruning files by partition values and column bounds): "filtered" m
 predicate to each engine's count.
 With --spark-sql, Spark runs those statements (DML, `CALL` procedures) before anything is read;
 their results are in "spark_sql". `--engines ''` reads nothing (statements only).
+With --serve (the tests' way), it answers requests, each a JSON array of these arguments on one
+line of stdin, with one line of JSON each, and keeps one Spark JVM for all of them.
 """
 
 import argparse
@@ -154,51 +156,72 @@ def read_duckdb(args):
     return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
 
 
-def spark_builder(jars, c):
-    """A local Spark session builder with the Iceberg runtime and catalog `c` (not yet typed)."""
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[2]")
-        .config("spark.jars", jars)
-        .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
-        .config(c, "org.apache.iceberg.spark.SparkCatalog")
-        .config(f"{c}.cache-enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-    )
+_ROOT_SPARK = None
 
 
-def spark_session(args):
-    # Spark 3.5 runs on Java 8/11/17; prefer the 17 JDK when nothing is chosen.
-    if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
-        os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
-    jars = glob.glob(os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar"), recursive=True)
-    jdbc = "/usr/share/java/sqlite-jdbc.jar" if args.catalog_db else "/usr/share/java/postgresql.jar"
+def root_spark():
+    """The process's one Spark session (a JVM started once): the Iceberg runtime, its SQL
+    extensions and both JDBC drivers; each request gets its own session on top of it."""
+    global _ROOT_SPARK
+    if _ROOT_SPARK is None:
+        from pyspark.sql import SparkSession
+
+        # Spark 3.5 runs on Java 8/11/17; prefer the 17 JDK when nothing is chosen.
+        if not os.environ.get("JAVA_HOME") and os.path.isdir("/usr/lib/jvm/java-17-openjdk-amd64"):
+            os.environ["JAVA_HOME"] = "/usr/lib/jvm/java-17-openjdk-amd64"
+        site = os.path.join(sys.prefix, "lib", "python*", "site-packages", "**", "iceberg-spark-runtime-3.5_2.12-*.jar")
+        jars = glob.glob(site, recursive=True)[:1]
+        jars += [j for j in ("/usr/share/java/sqlite-jdbc.jar", "/usr/share/java/postgresql.jar") if os.path.exists(j)]
+        _ROOT_SPARK = (
+            SparkSession.builder.master("local[2]")
+            .config("spark.jars", ",".join(jars))
+            .config("spark.sql.extensions", "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.ui.enabled", "false")
+            .config("spark.ui.showConsoleProgress", "false")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .getOrCreate()
+        )
+        _ROOT_SPARK.sparkContext.setLogLevel("ERROR")
+    return _ROOT_SPARK
+
+
+def catalog_conf(args):
+    """Spark's settings for the request's catalog (`spark.sql.catalog.<name>.*`)."""
     c = f"spark.sql.catalog.{args.catalog_name}"
+    conf = {c: "org.apache.iceberg.spark.SparkCatalog", f"{c}.cache-enabled": "false"}
     if is_rest(args):
-        return spark_builder(jars[0], c).config(f"{c}.type", "rest").config(f"{c}.uri", args.catalog_uri).getOrCreate()
+        conf.update({f"{c}.type": "rest", f"{c}.uri": args.catalog_uri})
+        return conf
     if args.catalog_db:
         uri, user, password = f"jdbc:sqlite:{os.path.abspath(args.catalog_db)}", None, None
     else:
         address, user, password = postgres_parts(args.catalog_uri)
         uri = f"jdbc:postgresql://{address}"
-    builder = (
-        spark_builder(",".join([jars[0], jdbc]), c)
-        .config(f"{c}.catalog-impl", "org.apache.iceberg.jdbc.JdbcCatalog")
-        .config(f"{c}.uri", uri)
-        .config(f"{c}.jdbc.schema-version", "V1")
-        .config(f"{c}.warehouse", f"file://{os.path.abspath(args.warehouse)}")
+    conf.update(
+        {
+            f"{c}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+            f"{c}.uri": uri,
+            f"{c}.jdbc.schema-version": "V1",
+            f"{c}.warehouse": f"file://{os.path.abspath(args.warehouse)}",
+        }
     )
     if user:
-        builder = builder.config(f"{c}.jdbc.user", user)
+        conf[f"{c}.jdbc.user"] = user
     if password:
-        builder = builder.config(f"{c}.jdbc.password", password)
-    return builder.getOrCreate()
+        conf[f"{c}.jdbc.password"] = password
+    return conf
+
+
+def spark_session(args):
+    """A fresh session (its own SQL settings, catalogs and temp views) on the shared JVM, with
+    the request's catalog."""
+    spark = root_spark().newSession()
+    for key, value in catalog_conf(args).items():
+        spark.conf.set(key, value)
+    return spark
 
 
 def run_spark_sql(spark, statements):
@@ -222,7 +245,7 @@ def filtered_count(args, engine, spark, predicate):
     """Rows matching `predicate` through `engine`'s own Iceberg scan, so a file pruned by a wrong
     bound shows as a missing row."""
     if engine == "spark":
-        return spark.sql(f"select count(*) from {args.catalog_name}.{args.table} where {predicate}").collect()[0][0]
+        return spark().sql(f"select count(*) from {args.catalog_name}.{args.table} where {predicate}").collect()[0][0]
     if engine == "pyiceberg":
         return pyiceberg_table(args).scan(row_filter=predicate).to_arrow().num_rows
     if engine == "duckdb":
@@ -255,25 +278,59 @@ def spark_checks(args, spark, filters):
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--catalog-db")
-    parser.add_argument("--catalog-uri")
-    parser.add_argument("--catalog-name", default="icefall")
-    parser.add_argument("--warehouse", required=True)
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--engines", default="pyiceberg,duckdb,spark")
-    parser.add_argument("--icefall-ipc", help="our own scan of the table, as an Arrow IPC file")
-    parser.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
-    parser.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
-    parser.add_argument("--count-filter", action="append", default=[], help="a SQL predicate every engine counts")
-    args = parser.parse_args()
-    report = {}
+def parser():
+    p = argparse.ArgumentParser()
+    p.add_argument("--catalog-db")
+    p.add_argument("--catalog-uri")
+    p.add_argument("--catalog-name", default="icefall")
+    p.add_argument("--warehouse", required=True)
+    p.add_argument("--table", required=True)
+    p.add_argument("--engines", default="pyiceberg,duckdb,spark")
+    p.add_argument("--icefall-ipc", help="our own scan of the table, as an Arrow IPC file")
+    p.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
+    p.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
+    p.add_argument("--count-filter", action="append", default=[], help="a SQL predicate every engine counts")
+    return p
+
+
+def close_spark(args, spark):
+    """Closes the request's Iceberg catalog, so no JDBC connection (SQLite locks) outlives the
+    request in a long-lived server, and drops the request's temp view."""
+    if spark is None:
+        return
+    try:
+        spark.catalog.dropTempView("plain_copy")
+        manager = spark._jsparkSession.sessionState().catalogManager()
+        if manager.isCatalogRegistered(args.catalog_name):
+            manager.catalog(args.catalog_name).icebergCatalog().close()
+    except Exception as e:  # noqa: BLE001 - a failed clean-up must not hide the request's own error
+        print(f"engines.py: closing the request's catalog: {e}", file=sys.stderr)
+
+
+class LazySpark:
+    """The request's Spark session, started on first use."""
+
+    def __init__(self, args):
+        self.args, self.session = args, None
+
+    def __call__(self):
+        self.session = self.session or spark_session(self.args)
+        return self.session
+
+
+def report(args):
+    spark = LazySpark(args)
+    try:
+        return read_all(args, spark)
+    finally:
+        close_spark(args, spark.session)
+
+
+def read_all(args, spark):
+    out = {}
     columns = None
-    spark = None
     if args.spark_sql:
-        spark = spark_session(args)
-        report["spark_sql"] = run_spark_sql(spark, args.spark_sql)
+        out["spark_sql"] = run_spark_sql(spark(), args.spark_sql)
     for engine in filter(None, args.engines.split(",")):
         started = time.time()
         if engine == "pyiceberg":
@@ -281,22 +338,46 @@ def main():
         elif engine == "duckdb":
             table = read_duckdb(args)
         elif engine == "spark":
-            spark = spark or spark_session(args)
-            table = read_spark(args, spark)
-            report["spark_checks"] = spark_checks(args, spark, args.spark_filter)
+            table = read_spark(args, spark())
+            out["spark_checks"] = spark_checks(args, spark(), args.spark_filter)
         else:
             raise SystemExit(f"unknown engine {engine}")
         columns = columns or table.column_names
         for predicate in args.count_filter:
-            report.setdefault("filtered", {}).setdefault(predicate, {})[engine] = filtered_count(args, engine, spark, predicate)
-        report[engine] = summarize(table, columns)
-        report[engine]["seconds"] = round(time.time() - started, 2)
+            out.setdefault("filtered", {}).setdefault(predicate, {})[engine] = filtered_count(args, engine, spark, predicate)
+        out[engine] = summarize(table, columns)
+        out[engine]["seconds"] = round(time.time() - started, 2)
     if args.icefall_ipc:
         import pyarrow.ipc
 
         with pyarrow.ipc.open_file(args.icefall_ipc) as f:
-            report["icefall"] = summarize(f.read_all(), columns)
-    json.dump(report, sys.stdout, indent=1)
+            out["icefall"] = summarize(f.read_all(), columns)
+    return out
+
+
+def serve():
+    """Answers requests until stdin closes: each line is a JSON array of arguments, each answer
+    one line of JSON, `{"report": …}` or `{"error": traceback}`. The JVM starts once, so a test
+    binary pays Spark's start-up once per server instead of once per reading."""
+    import traceback
+
+    answers = os.fdopen(os.dup(1), "w")
+    # Only answers go to the real stdout: anything else printed (the JVM's own output) goes to stderr.
+    os.dup2(2, 1)
+    for line in sys.stdin:
+        try:
+            answer = {"report": report(parser().parse_args(json.loads(line)))}
+        except BaseException:  # noqa: BLE001 - argparse exits; every failure is the caller's to report
+            answer = {"error": traceback.format_exc()}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+def main():
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+        return
+    json.dump(report(parser().parse_args()), sys.stdout, indent=1)
 
 
 if __name__ == "__main__":

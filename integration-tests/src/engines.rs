@@ -46,7 +46,8 @@ pub fn pyiceberg_report_on(
 
 /// Runs `integration-tests/python/<script>` with the venv's Python on `table` of the catalog
 /// at `catalog_uri` (PostgreSQL), or of the SQLite catalog in `dir` when it is `None`, with the
-/// warehouse in `dir`; returns the JSON it prints.
+/// warehouse in `dir`; returns the JSON it prints. `engines.py` runs in a long-lived server
+/// (one Spark JVM for many readings).
 fn run_table_script(
     script: &str,
     dir: &Path,
@@ -54,7 +55,6 @@ fn run_table_script(
     table: &str,
     extra: &[&str],
 ) -> serde_json::Value {
-    let python = tools_dir().join("venv/bin/python");
     let catalog = match catalog_uri {
         Some(uri) => ["--catalog-uri".to_string(), uri.to_string()],
         None => ["--catalog-db".to_string(), format!("{}/catalog.db", dir.display())],
@@ -64,12 +64,15 @@ fn run_table_script(
         true => vec![],
         false => vec!["--warehouse".to_string(), format!("{}/warehouse", dir.display())],
     };
-    let output = std::process::Command::new(python)
+    let mut args: Vec<String> = catalog.into_iter().chain(warehouse).collect();
+    args.extend(["--table".to_string(), table.to_string()]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    if script == "engines.py" {
+        return crate::engine_server::run_engines(&args);
+    }
+    let output = std::process::Command::new(tools_dir().join("venv/bin/python"))
         .arg(crate::repo_root().join("integration-tests/python").join(script))
-        .args(catalog)
-        .args(warehouse)
-        .args(["--table", table])
-        .args(extra)
+        .args(&args)
         .output()
         .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(output.status.success(), "{script} failed: {}", String::from_utf8_lossy(&output.stderr));

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod cloud;
 pub mod deletes;
 pub mod encode;
+pub mod engine_server;
 pub mod engines;
 pub mod http;
 pub mod optimizer;

@@ -23,14 +23,25 @@ pub enum SourceSchema {
     Protobuf(ProtoSchema),
     /// An Avro writer schema.
     Avro(AvroSchema),
+    /// A JSON Schema document's fields (records are decoded by the JSON decoder, by name).
+    JsonSchema(Vec<SourceField>),
 }
 
 impl SourceSchema {
+    /// A JSON Schema document (as the registry holds it) as a source schema.
+    pub fn json_schema(text: &str) -> Result<Self> {
+        let document: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::Schema(format!("the JSON Schema is not JSON: {e}")))?;
+        let table = crate::declare::schema_from_decls(&crate::json_schema::decls_from_json_schema(&document)?)?;
+        Ok(SourceSchema::JsonSchema(crate::json::infer::source_fields_of(table.as_struct())))
+    }
+
     /// The schema as format-neutral fields (for table creation and evolution).
     pub fn fields(&self) -> Result<Vec<SourceField>> {
         match self {
             SourceSchema::Protobuf(p) => p.fields(),
             SourceSchema::Avro(a) => a.fields(),
+            SourceSchema::JsonSchema(fields) => Ok(fields.clone()),
         }
     }
 
@@ -38,6 +49,9 @@ impl SourceSchema {
         Ok(match self {
             SourceSchema::Protobuf(p) => Plan::Protobuf(p.plan(table, ids)?, p.message_indexes()),
             SourceSchema::Avro(a) => Plan::Avro(a.plan(table, ids)?),
+            SourceSchema::JsonSchema(_) => {
+                return Err(Error::Schema("JSON Schema records are decoded by the JSON decoder".into()));
+            }
         })
     }
 }

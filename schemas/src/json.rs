@@ -18,6 +18,7 @@ use crate::columns::decode_batch;
 pub use crate::decoded::Decoded;
 use crate::{Error, Result};
 
+pub mod infer;
 #[cfg(test)]
 mod reference;
 mod stream;
@@ -98,7 +99,7 @@ impl JsonDecoder {
     /// Decodes a batch of payloads (`None` = a record without value).
     pub fn decode<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
         decode_batch(&self.arrow_schema, payloads, |bytes, columns| {
-            stream::decode_record(&self.plan, bytes, columns, &self.options)
+            stream::decode_record(&self.plan, unframed(bytes), columns, &self.options)
         })
     }
 
@@ -106,8 +107,17 @@ impl JsonDecoder {
     #[cfg(test)]
     pub(crate) fn decode_by_serde<'a>(&self, payloads: impl IntoIterator<Item = Option<&'a [u8]>>) -> Result<Decoded> {
         decode_batch(&self.arrow_schema, payloads, |bytes, columns| {
-            stream::decode_record_by_serde(&self.plan, bytes, columns, &self.options)
+            stream::decode_record_by_serde(&self.plan, unframed(bytes), columns, &self.options)
         })
+    }
+}
+
+/// The JSON text of a record: after the Confluent frame (magic byte 0, 4-byte schema id) of a
+/// registry's JSON Schema serializer, or the whole payload (JSON text never starts with byte 0).
+pub(crate) fn unframed(payload: &[u8]) -> &[u8] {
+    match payload {
+        [0, _, _, _, _, json @ ..] => json,
+        _ => payload,
     }
 }
 

@@ -127,6 +127,11 @@ pub struct PipelineConfig {
     /// it reads null from then on).
     #[serde(default)]
     pub drop_removed_fields: bool,
+    /// JSON only: fields the table does not have become optional columns as records bring
+    /// them (types inferred from the values; an int column given a value past the int range
+    /// becomes long), committed while the writer runs. Off: such fields are ignored.
+    #[serde(default)]
+    pub evolve: bool,
     /// JSON only: columns of the table (used to create it, and to check it when it exists).
     /// Protobuf and Avro tables take their columns from the source schema.
     #[serde(default)]

@@ -97,6 +97,7 @@ fn binary_formats_fail_fast_naming_the_missing_piece() {
         "pipelines[events].protobuf.message",
     );
     expect_error(&binary("format = \"avro\""), "need [schema_registry]");
+    expect_error(&binary("format = \"avro\"\nevolve = true"), "pipelines[events].evolve: only JSON pipelines");
     expect_error(
         &binary(
             "format = \"avro\"\nschema = [{ name = \"id\", type = \"long\" }]\n[pipelines.avro]\nschema_file = \"x.avsc\"",

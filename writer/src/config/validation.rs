@@ -117,6 +117,11 @@ impl Config {
 
 impl Config {
     fn validate_format(&self, p: &PipelineConfig, at: &str) -> Result<()> {
+        if p.evolve && p.format != RecordFormat::Json {
+            return Err(Error::Config(format!(
+                "{at}.evolve: only JSON pipelines take it; Protobuf and Avro tables always follow their source schema"
+            )));
+        }
         let needs_registry = match p.format {
             RecordFormat::Json => {
                 if p.protobuf.is_some() || p.avro.is_some() {

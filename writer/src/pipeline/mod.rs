@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::{Duration, Instant};
 
+use icefall_schemas::json::infer::ShapeProbe;
 use icefall_table::{Catalog, LoadedTable};
 use tokio::sync::watch;
 
@@ -66,6 +67,8 @@ pub struct Pipeline {
     next_spec: Option<LoadedTable>,
     /// What each partition has handed on since the table's offset.
     splitter: Splitter,
+    /// JSON with `evolve = true`: finds fields records bring that the table lacks.
+    json_probe: Option<ShapeProbe>,
     checkpoint: u64,
     /// Event times below this are late (shared with the writers; see [`EventTime`]).
     late_before: Arc<AtomicI64>,
@@ -136,7 +139,8 @@ impl Pipeline {
                 }
                 self.count_consumed(&records);
                 let mut accepted = Vec::with_capacity(records.len());
-                for record in records {
+                let mut rest = records.into_iter();
+                while let Some(record) = rest.next() {
                     if !self.splitter.is_new(&record) {
                         continue; // not ours, already handed on, or already in the table
                     }
@@ -146,6 +150,14 @@ impl Pipeline {
                         self.adopt_schema(id).await?;
                         if self.splitter.repositioning() {
                             return Ok(()); // the checkpoint was fenced; the rest is read again
+                        }
+                    }
+                    if let Some(shape) = self.new_json_fields(&record, rest.as_slice()) {
+                        // The same for JSON fields the table lacks (`evolve = true`).
+                        self.pool.dispatch(std::mem::take(&mut accepted), None).await?;
+                        self.adopt_json_fields(shape).await?;
+                        if self.splitter.repositioning() {
+                            return Ok(());
                         }
                     }
                     self.splitter.handed_on(&record);

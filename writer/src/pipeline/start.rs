@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use super::Pipeline;
 use super::commit::CommitContext;
 use super::journal::settle_journals;
+use super::schema::json_probe;
 use super::setup::{late_bound, load_or_create, warn_on_format_drift, warn_on_schema_drift, write_setup};
 use super::split::Splitter;
 use crate::budget::{BufferShares, MemoryBudget};
 use crate::committer::Committer;
-use crate::config::{Config, PipelineConfig};
+use crate::config::{Config, PipelineConfig, RecordFormat};
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
 use crate::scaling::Scaler;
@@ -44,13 +45,15 @@ impl Pipeline {
             Some((_, source)) => {
                 load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, &shutdown).await?
             }
-            None if sources.registry().is_some() => catalog.load(&ident).await.map_err(|e| {
-                Error::Config(format!(
-                    "pipelines[{}]: table {} cannot be loaded ({e}) and subject {subject} has no schema in the \
+            None if sources.registry().is_some() && p.format != RecordFormat::Json => {
+                catalog.load(&ident).await.map_err(|e| {
+                    Error::Config(format!(
+                        "pipelines[{}]: table {} cannot be loaded ({e}) and subject {subject} has no schema in the \
                      registry to create it from; register the schema first",
-                    p.name, p.table
-                ))
-            })?,
+                        p.name, p.table
+                    ))
+                })?
+            }
             None => load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?,
         };
         if let Some((schema_id, source)) = &initial {
@@ -112,6 +115,7 @@ impl Pipeline {
         metrics.interval_changed(p.checkpoint_interval);
         tracing::info!(pipeline = %p.name, table = %table.name(), topics = ?p.topics, min_writers, max_writers,
             checkpoint_interval = ?p.checkpoint_interval, "pipeline started");
+        let json_probe = json_probe(p, &table);
         Ok(Pipeline {
             name: p.name.clone(),
             config: p.clone(),
@@ -134,6 +138,7 @@ impl Pipeline {
             in_flight: None,
             next_spec: None,
             splitter: Splitter::default(),
+            json_probe,
             checkpoint: 0,
             next_journal_settle,
             lost_ranges: Vec::new(),

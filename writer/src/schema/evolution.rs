@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use iceberg::spec::Schema;
 use icefall_schemas::decode::SourceSchema;
 use icefall_schemas::evolve::{
-    EvolveOptions, FIELD_IDS_PROPERTY, evolve, field_ids_from_properties, field_ids_to_property,
+    EvolveOptions, FIELD_IDS_PROPERTY, FieldIds, evolve, field_ids_from_properties, field_ids_to_property,
 };
+use icefall_schemas::json::infer::NewShape;
 use icefall_table::commit::{Change, PendingCommit};
 use icefall_table::retry::Replan;
 use icefall_table::{Catalog, LoadedTable, RetryPolicy};
@@ -62,20 +63,39 @@ pub fn plan_evolution(
         return Ok(None);
     }
     let schema = evolution.schema.unwrap_or_else(|| metadata.current_schema().as_ref().clone());
-    // A column the table's files cannot hold is refused before the schema changes.
-    let format = match p.file_format {
-        Some(format) => format.data_file_format(),
-        None => icefall_table::files::format::table_format(metadata.properties())
-            .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?,
-    };
-    icefall_table::files::format::check_columns(format, &schema).map_err(|e| {
-        Error::Evolution(format!("pipeline {}, table {}: the new source schema: {e}", p.name, table.name()))
-    })?;
+    check_file_format(table, &schema, p)?;
     let mut properties = HashMap::from([(FIELD_IDS_PROPERTY.to_string(), field_ids_to_property(&evolution.field_ids))]);
     if let (false, Some(id)) = (older, schema_id) {
         properties.insert(SOURCE_SCHEMA_ID_PROPERTY.to_string(), id.to_string());
     }
     Ok(Some(SchemaChange { schema, properties, changes: evolution.changes }))
+}
+
+/// A column the table's files cannot hold is refused before the schema changes.
+fn check_file_format(table: &LoadedTable, schema: &Schema, p: &PipelineConfig) -> Result<()> {
+    let format = match p.file_format {
+        Some(format) => format.data_file_format(),
+        None => icefall_table::files::format::table_format(table.metadata.properties())
+            .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?,
+    };
+    icefall_table::files::format::check_columns(format, schema).map_err(|e| {
+        Error::Evolution(format!("pipeline {}, table {}: the new source schema: {e}", p.name, table.name()))
+    })
+}
+
+/// The schema change a JSON table needs to hold what records brought (`evolve = true`):
+/// `shape`'s new fields as optional columns, its int columns widened to long. `None` when the
+/// table already has them (another writer, or another engine, added them first).
+pub fn plan_json_evolution(table: &LoadedTable, shape: &NewShape, p: &PipelineConfig) -> Result<Option<SchemaChange>> {
+    let metadata = &table.metadata;
+    let options = evolve_options(p, table, false);
+    let source = shape.source_fields(metadata.current_schema().as_struct(), &options.keep_columns);
+    let evolution = evolve(metadata.current_schema(), metadata.last_column_id(), &FieldIds::new(), &source, &options)
+        .map_err(|e| Error::Evolution(format!("pipeline {}, table {}: {e}", p.name, table.name())))?;
+    let Some(schema) = evolution.schema else { return Ok(None) };
+    check_file_format(table, &schema, p)?;
+    // JSON fields are matched by name: no field-id mapping is kept.
+    Ok(Some(SchemaChange { schema, properties: HashMap::new(), changes: evolution.changes }))
 }
 
 /// Makes `table` able to hold records of `source`: commits the schema change (and field-id
@@ -87,10 +107,21 @@ pub async fn fit_table(
     schema_id: Option<u32>,
     p: &PipelineConfig,
 ) -> Result<LoadedTable> {
+    commit_schema_change(catalog, table, p, |table| plan_evolution(table, source, schema_id, p)).await
+}
+
+/// Commits the schema change `plan` makes for `table`, planning again on the reloaded table
+/// when another writer changed the schema first; returns the table as committed.
+pub async fn commit_schema_change(
+    catalog: &Catalog,
+    table: LoadedTable,
+    p: &PipelineConfig,
+    plan: impl Fn(&LoadedTable) -> Result<Option<SchemaChange>>,
+) -> Result<LoadedTable> {
     let mut table = table;
     let mut replan = Replan::new(table.name());
     loop {
-        let Some(SchemaChange { schema, properties, changes }) = plan_evolution(&table, source, schema_id, p)? else {
+        let Some(SchemaChange { schema, properties, changes }) = plan(&table)? else {
             return Ok(table);
         };
         let change = Change::EvolveSchema {

@@ -1,5 +1,6 @@
 //! The source schemas of one pipeline's records: none (JSON, columns declared in config), one
-//! fixed Protobuf/Avro schema, or every schema id seen so far in Confluent-framed records.
+//! fixed Protobuf/Avro schema, or every schema id seen so far in Confluent-framed records
+//! (Protobuf, Avro, or JSON Schema: JSON records framed by a registry serializer).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,11 +29,19 @@ pub enum SourceSchemas {
 
 pub struct RegistrySchemas {
     client: Arc<RegistryClient>,
-    /// `Some` for Protobuf records, `None` for Avro.
-    protobuf: Option<ProtobufConfig>,
+    format: RegistryFormat,
     /// Every id seen so far: its schema, or why it cannot be used (its records are dead-lettered).
     known: BTreeMap<u32, std::result::Result<SourceSchema, String>>,
     missing_schema: MissingSchema,
+}
+
+/// What the registry's schemas describe.
+enum RegistryFormat {
+    Avro,
+    Protobuf(ProtobufConfig),
+    /// JSON records: decoded by name with the table's schema whatever their id; a new id's
+    /// JSON Schema only evolves the table.
+    Json,
 }
 
 fn proto_options(config: &ProtobufConfig) -> ProtoOptions {
@@ -47,18 +56,21 @@ impl SourceSchemas {
     /// Reads and compiles fixed schemas; sets up the registry client otherwise.
     pub fn load(config: &Config, p: &PipelineConfig) -> Result<Self> {
         let at = format!("pipelines[{}]", p.name);
-        let registry = |protobuf: Option<ProtobufConfig>| -> Result<Self> {
+        let registry = |format: RegistryFormat| -> Result<Self> {
             let settings = config.schema_registry.as_ref().ok_or_else(|| {
                 Error::Config(format!("{at}: records with schema ids need a [schema_registry] section"))
             })?;
             Ok(SourceSchemas::Registry(RegistrySchemas {
                 client: Arc::new(RegistryClient::new(settings)?),
-                protobuf,
+                format,
                 known: BTreeMap::new(),
                 missing_schema: settings.missing_schema,
             }))
         };
         match p.format {
+            // JSON records framed by a registry serializer name their JSON Schema; unframed
+            // ones never reach the registry.
+            RecordFormat::Json if config.schema_registry.is_some() => registry(RegistryFormat::Json),
             RecordFormat::Json => Ok(SourceSchemas::Json),
             RecordFormat::Protobuf => {
                 let proto = p.protobuf.clone().unwrap_or_default();
@@ -76,7 +88,7 @@ impl SourceSchemas {
                     )
                     .map_err(|e| Error::Config(format!("{at}.protobuf.proto_files: {e}")))?
                 } else {
-                    return registry(Some(proto));
+                    return registry(RegistryFormat::Protobuf(proto));
                 };
                 Ok(SourceSchemas::Fixed(SourceSchema::Protobuf(schema)))
             }
@@ -88,19 +100,20 @@ impl SourceSchemas {
                     let schema = AvroSchema::parse(&text).map_err(|e| Error::Config(format!("{key}: {e}")))?;
                     Ok(SourceSchemas::Fixed(SourceSchema::Avro(schema)))
                 }
-                None => registry(None),
+                None => registry(RegistryFormat::Avro),
             },
         }
     }
 
-    /// The registry's schemas (`None` for JSON or a fixed schema).
+    /// The registry's schemas (`None` for unframed JSON or a fixed schema).
     pub fn registry(&self) -> Option<&RegistrySchemas> {
         if let SourceSchemas::Registry(r) = self { Some(r) } else { None }
     }
 
     /// The schema a new table is created from, and an existing one evolved to, at start-up:
     /// the fixed schema, or the latest version of `subject` in the registry (`None` when the
-    /// subject has none yet).
+    /// subject has none yet, and for JSON: its declared columns make the table, the schema ids
+    /// its records name evolve it).
     /// Returns the schema with its registry id (`None` for a fixed schema).
     pub async fn initial(
         &mut self,
@@ -109,6 +122,7 @@ impl SourceSchemas {
     ) -> Result<Option<(Option<u32>, SourceSchema)>> {
         match self {
             SourceSchemas::Json => Ok(None),
+            SourceSchemas::Registry(RegistrySchemas { format: RegistryFormat::Json, .. }) => Ok(None),
             SourceSchemas::Fixed(s) => Ok(Some((None, s.clone()))),
             SourceSchemas::Registry(r) => {
                 let client = r.client.clone();
@@ -153,6 +167,9 @@ impl SourceSchemas {
         Ok(match self {
             SourceSchemas::Json => Decoder::Json(JsonDecoder::new(Arc::new(table.clone()), json)?),
             SourceSchemas::Fixed(s) => Decoder::Binary(BinaryDecoder::plain(table, ids, s)?),
+            SourceSchemas::Registry(RegistrySchemas { format: RegistryFormat::Json, .. }) => {
+                Decoder::Json(JsonDecoder::new(Arc::new(table.clone()), json)?)
+            }
             SourceSchemas::Registry(r) => Decoder::Binary(BinaryDecoder::confluent(table, ids, &r.known)?),
         })
     }
@@ -164,8 +181,8 @@ impl RegistrySchemas {
     }
 
     fn parse(&self, id: u32, registered: RegisteredSchema) -> std::result::Result<SourceSchema, String> {
-        match (registered.schema_type.as_str(), &self.protobuf) {
-            ("PROTOBUF", Some(config)) => ProtoSchema::from_source(
+        match (registered.schema_type.as_str(), &self.format) {
+            ("PROTOBUF", RegistryFormat::Protobuf(config)) => ProtoSchema::from_source(
                 &format!("schema-{id}.proto"),
                 &registered.schema,
                 config.message.as_deref(),
@@ -173,10 +190,17 @@ impl RegistrySchemas {
             )
             .map(SourceSchema::Protobuf)
             .map_err(|e| e.to_string()),
-            ("AVRO", None) => AvroSchema::parse(&registered.schema).map(SourceSchema::Avro).map_err(|e| e.to_string()),
-            (other, proto) => Err(format!(
+            ("AVRO", RegistryFormat::Avro) => {
+                AvroSchema::parse(&registered.schema).map(SourceSchema::Avro).map_err(|e| e.to_string())
+            }
+            ("JSON", RegistryFormat::Json) => SourceSchema::json_schema(&registered.schema).map_err(|e| e.to_string()),
+            (other, format) => Err(format!(
                 "schema id {id} is a {other} schema, but this pipeline reads {}",
-                if proto.is_some() { "Protobuf" } else { "Avro" }
+                match format {
+                    RegistryFormat::Avro => "Avro",
+                    RegistryFormat::Protobuf(_) => "Protobuf",
+                    RegistryFormat::Json => "JSON (JSON Schema)",
+                }
             )),
         }
     }
