@@ -99,6 +99,15 @@ pub fn format_pipeline(
     pipeline_extra: &str,
     top_extra: &str,
 ) -> PathBuf {
+    let keys =
+        format!("name = \"formats\"\ntopics = [\"{topic}\"]\ntable = \"{table}\"\nwriters = 2\n{pipeline_extra}");
+    pipeline_config(dir, bootstrap, &keys, top_extra, "")
+}
+
+/// Writes a one-pipeline config over a SQLite catalog in `dir`: the pipeline's `keys` (name,
+/// topics, table, …, then any sub-tables), `top_extra` top-level tables, and the metadata
+/// columns `kafka_partition` / `kafka_offset` plus `metadata_extra`; checkpoints every 500 ms.
+pub fn pipeline_config(dir: &Path, bootstrap: &str, keys: &str, top_extra: &str, metadata_extra: &str) -> PathBuf {
     let config = format!(
         r#"writer_id = "test-writer"
 
@@ -115,16 +124,13 @@ properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", 
 {top_extra}
 
 [[pipelines]]
-name = "formats"
-topics = ["{topic}"]
-table = "{table}"
 checkpoint_interval = "500ms"
-writers = 2
-{pipeline_extra}
+{keys}
 
 [pipelines.metadata_columns]
 partition = "kafka_partition"
 offset = "kafka_offset"
+{metadata_extra}
 "#,
         dir = dir.display(),
     );
@@ -222,6 +228,19 @@ impl WriterProcess {
         let deadline = Instant::now() + timeout;
         while !std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(text)) {
             assert!(Instant::now() < deadline, "the writer never logged {text:?}; log: {}", self.log.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the log (which runs of the same name share) holds `text` at least `count` times.
+    pub fn wait_for_log_count(&self, text: &str, count: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while std::fs::read_to_string(&self.log).map_or(0, |log| log.matches(text).count()) < count {
+            assert!(
+                Instant::now() < deadline,
+                "the writer never logged {text:?} {count} times; log: {}",
+                self.log.display()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -146,8 +146,13 @@ async fn kill_loop(s: &Scenario, kills: usize) {
     producer_thread.join().expect("producer");
     let landed = landed.lock().expect("lock").clone();
 
+    let runs_before =
+        std::fs::read_to_string(s.dir.join("writer.log")).unwrap_or_default().matches("pipeline started").count();
     let writer = WriterProcess::start(&s.writer_config, "writer");
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(240)).await;
+    // The earlier runs may have landed everything: stop this one once it is up, so the stop is
+    // the clean shutdown it is meant to check.
+    writer.wait_for_log_count("pipeline started", runs_before + 1, Duration::from_secs(60));
     assert!(writer.stop(Duration::from_secs(60)).success());
 
     tables::assert_landed_exactly_once(&catalog, &s.table, &landed).await;

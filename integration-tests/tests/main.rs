@@ -17,6 +17,7 @@ mod optimizer;
 mod orc;
 mod outages;
 mod rest_catalog;
+mod routing;
 mod s3;
 mod scale_out;
 mod scaling;

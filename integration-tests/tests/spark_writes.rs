@@ -94,6 +94,14 @@ async fn spark_maintenance_while_our_writer_commits_then_a_restart_lands_every_r
 
     // A producer that keeps going while Spark works.
     let background = BackgroundProducer::start(&w.broker.bootstrap(), &w.topic, 2_000, PARTITIONS, 40);
+    // Small files for Spark to rewrite: a few more checkpoints' worth in every partition (the
+    // Spark server is already warm, so nothing else gives the writer this time).
+    let files_before = tables::data_file_count(&catalog, &w.table).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while tables::data_file_count(&catalog, &w.table).await < 3 * files_before {
+        assert!(std::time::Instant::now() < deadline, "the writer made no new files while the producer ran");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let statements = [
         format!(
             "CALL icefall.system.rewrite_data_files(table => '{}', options => map('min-input-files', '2'))",

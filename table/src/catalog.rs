@@ -4,19 +4,23 @@
 //! On SQL, committing is a compare-and-swap on `metadata_location`: the only write that
 //! changes a table's state. On REST, a commit is a request whose requirements play that part.
 
+pub mod requests;
 pub mod rest;
 pub mod rest_auth;
 pub mod rest_sigv4;
 mod rest_updates;
 mod sql;
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::{CatalogConfig, Error, Result, storage};
 use iceberg::io::FileIO;
 use iceberg::spec::{TableMetadata, TableMetadataBuilder, TableMetadataRef};
 use iceberg::table::Table;
 use iceberg::{MetadataLocation, NamespaceIdent, TableCreation, TableIdent};
+use requests::{CatalogRequests, Operation, Outcome};
 use sql::SqlCatalog;
 
 /// A table as read from the catalog: the metadata file it points at and its contents.
@@ -102,6 +106,7 @@ struct Inner {
     file_io: FileIO,
     /// Credentials the REST catalog vends per table, which the FileIO applies under each location.
     grants: storage::Grants,
+    requests: Arc<CatalogRequests>,
 }
 
 impl Catalog {
@@ -116,7 +121,14 @@ impl Catalog {
             let config = CatalogConfig { storage: client.storage().clone(), ..config.clone() };
             let file_io = storage::file_io(&config, &grants);
             return Ok(Catalog {
-                inner: Arc::new(Inner { backend: Backend::Rest(Box::new(client)), config, warehouse, file_io, grants }),
+                inner: Arc::new(Inner {
+                    backend: Backend::Rest(Box::new(client)),
+                    config,
+                    warehouse,
+                    file_io,
+                    grants,
+                    requests: Arc::default(),
+                }),
             });
         }
         let sql = SqlCatalog::connect(config).await?;
@@ -132,8 +144,27 @@ impl Catalog {
                 warehouse,
                 file_io: storage::file_io(config, &grants),
                 grants,
+                requests: Arc::default(),
             }),
         })
+    }
+
+    /// What this connection asked the catalog so far, and how it answered (for metrics).
+    pub fn requests(&self) -> &Arc<CatalogRequests> {
+        &self.inner.requests
+    }
+
+    /// Runs one catalog request, counted under `operation` with the outcome `outcome_of` reads.
+    async fn counted<T>(
+        &self,
+        operation: Operation,
+        outcome_of: fn(&Result<T>) -> Outcome,
+        request: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let result = request.await;
+        self.inner.requests.record(operation, outcome_of(&result), started.elapsed());
+        result
     }
 
     /// The storage the catalog's tables live on.
@@ -164,39 +195,54 @@ impl Catalog {
 
     /// Creates the namespace if it is not there (the `exists` marker PyIceberg and Java use).
     pub async fn ensure_namespace(&self, namespace: &NamespaceIdent) -> Result<()> {
-        match &self.inner.backend {
-            Backend::Rest(rest) => rest.ensure_namespace(namespace).await,
-            Backend::Sql(sql) => sql.ensure_namespace(namespace).await,
-        }
+        self.counted(Operation::EnsureNamespace, Outcome::of, async {
+            match &self.inner.backend {
+                Backend::Rest(rest) => rest.ensure_namespace(namespace).await,
+                Backend::Sql(sql) => sql.ensure_namespace(namespace).await,
+            }
+        })
+        .await
     }
 
     /// The metadata location the catalog holds for a table, if the table exists.
     pub async fn metadata_location(&self, ident: &TableIdent) -> Result<Option<String>> {
-        match &self.inner.backend {
-            Backend::Rest(rest) => Ok(rest.load(ident).await?.map(|t| t.metadata_location)),
-            Backend::Sql(sql) => sql.metadata_location(ident).await,
-        }
+        self.counted(Operation::Load, Outcome::of, async {
+            match &self.inner.backend {
+                Backend::Rest(rest) => Ok(rest.load(ident).await?.map(|t| t.metadata_location)),
+                Backend::Sql(sql) => sql.metadata_location(ident).await,
+            }
+        })
+        .await
     }
 
     /// Loads a table's current metadata.
     pub async fn load(&self, ident: &TableIdent) -> Result<LoadedTable> {
-        if let Backend::Rest(rest) = &self.inner.backend {
-            return rest.load(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)));
-        }
-        let location =
-            self.metadata_location(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)))?;
-        let metadata = TableMetadata::read_from(self.file_io(), &location)
-            .await
-            .map_err(Error::iceberg(format!("read metadata {location}")))?;
-        Ok(LoadedTable { ident: ident.clone(), metadata_location: location, metadata: Arc::new(metadata) })
+        self.counted(Operation::Load, Outcome::of, async {
+            let sql = match &self.inner.backend {
+                Backend::Rest(rest) => {
+                    return rest.load(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)));
+                }
+                Backend::Sql(sql) => sql,
+            };
+            let location =
+                sql.metadata_location(ident).await?.ok_or_else(|| Error::TableNotFound(display_ident(ident)))?;
+            let metadata = TableMetadata::read_from(self.file_io(), &location)
+                .await
+                .map_err(Error::iceberg(format!("read metadata {location}")))?;
+            Ok(LoadedTable { ident: ident.clone(), metadata_location: location, metadata: Arc::new(metadata) })
+        })
+        .await
     }
 
     /// Tables of a namespace.
     pub async fn list_tables(&self, namespace: &NamespaceIdent) -> Result<Vec<TableIdent>> {
-        match &self.inner.backend {
-            Backend::Rest(rest) => rest.list_tables(namespace).await,
-            Backend::Sql(sql) => sql.list_tables(namespace).await,
-        }
+        self.counted(Operation::ListTables, Outcome::of, async {
+            match &self.inner.backend {
+                Backend::Rest(rest) => rest.list_tables(namespace).await,
+                Backend::Sql(sql) => sql.list_tables(namespace).await,
+            }
+        })
+        .await
     }
 
     /// Where a new table of this catalog lives: `<warehouse>/<ns>/<table>`.
@@ -206,6 +252,10 @@ impl Catalog {
 
     /// Creates a table; `AlreadyExists` if another process created it first.
     pub async fn create(&self, ident: &TableIdent, creation: TableCreation) -> Result<LoadedTable> {
+        self.counted(Operation::Create, Outcome::of, self.create_uncounted(ident, creation)).await
+    }
+
+    async fn create_uncounted(&self, ident: &TableIdent, creation: TableCreation) -> Result<LoadedTable> {
         let sql = match &self.inner.backend {
             // The server places the table under its own warehouse unless a location is given.
             Backend::Rest(rest) => return rest.create(ident, creation).await,
@@ -244,28 +294,38 @@ impl Catalog {
         metadata_location: &str,
         metadata: TableMetadata,
     ) -> Result<Published> {
-        match &self.inner.backend {
-            Backend::Rest(rest) => Ok(match rest.commit(base, &metadata).await? {
-                rest::RestCommit::Committed(table) => Published::Committed(table),
-                rest::RestCommit::Conflict => Published::Conflict,
-            }),
-            Backend::Sql(sql) => match sql.swap(&base.ident, &base.metadata_location, metadata_location).await? {
-                SwapOutcome::Swapped => Ok(Published::Committed(LoadedTable {
-                    ident: base.ident.clone(),
-                    metadata_location: metadata_location.to_string(),
-                    metadata: Arc::new(metadata),
-                })),
-                SwapOutcome::Conflict => Ok(Published::Conflict),
-            },
-        }
+        let outcome_of = |result: &Result<Published>| match result {
+            Ok(Published::Conflict) => Outcome::Conflict,
+            other => Outcome::of(other),
+        };
+        self.counted(Operation::Commit, outcome_of, async {
+            match &self.inner.backend {
+                Backend::Rest(rest) => Ok(match rest.commit(base, &metadata).await? {
+                    rest::RestCommit::Committed(table) => Published::Committed(table),
+                    rest::RestCommit::Conflict => Published::Conflict,
+                }),
+                Backend::Sql(sql) => match sql.swap(&base.ident, &base.metadata_location, metadata_location).await? {
+                    SwapOutcome::Swapped => Ok(Published::Committed(LoadedTable {
+                        ident: base.ident.clone(),
+                        metadata_location: metadata_location.to_string(),
+                        metadata: Arc::new(metadata),
+                    })),
+                    SwapOutcome::Conflict => Ok(Published::Conflict),
+                },
+            }
+        })
+        .await
     }
 
     /// Removes a table from the catalog (its files stay). Used by tests and tooling.
     pub async fn drop_table(&self, ident: &TableIdent) -> Result<()> {
-        match &self.inner.backend {
-            Backend::Rest(rest) => rest.drop_table(ident).await,
-            Backend::Sql(sql) => sql.drop_table(ident).await,
-        }
+        self.counted(Operation::DropTable, Outcome::of, async {
+            match &self.inner.backend {
+                Backend::Rest(rest) => rest.drop_table(ident).await,
+                Backend::Sql(sql) => sql.drop_table(ident).await,
+            }
+        })
+        .await
     }
 }
 

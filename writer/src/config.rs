@@ -18,12 +18,14 @@ use crate::{Error, Result};
 mod formats;
 mod layout;
 mod metrics;
+mod routing;
 mod validation;
 
 pub use formats::{
     AvroConfig, FileFormat, MissingSchema, ProtobufConfig, RecordFormat, RegistryOAuthConfig, SchemaRegistryConfig,
 };
 pub use metrics::MetricsConfig;
+pub use routing::{DeadLetterPolicy, TOPIC_PLACEHOLDER, table_name_of};
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,9 +105,28 @@ pub struct PipelineConfig {
     /// Short name for logs, metrics and the default consumer group.
     pub name: String,
     /// Topics read into the table.
+    #[serde(default)]
     pub topics: Vec<String>,
-    /// Target table, `<namespace>.<table>`; created on first start if missing.
+    /// Instead of `topics`: every topic whose whole name matches this regular expression,
+    /// topics created later included (looked for every `topics_refresh_interval`). Needs a
+    /// `{topic}` table template.
+    #[serde(default)]
+    pub topics_regex: Option<String>,
+    /// How often the brokers are asked for new topics matching `topics_regex`.
+    #[serde(default = "default_topics_refresh", with = "humantime_serde")]
+    pub topics_refresh_interval: Duration,
+    /// Target table, `<namespace>.<table>`; created on first start if missing. With `{topic}`
+    /// in it (`"raw.{topic}"`), each topic gets its own table, named after the topic in
+    /// lowercase with every character but letters, digits and `_` made `_`.
     pub table: String,
+    /// Create the table (and its dead-letter table) when it is missing. Off: a missing table
+    /// stops the pipeline with an error naming it.
+    #[serde(default = "default_true")]
+    pub auto_create: bool,
+    /// Records that cannot be decoded: `"table"` (the dead-letter table), `"drop"` (counted and
+    /// logged only) or `"fail"` (stop the pipeline before committing them).
+    #[serde(default)]
+    pub dead_letter_policy: DeadLetterPolicy,
     /// Consumer group of this pipeline (default `<kafka.group_id>.<name>`).
     #[serde(default)]
     pub group_id: Option<String>,
@@ -285,6 +306,14 @@ impl MetadataColumnsConfig {
         .filter_map(|(name, field)| name.clone().map(|n| (n, field)))
         .collect()
     }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_topics_refresh() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_max_buffered_bytes() -> u64 {

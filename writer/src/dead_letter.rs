@@ -24,6 +24,8 @@ pub struct DeadLetter {
     pub value: Option<Vec<u8>>,
     pub error: String,
     pub error_kind: &'static str,
+    /// The record's Kafka headers, when the pipeline reads them (`metadata_columns.headers`).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 impl DeadLetter {
@@ -38,6 +40,7 @@ impl DeadLetter {
             value: record.payload.as_deref().map(<[u8]>::to_vec),
             error: error.message,
             error_kind: error.kind,
+            headers: record.headers.clone(),
         }
     }
 }
@@ -65,6 +68,12 @@ pub fn layout() -> TableLayout {
             &format!("class of the error: {}", Reason::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
         ),
         field("ingested_at", "timestamptz", true, "when the writer dead-lettered the record"),
+        field(
+            "headers",
+            "list<struct<key: string not null, value: binary>>",
+            false,
+            "the record's Kafka headers, in order (when the pipeline reads headers: metadata_columns.headers)",
+        ),
     ]);
     TableLayout {
         // A fixed, valid declaration: building it cannot fail.
@@ -93,6 +102,7 @@ pub fn to_batch(decoder: &JsonDecoder, letters: &[&DeadLetter]) -> Result<arrow_
                 "error": d.error,
                 "error_kind": d.error_kind,
                 "ingested_at": now,
+                "headers": d.headers.iter().map(|(k, v)| json!({"key": k, "value": b64(v)})).collect::<Vec<_>>(),
             })
             .to_string()
             .into_bytes()

@@ -30,6 +30,10 @@ pub enum Error {
     #[error("kafka source: {0}")]
     Source(String),
 
+    /// A record could not be decoded and `dead_letter_policy = "fail"`; names the record.
+    #[error("dead letter: {0}")]
+    DeadLetter(String),
+
     /// The source schema changed in a way the table cannot follow; names the field.
     #[error("schema evolution: {0}")]
     Evolution(String),

@@ -26,7 +26,8 @@ const CATALOG_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// What the endpoint answers from.
 pub struct Probes {
     pub metrics: Arc<Metrics>,
-    pub pipelines: Vec<(PipelineMetrics, TableIdent)>,
+    /// Every pipeline started so far (routing adds pipelines for topics created later).
+    pub pipelines: Arc<std::sync::RwLock<Vec<(PipelineMetrics, TableIdent)>>>,
     /// Set once the catalog is connected.
     pub catalog: Arc<OnceLock<Catalog>>,
     pub max_checkpoint_age: Duration,
@@ -93,12 +94,16 @@ impl Probes {
     /// Each check on its own line, `ok` or `fail` first; each pipeline's verdict also goes to
     /// its `pipeline_ready` gauge. Pipelines are checked at once (one catalog probe each).
     async fn readiness(&self) -> (bool, String) {
-        let checks = self.pipelines.iter().map(|(pipeline, table)| async move {
+        let pipelines = self.pipelines.read().map(|p| p.clone()).unwrap_or_else(|e| e.into_inner().clone());
+        let checks = pipelines.iter().map(|(pipeline, table)| async move {
             let (ready, report) = self.pipeline_readiness(pipeline, table).await;
             pipeline.readiness_checked(ready);
             (ready, report)
         });
         let results = futures::future::join_all(checks).await;
+        if results.is_empty() {
+            return (false, "fail no pipeline has started yet (catalog, or topics for topics_regex)\n".into());
+        }
         (results.iter().all(|(ready, _)| *ready), results.into_iter().map(|(_, report)| report).collect())
     }
 

@@ -131,6 +131,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `run` handles SIGTERM from here on, before the config is read: a stop that arrives while
+    // the process comes up is a clean shutdown, not death by the signal.
+    let shutdown = match cli.command {
+        Command::Run => {
+            let _in_runtime = runtime.enter(); // signal handlers register with the runtime
+            Some(shutdown_signal())
+        }
+        _ => None,
+    };
     let result = runtime.block_on(async {
         let Some(path) = cli.config else {
             return Err(icefall_writer::Error::Config(
@@ -139,7 +148,10 @@ fn main() -> ExitCode {
         };
         let config = Config::load(&path)?;
         match cli.command {
-            Command::Run => icefall_writer::run(config, shutdown_signal()).await,
+            Command::Run => match shutdown {
+                Some(shutdown) => icefall_writer::run(config, shutdown).await,
+                None => icefall_writer::run(config, shutdown_signal()).await,
+            },
             Command::Validate => {
                 for line in icefall_writer::validate::validate(&config).await? {
                     println!("{line}");

@@ -10,6 +10,8 @@ use crate::{Config, Error, Result};
 
 /// One line per check; the first failure is returned as the error.
 pub async fn validate(config: &Config) -> Result<Vec<String>> {
+    // `{topic}` templates stand for one table per topic: check those.
+    let config = &crate::routing::resolved_config(config).await?;
     let mut report = vec![format!("config: ok ({} pipeline(s))", config.pipelines.len())];
     let catalog = Catalog::connect(&config.catalog).await?;
     report.push(format!(

@@ -57,9 +57,7 @@ impl Config {
                     p.table
                 )));
             }
-            if p.topics.is_empty() || p.topics.iter().any(|t| t.trim().is_empty()) {
-                return Err(Error::Config(format!("{at}.topics: list at least one topic, none empty")));
-            }
+            p.validate_routing(&at)?;
             icefall_table::catalog::parse_ident(&p.table).map_err(|e| Error::Config(format!("{at}.table: {e}")))?;
             if let Some(dlq) = &p.dead_letter_table {
                 icefall_table::catalog::parse_ident(dlq)

@@ -137,14 +137,7 @@ impl PipelineMetrics {
         f.files_written.get_or_create(&labels).inc_by(figures.files);
         f.bytes_written.get_or_create(&labels).inc_by(figures.bytes);
         f.late_records.get_or_create(&labels).inc_by(figures.late_records);
-        for letter in figures.dead_letters {
-            let reason = ReasonLabels {
-                pipeline: self.name.clone(),
-                topic: letter.topic.to_string(),
-                reason: letter.error_kind.to_string(),
-            };
-            f.dead_letters.get_or_create(&reason).inc();
-        }
+        self.dead_letters_seen(figures.dead_letters);
         f.writers.get_or_create(&labels).set(figures.writers as i64);
         f.checkpoint_duration.get_or_create(&labels).observe(figures.duration.as_secs_f64());
         f.commit_duration.get_or_create(&labels).observe(figures.commit_duration.as_secs_f64());
@@ -238,5 +231,20 @@ impl PipelineMetrics {
     /// Time since the last committed checkpoint (or the last tick with nothing to commit).
     pub fn since_progress(&self) -> Duration {
         self.state.last_progress.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+    }
+}
+
+impl PipelineMetrics {
+    /// Records that could not be decoded, by topic and reason class (whatever the dead-letter
+    /// policy did with them: committed to the dead-letter table, or dropped).
+    pub fn dead_letters_seen(&self, letters: &[DeadLetter]) {
+        for letter in letters {
+            let reason = ReasonLabels {
+                pipeline: self.name.clone(),
+                topic: letter.topic.to_string(),
+                reason: letter.error_kind.to_string(),
+            };
+            self.families.dead_letters.get_or_create(&reason).inc();
+        }
     }
 }

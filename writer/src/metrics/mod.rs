@@ -6,7 +6,7 @@
 //! partition (of assigned partitions only), a dead letter's reason class, a commit's outcome.
 //! The same handle keeps what `/readyz` needs (served by `http.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -91,6 +91,7 @@ struct Families {
 pub struct Metrics {
     registry: Registry,
     families: Arc<Families>,
+    catalog: Arc<OnceLock<icefall_table::Catalog>>,
 }
 
 impl Metrics {
@@ -255,7 +256,15 @@ impl Metrics {
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").to_string() }).set(1);
         registry.register("build_info", "Always 1; the running version is its label", build_info);
-        Metrics { registry, families }
+        let catalog = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(catalog_requests::CatalogRequestsCollector { catalog: catalog.clone() }));
+        Metrics { registry, families, catalog }
+    }
+
+    /// Where the process's catalog connection goes once made: its request counts are served
+    /// from then on (and `/readyz` probes it).
+    pub fn catalog(&self) -> &Arc<OnceLock<icefall_table::Catalog>> {
+        &self.catalog
     }
 
     /// The events of one pipeline.
@@ -272,6 +281,7 @@ impl Metrics {
     }
 }
 
+mod catalog_requests;
 /// What the lag of one partition is computed from.
 mod events;
 #[cfg(test)]

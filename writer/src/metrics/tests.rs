@@ -85,6 +85,7 @@ fn every_metric_is_in_the_operations_guide_and_no_other() {
         value: None,
         error: "bad".into(),
         error_kind: "malformed",
+        headers: Vec::new(),
     };
     p.records_consumed("a", 3, 120);
     p.offsets_lost("a", 2);
@@ -133,4 +134,22 @@ fn every_metric_is_in_the_operations_guide_and_no_other() {
         .map(|name| name.strip_suffix("_total").unwrap_or(name).to_string())
         .collect();
     assert_eq!(documented, registered, "docs/operations.md's metrics table and writer/src/metrics differ");
+}
+
+#[tokio::test]
+async fn catalog_requests_are_counted_by_operation_and_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog =
+        icefall_table::Catalog::connect(&icefall_table::CatalogConfig::embedded_in(dir.path())).await.expect("catalog");
+    let metrics = Metrics::new("icefall");
+    let connected = metrics.catalog().clone();
+    assert!(!metrics.encode().contains("icefall_catalog_requests_total{"), "no samples before the catalog is there");
+    let _ = connected.set(catalog.clone());
+    let missing = icefall_table::catalog::parse_ident("ns.missing").expect("ident");
+    for _ in 0..2 {
+        assert!(catalog.load(&missing).await.is_err());
+    }
+    let text = metrics.encode();
+    assert!(text.contains(r#"icefall_catalog_requests_total{operation="load",outcome="not_found"} 2"#), "{text}");
+    assert!(text.contains(r#"icefall_catalog_request_seconds_total{operation="load",outcome="not_found"} "#), "{text}");
 }

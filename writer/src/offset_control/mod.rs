@@ -35,6 +35,7 @@ pub struct ChangeOptions {
 
 /// The offsets of every pipeline (or the one named): one table per pipeline.
 pub async fn show(config: &Config, pipeline: Option<&str>) -> Result<String> {
+    let config = &crate::routing::resolved_config(config).await?;
     let catalog = Catalog::connect(&config.catalog).await?;
     let mut out = String::new();
     for p in config.pipelines.iter().filter(|p| pipeline.is_none_or(|name| p.name == name)) {
@@ -57,6 +58,7 @@ pub async fn change(
     topics: &[String],
     options: ChangeOptions,
 ) -> Result<String> {
+    let config = &crate::routing::resolved_config(config).await?;
     let p = match (pipeline, config.pipelines.as_slice()) {
         (None, [only]) => only,
         (None, _) => return Err(unknown_pipeline(config, "")),

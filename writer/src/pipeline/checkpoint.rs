@@ -13,11 +13,12 @@ use super::Pipeline;
 use super::commit::{Committed, Landing};
 use super::journal::settle_journals;
 use super::setup::late_bound;
-use crate::Result;
 use crate::committer::Checkpoint;
-use crate::config::BackpressureConfig;
+use crate::config::{BackpressureConfig, DeadLetterPolicy};
+use crate::dead_letter::DeadLetter;
 use crate::metrics::CommittedCheckpoint;
 use crate::source::SourceCommand;
+use crate::{Error, Result};
 
 impl Pipeline {
     /// Drops everything not yet committed and re-positions the source at the table's offsets.
@@ -116,7 +117,7 @@ impl Pipeline {
         let spec_id = self.spec_id();
         // The writers hold no files now: the next ones may take up a new spec.
         self.adopt_next_spec().await?;
-        let mut dead_letters = written.dead_letters;
+        let mut dead_letters = self.apply_dead_letter_policy(written.dead_letters, &written.data_files).await?;
         dead_letters.append(&mut self.lost_ranges);
         let checkpoint = Checkpoint {
             number: self.checkpoint,
@@ -132,6 +133,37 @@ impl Pipeline {
         let location = self.table.metadata.location().to_string();
         self.in_flight = Some(self.commits.start(checkpoint, location, started));
         Ok(())
+    }
+
+    /// The dead letters to commit under `dead_letter_policy`: all (`table`), none (`drop`:
+    /// counted and logged), or, with `fail`, an error naming the first bad record; then the
+    /// checkpoint's `files` are deleted and nothing of it is committed, so a restart reads the
+    /// record again.
+    async fn apply_dead_letter_policy(
+        &mut self,
+        letters: Vec<DeadLetter>,
+        files: &[DataFile],
+    ) -> Result<Vec<DeadLetter>> {
+        let Some(first) = letters.first() else { return Ok(letters) };
+        match self.config.dead_letter_policy {
+            DeadLetterPolicy::Table => Ok(letters),
+            DeadLetterPolicy::Drop => {
+                self.metrics.dead_letters_seen(&letters);
+                tracing::warn!(pipeline = %self.name, dropped = letters.len(), first_topic = %first.topic,
+                    first_partition = first.partition, first_offset = first.offset, first_error = %first.error,
+                    "records that could not be decoded were dropped (dead_letter_policy = \"drop\")");
+                Ok(Vec::new())
+            }
+            DeadLetterPolicy::Fail => {
+                delete_uncommitted(&self.file_io, files.iter().map(DataFile::file_path)).await;
+                Err(Error::DeadLetter(format!(
+                    "pipeline {}: {}:{} offset {} cannot be decoded ({}: {}); dead_letter_policy = \"fail\" stops here, \
+                     before committing it. Fix the producer or the schema, move the offsets past it \
+                     (icefall-writer offsets set), or choose dead_letter_policy = \"table\"",
+                    self.name, first.topic, first.partition, first.offset, first.error_kind, first.error
+                )))
+            }
+        }
     }
 
     /// A checkpoint's commit landed: the table holds its offsets now.

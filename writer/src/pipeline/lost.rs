@@ -26,6 +26,7 @@ impl Pipeline {
             value: None,
             error: lost_range_message(from, to, policy),
             error_kind: icefall_schemas::Reason::OffsetsLost.as_str(),
+            headers: Vec::new(),
         });
     }
 }

@@ -25,12 +25,24 @@ pub(super) async fn load_or_create(
     catalog: &Catalog,
     ident: &TableIdent,
     layout: &icefall_table::create::TableLayout,
+    p: &PipelineConfig,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<LoadedTable> {
     let mut backoff = Backoff::unavailable();
     loop {
-        match catalog.load_or_create(ident, layout).await {
+        let opened = match p.auto_create {
+            true => catalog.load_or_create(ident, layout).await,
+            false => catalog.load(ident).await,
+        };
+        match opened {
             Ok(t) => return Ok(t),
+            Err(icefall_table::Error::TableNotFound(table)) => {
+                return Err(Error::Config(format!(
+                    "pipelines[{}]: table {table} does not exist and auto_create = false: create it (e.g. with \
+                     Spark), or set auto_create = true",
+                    p.name
+                )));
+            }
             Err(e) if e.is_retryable() && !*shutdown.borrow() => {
                 let delay = backoff.next_delay();
                 tracing::warn!(table = %display_ident(ident), error = %e, retry_in = ?delay, "catalog unavailable; retrying");

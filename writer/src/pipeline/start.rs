@@ -43,7 +43,7 @@ impl Pipeline {
         let initial = sources.initial(&subject, &shutdown).await?;
         let mut table = match &initial {
             Some((_, source)) => {
-                load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, &shutdown).await?
+                load_or_create(&catalog, &ident, &p.source_layout(&source.fields()?)?, p, &shutdown).await?
             }
             None if sources.registry().is_some() && p.format != RecordFormat::Json => {
                 catalog.load(&ident).await.map_err(|e| {
@@ -54,13 +54,13 @@ impl Pipeline {
                     ))
                 })?
             }
-            None => load_or_create(&catalog, &ident, &p.layout()?, &shutdown).await?,
+            None => load_or_create(&catalog, &ident, &p.layout()?, p, &shutdown).await?,
         };
         if let Some((schema_id, source)) = &initial {
             table = fit_table(&catalog, table, source, *schema_id, p).await?;
         }
         let dlq_ident = parse_ident(&p.dead_letter_table())?;
-        let dlq = load_or_create(&catalog, &dlq_ident, &dead_letter::layout(), &shutdown).await?;
+        let dlq = load_or_create(&catalog, &dlq_ident, &dead_letter::layout(), p, &shutdown).await?;
 
         if initial.is_none() {
             warn_on_schema_drift(p, table.metadata.current_schema());
