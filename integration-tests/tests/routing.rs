@@ -194,3 +194,65 @@ async fn auto_create_off_names_the_missing_table_and_dead_letter_policies_drop_o
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The kind of record `id` (what `route_field = "kind"` routes by).
+fn kind(id: i64) -> &'static str {
+    ["click", "tap", "view", "buy", "other"][(id % 5) as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_routed_by_a_field_land_in_three_tables_exactly_once_through_kills() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let broker = Broker::start();
+    let topic = unique("routed");
+    broker.create_topic(&topic, 2);
+    let ns = unique("web");
+    let routes = [("clicks", "click|tap"), ("views", "view"), ("buys", "buy")];
+    let routes_toml: Vec<String> = routes.iter().map(|(t, p)| format!("\"{ns}.{t}\" = \"{p}\"")).collect();
+    let config = routing_config(
+        dir,
+        &broker.bootstrap(),
+        &format!("topics = [\"{topic}\"]\nroute_field = \"kind\"\nroutes = {{ {} }}", routes_toml.join(", ")),
+        "",
+    );
+    let producer = TestProducer::new(&broker.bootstrap(), &topic);
+    // (partition, offset) of every record, by kind.
+    let mut sent: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+    let mut next_offset = [0i64; 2];
+    let mut send = |from: i64, to: i64| {
+        for id in from..to {
+            let partition = (id % 2) as usize;
+            let record = serde_json::json!({"note": format!("{id} ü/?#%"), "kind": kind(id), "id": id});
+            producer.send(partition as i32, &id.to_string(), record.to_string().as_bytes());
+            sent.entry(kind(id)).or_default().push((partition as i32, next_offset[partition]));
+            next_offset[partition] += 1;
+        }
+        producer.flush();
+    };
+    send(0, 500);
+    let mut writer = WriterProcess::start(&config, "writer");
+    for (id, rounds) in [(500, 700), (700, 900)] {
+        send(id, rounds);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        writer.kill9();
+        writer = WriterProcess::start(&config, "writer");
+    }
+    send(900, 1000);
+    let catalog = tables::catalog(dir).await;
+    // Every route's table reads past every record, its own or not.
+    let end = BTreeMap::from([(0, next_offset[0]), (1, next_offset[1])]);
+    for (table, _) in routes {
+        tables::wait_for_offsets(&catalog, &format!("{ns}.{table}"), &topic, &end, WAIT).await;
+    }
+    assert!(writer.stop(Duration::from_secs(30)).success());
+    for (table, pattern) in routes {
+        let mut rows = tables::partition_offsets(&catalog, &format!("{ns}.{table}")).await;
+        rows.sort();
+        let mut expected: Vec<(i32, i64)> =
+            pattern.split('|').flat_map(|k| sent.get(k).cloned().unwrap_or_default()).collect();
+        expected.sort();
+        assert_eq!(rows.len(), expected.len(), "{table}: each of its records once");
+        assert_eq!(rows, expected, "{table}: exactly the records of kinds {pattern}");
+    }
+}

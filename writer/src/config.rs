@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use icefall_schemas::declare::FieldDecl;
 use icefall_schemas::json::EpochUnit;
-use icefall_schemas::metadata::MetaField;
 use icefall_table::CatalogConfig;
 use serde::Deserialize;
 
@@ -18,6 +17,7 @@ use crate::{Error, Result};
 mod formats;
 mod layout;
 mod metrics;
+mod pipeline_sections;
 mod routing;
 mod validation;
 
@@ -25,7 +25,8 @@ pub use formats::{
     AvroConfig, FileFormat, MissingSchema, ProtobufConfig, RecordFormat, RegistryOAuthConfig, SchemaRegistryConfig,
 };
 pub use metrics::MetricsConfig;
-pub use routing::{DeadLetterPolicy, TOPIC_PLACEHOLDER, table_name_of};
+pub use pipeline_sections::{BackpressureConfig, MetadataColumnsConfig};
+pub use routing::{DeadLetterPolicy, RouteFilter, TOPIC_PLACEHOLDER, table_name_of};
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,7 +119,19 @@ pub struct PipelineConfig {
     /// Target table, `<namespace>.<table>`; created on first start if missing. With `{topic}`
     /// in it (`"raw.{topic}"`), each topic gets its own table, named after the topic in
     /// lowercase with every character but letters, digits and `_` made `_`.
+    #[serde(default)]
     pub table: String,
+    /// Instead of `table`: route each JSON record by this top-level field to the table of
+    /// `routes` whose pattern matches its value.
+    #[serde(default)]
+    pub route_field: Option<String>,
+    /// With `route_field`: table → regular expression of the field's values (whole value).
+    /// A record no pattern matches lands in no table.
+    #[serde(default)]
+    pub routes: BTreeMap<String, String>,
+    /// Set on the pipeline of one route (never in the file).
+    #[serde(skip)]
+    pub route: Option<RouteFilter>,
     /// Create the table (and its dead-letter table) when it is missing. Off: a missing table
     /// stops the pipeline with an error naming it.
     #[serde(default = "default_true")]
@@ -222,90 +235,12 @@ pub struct PipelineConfig {
     pub backpressure: BackpressureConfig,
 }
 
-/// Table-health backpressure: while the table has more than these since its last compaction,
-/// the checkpoint interval doubles at every checkpoint (up to `max_checkpoint_interval`; no
-/// record is ever dropped), and drops back once the optimizer has compacted.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackpressureConfig {
-    /// Snapshots on main since the last compaction (0: no limit).
-    #[serde(default = "default_max_snapshots_since_compaction")]
-    pub max_snapshots_since_compaction: u64,
-    /// Data files added since the last compaction (0: no limit).
-    #[serde(default = "default_max_files_since_compaction")]
-    pub max_files_since_compaction: u64,
-    /// The longest the checkpoint interval grows to.
-    #[serde(default = "default_max_checkpoint_interval", with = "humantime_serde")]
-    pub max_checkpoint_interval: Duration,
-}
-
-impl Default for BackpressureConfig {
-    fn default() -> Self {
-        BackpressureConfig {
-            max_snapshots_since_compaction: default_max_snapshots_since_compaction(),
-            max_files_since_compaction: default_max_files_since_compaction(),
-            max_checkpoint_interval: default_max_checkpoint_interval(),
-        }
-    }
-}
-
-fn default_max_snapshots_since_compaction() -> u64 {
-    2_000
-}
-
-fn default_max_files_since_compaction() -> u64 {
-    20_000
-}
-
-fn default_max_checkpoint_interval() -> Duration {
-    Duration::from_secs(600)
-}
-
 fn default_max_open_files() -> usize {
     64
 }
 
 fn default_allowed_lateness() -> Duration {
     Duration::from_secs(3600)
-}
-
-/// Column names for Kafka metadata; unset = not written. A new table gets these columns
-/// (after the declared ones); an existing table must already have them.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetadataColumnsConfig {
-    /// The record's topic (`string`).
-    pub topic: Option<String>,
-    /// The record's partition (`int`).
-    pub partition: Option<String>,
-    /// The record's offset (`long`).
-    pub offset: Option<String>,
-    /// The record's timestamp (`timestamptz`).
-    pub timestamp: Option<String>,
-    /// The record's key (`binary`, or `string` if the table column is a string).
-    pub key: Option<String>,
-    /// The record's headers (`map<string, binary>`).
-    pub headers: Option<String>,
-    /// When the writer received the record (`timestamptz`).
-    pub ingested_at: Option<String>,
-}
-
-impl MetadataColumnsConfig {
-    /// Column name → what it holds.
-    pub fn mapping(&self) -> BTreeMap<String, MetaField> {
-        [
-            (&self.topic, MetaField::Topic),
-            (&self.partition, MetaField::Partition),
-            (&self.offset, MetaField::Offset),
-            (&self.timestamp, MetaField::Timestamp),
-            (&self.key, MetaField::Key),
-            (&self.headers, MetaField::Headers),
-            (&self.ingested_at, MetaField::IngestedAt),
-        ]
-        .into_iter()
-        .filter_map(|(name, field)| name.clone().map(|n| (n, field)))
-        .collect()
-    }
 }
 
 fn default_true() -> bool {

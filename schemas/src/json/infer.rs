@@ -17,7 +17,7 @@ use crate::evolve::{SourceField, SourceType};
 
 mod probe;
 
-pub use probe::ShapeProbe;
+pub use probe::{ShapeProbe, field_text};
 
 /// One step from a struct to a nested value.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

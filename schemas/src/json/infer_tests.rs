@@ -152,3 +152,16 @@ fn registry_framed_json_schema_records_evolve_and_decode_like_plain_json() {
     let probe = ShapeProbe::new(evolved.as_struct(), &[]);
     assert!(!probe.probe(&framed, &mut NewShape::default()), "the probe reads past the frame too");
 }
+
+#[test]
+fn field_text_reads_one_top_level_scalar() {
+    let text = |payload: &[u8]| field_text(payload, "kind");
+    assert_eq!(text(br#"{"a": {"kind": "inner"}, "kind": "click", "b": [1]}"#), Some("click".into()));
+    assert_eq!(text(br#"{"k\u0069nd": "escaped key"}"#), Some("escaped key".into()));
+    assert_eq!(text(br#"{"kind": 7}"#), Some("7".into()));
+    assert_eq!(text(br#"{"kind": true}"#), Some("true".into()));
+    assert_eq!(text(b"\x00\x00\x00\x00\x07{\"kind\": \"framed\"}"), Some("framed".into()));
+    for nothing in [&br#"{"kind": null}"#[..], br#"{"kind": {"x": 1}}"#, br#"{"other": 1}"#, b"[1]", b"{bad"] {
+        assert_eq!(text(nothing), None, "{}", String::from_utf8_lossy(nothing));
+    }
+}

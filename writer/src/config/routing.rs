@@ -1,12 +1,40 @@
 //! Routing many topics to many tables: a pipeline whose `table` holds `{topic}` stands for one
 //! pipeline per topic (its listed `topics`, or every topic `topics_regex` matches, new ones
 //! included), each with its own table, consumer group, offsets, fencing and dead-letter table.
+//! A pipeline with `route_field` and `routes` stands for one pipeline per route: each reads the
+//! same topics and keeps the records whose field value its pattern matches (the others count as
+//! read for its table), so each table holds each of its records exactly once on its own.
 
 use regex::Regex;
 use serde::Deserialize;
 
 use super::PipelineConfig;
 use crate::{Error, Result};
+
+/// Which records one route's pipeline keeps.
+#[derive(Debug, Clone)]
+pub struct RouteFilter {
+    /// The top-level JSON field whose value decides.
+    pub field: String,
+    /// Matches the whole value (a string as it is, a number or boolean as JSON writes it).
+    pub pattern: Regex,
+}
+
+impl RouteFilter {
+    /// True when `payload`'s field matches. A record without the field (or not a JSON object)
+    /// goes to no route.
+    pub fn keeps(&self, payload: Option<&[u8]>) -> bool {
+        payload
+            .and_then(|p| icefall_schemas::json::infer::field_text(p, &self.field))
+            .is_some_and(|value| self.pattern.is_match(&value))
+    }
+}
+
+/// A regular expression that must match a whole name or value.
+fn anchored(pattern: &str, key: &str) -> Result<Regex> {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| Error::Config(format!("{key} = {pattern:?} is not a regular expression: {e}")))
+}
 
 /// The placeholder a table template names the topic with.
 pub const TOPIC_PLACEHOLDER: &str = "{topic}";
@@ -43,11 +71,23 @@ impl PipelineConfig {
     /// The compiled `topics_regex`, anchored at both ends (Kafka Connect's `topics.regex`).
     pub fn topics_pattern(&self) -> Result<Option<Regex>> {
         let Some(pattern) = &self.topics_regex else { return Ok(None) };
-        Regex::new(&format!("^(?:{pattern})$")).map(Some).map_err(|e| {
-            Error::Config(format!(
-                "pipelines[{}].topics_regex = {pattern:?} is not a regular expression: {e}",
-                self.name
-            ))
+        anchored(pattern, &format!("pipelines[{}].topics_regex", self.name)).map(Some)
+    }
+
+    /// The pipeline of one route: its table, its own name (`<name>.<table name>`), consumer
+    /// group and dead-letter table, and the filter that keeps its records.
+    fn for_route(&self, field: &str, table: &str, pattern: &str) -> Result<PipelineConfig> {
+        let table_name = table_name_of(table);
+        let pattern = anchored(pattern, &format!("pipelines[{}].routes.\"{table}\"", self.name))?;
+        Ok(PipelineConfig {
+            name: format!("{}.{table_name}", self.name),
+            table: table.to_string(),
+            route_field: None,
+            routes: Default::default(),
+            route: Some(RouteFilter { field: field.to_string(), pattern }),
+            group_id: self.group_id.as_ref().map(|g| format!("{g}.{table_name}")),
+            dead_letter_table: None,
+            ..self.clone()
         })
     }
 
@@ -71,6 +111,9 @@ impl PipelineConfig {
     /// This pipeline's concrete pipelines given the topics the brokers have: itself, one per
     /// listed topic, or one per matching topic (internal `__` topics never match).
     pub fn resolve(&self, broker_topics: &[String]) -> Result<Vec<PipelineConfig>> {
+        if let Some(field) = &self.route_field {
+            return self.routes.iter().map(|(table, pattern)| self.for_route(field, table, pattern)).collect();
+        }
         if let Some(pattern) = self.topics_pattern()? {
             let mut topics: Vec<&String> =
                 broker_topics.iter().filter(|t| !t.starts_with("__") && pattern.is_match(t)).collect();
@@ -86,6 +129,31 @@ impl PipelineConfig {
 
     /// Checks the routing keys; `at` names the pipeline in messages.
     pub(super) fn validate_routing(&self, at: &str) -> Result<()> {
+        match (&self.route_field, self.routes.is_empty()) {
+            (Some(_), true) => {
+                return Err(Error::Config(format!(
+                    "{at}.routes: route_field needs routes, e.g. routes = {{ \"web.clicks\" = \"click|tap\" }} \
+                     (table = a pattern of the field's values)"
+                )));
+            }
+            (None, false) => return Err(Error::Config(format!("{at}.routes: set route_field, the field they match"))),
+            (Some(_), false) if !self.table.is_empty() || self.topics_regex.is_some() => {
+                return Err(Error::Config(format!(
+                    "{at}: with route_field the tables are the routes' keys: leave out `table` and `topics_regex`"
+                )));
+            }
+            (Some(field), false) => {
+                for (table, pattern) in &self.routes {
+                    icefall_table::catalog::parse_ident(table)
+                        .map_err(|e| Error::Config(format!("{at}.routes.\"{table}\": {e}")))?;
+                    self.for_route(field, table, pattern)?;
+                }
+            }
+            (None, true) if self.table.trim().is_empty() => {
+                return Err(Error::Config(format!("{at}.table: name the target table (or route by a field)")));
+            }
+            (None, true) => {}
+        }
         match (&self.topics_regex, self.topics.is_empty()) {
             (Some(_), false) => {
                 return Err(Error::Config(format!("{at}: set `topics` or `topics_regex`, not both")));
@@ -148,6 +216,28 @@ mod tests {
         assert!(err("topics_regex = \"a.*\"\ntable = \"ns.t\"").contains("must name each topic's table with {topic}"));
         assert!(err("topics_regex = \"a(\"\ntable = \"ns.{topic}\"").contains("pipelines[raw].topics_regex"));
         assert!(err("table = \"ns.t\"").contains("pipelines[raw].topics"));
+        assert!(err("topics = [\"a\"]\nroute_field = \"kind\"").contains("route_field needs routes"));
+        assert!(err("topics = [\"a\"]\ntable = \"ns.t\"\nroutes = { \"ns.a\" = \"x\" }").contains("set route_field"));
+        assert!(
+            err("topics = [\"a\"]\ntable = \"ns.t\"\nroute_field = \"k\"\nroutes = { \"ns.a\" = \"x\" }")
+                .contains("leave out `table`")
+        );
+        assert!(
+            err("topics = [\"a\"]\nroute_field = \"k\"\nroutes = { \"ns.a\" = \"x(\" }").contains("routes.\"ns.a\"")
+        );
+    }
+
+    #[test]
+    fn each_route_is_a_pipeline_that_keeps_its_values() {
+        let p = pipeline("topics = [\"events\"]\nroute_field = \"kind\"\nroutes = { \"web.clicks\" = \"click|tap\", \"web.views\" = \"view\" }")
+            .expect("valid");
+        let routes = p.resolve(&[]).expect("routes");
+        let names: Vec<(&str, &str)> = routes.iter().map(|r| (r.name.as_str(), r.table.as_str())).collect();
+        assert_eq!(names, [("raw.web_clicks", "web.clicks"), ("raw.web_views", "web.views")]);
+        let clicks = routes[0].route.as_ref().expect("a filter");
+        assert!(clicks.keeps(Some(br#"{"kind": "tap"}"#)));
+        assert!(!clicks.keeps(Some(br#"{"kind": "tapped"}"#)), "whole values only");
+        assert!(!clicks.keeps(Some(br#"{"id": 1}"#)) && !clicks.keeps(None));
     }
 
     #[test]

@@ -51,14 +51,21 @@ impl Config {
             if !names.insert(p.name.as_str()) {
                 return Err(Error::Config(format!("{at}: two pipelines have this name; names must be unique")));
             }
-            if !tables.insert(p.table.as_str()) {
-                return Err(Error::Config(format!(
-                    "{at}.table = {:?}: another pipeline writes this table; give one pipeline all its topics",
-                    p.table
-                )));
-            }
             p.validate_routing(&at)?;
-            icefall_table::catalog::parse_ident(&p.table).map_err(|e| Error::Config(format!("{at}.table: {e}")))?;
+            let written: Vec<&str> = match p.route_field {
+                Some(_) => p.routes.keys().map(String::as_str).collect(),
+                None => vec![p.table.as_str()],
+            };
+            for table in written {
+                if !tables.insert(table) {
+                    return Err(Error::Config(format!(
+                        "{at}: table {table:?} is written by another pipeline too; give one pipeline all its topics"
+                    )));
+                }
+            }
+            if p.route_field.is_none() {
+                icefall_table::catalog::parse_ident(&p.table).map_err(|e| Error::Config(format!("{at}.table: {e}")))?;
+            }
             if let Some(dlq) = &p.dead_letter_table {
                 icefall_table::catalog::parse_ident(dlq)
                     .map_err(|e| Error::Config(format!("{at}.dead_letter_table: {e}")))?;
@@ -115,6 +122,9 @@ impl Config {
 
 impl Config {
     fn validate_format(&self, p: &PipelineConfig, at: &str) -> Result<()> {
+        if p.route_field.is_some() && p.format != RecordFormat::Json {
+            return Err(Error::Config(format!("{at}.route_field: only JSON records are routed by a field for now")));
+        }
         if p.evolve && p.format != RecordFormat::Json {
             return Err(Error::Config(format!(
                 "{at}.evolve: only JSON pipelines take it; Protobuf and Avro tables always follow their source schema"

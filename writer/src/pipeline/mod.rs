@@ -144,6 +144,11 @@ impl Pipeline {
                     if !self.splitter.is_new(&record) {
                         continue; // not ours, already handed on, or already in the table
                     }
+                    if self.config.route.as_ref().is_some_and(|route| !route.keeps(record.payload.as_deref())) {
+                        // Another route's record: read, so this table's offsets pass it.
+                        self.splitter.handed_on(&record);
+                        continue;
+                    }
                     if let Some(id) = self.unknown_schema_id(&record) {
                         // Everything before this record is written with the schema it came with.
                         self.pool.dispatch(std::mem::take(&mut accepted), None).await?;

@@ -224,6 +224,43 @@ impl<'de> Visitor<'de> for KnownSeed<'_, '_> {
     }
 }
 
+/// The text of one top-level field of a JSON object (framed or not): a string as it is, a
+/// number or boolean as JSON writes it; `None` when the payload is not an object, lacks the
+/// field, or holds another kind of value there. Other values are only syntax-checked.
+pub fn field_text(payload: &[u8], field: &str) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(crate::json::unframed(payload));
+    de.deserialize_map(FieldSeed { field }).ok().flatten()
+}
+
+struct FieldSeed<'a> {
+    field: &'a str,
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if found.is_none() && key == self.field {
+                found = match map.next_value::<Value>()? {
+                    Value::String(s) => Some(s),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Bool(b) => Some(b.to_string()),
+                    _ => None,
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// An object key, borrowed from the payload when it has no escapes.
 struct KeySeed;
 
