@@ -78,6 +78,15 @@ async fn metrics_and_probes_show_records_dead_letters_lag_and_catalog_health() {
     assert_eq!(http::get(port, "/healthz").map(|(status, _)| status), Some(200));
     postgres.resume();
     http::wait_for(port, "/readyz", WAIT, |status, _| status == 200);
+    // The outage shows in the catalog request counts: probes that got no answer, next to the
+    // loads and commits that went through.
+    let (_, text) = http::get(port, "/metrics").expect("metrics");
+    let requests = |labels: &[&str]| metric_sum(&text, "icefall_catalog_requests_total", labels).unwrap_or(0.0);
+    assert!(requests(&["operation=\"commit\"", "outcome=\"ok\""]) >= 1.0, "{text}");
+    assert!(requests(&["outcome=\"cancelled\""]) + requests(&["outcome=\"error\""]) >= 1.0, "{text}");
+    assert!(
+        metric_sum(&text, "icefall_catalog_request_seconds_total", &["operation=\"load\""]).is_some_and(|s| s > 0.0)
+    );
 
     assert!(writer.stop(Duration::from_secs(60)).success());
     let ids = tables::long_column(&catalog, &s.table, "id").await;
@@ -198,6 +207,9 @@ async fn the_optimizer_writes_a_prometheus_textfile_and_pushes_to_a_pushgateway(
     assert!(metric_sum(&text, "icefall_optimizer_rewritten_bytes", &[&table]).is_some_and(|b| b > 0.0));
     assert_eq!(metric_sum(&text, "icefall_optimizer_last_run_success", &["command=\"compact\""]), Some(1.0));
     assert!(metric_sum(&text, "icefall_optimizer_run_duration_seconds", &[]).is_some_and(|d| d > 0.0));
+    let commits = ["operation=\"commit\"", "outcome=\"ok\""];
+    assert!(metric_sum(&text, "icefall_optimizer_catalog_requests", &commits).is_some_and(|n| n >= 1.0), "{text}");
+    assert!(metric_sum(&text, "icefall_optimizer_catalog_requests", &["operation=\"load\""]).is_some_and(|n| n >= 1.0));
     assert!(!s.dir.read_dir().expect("dir").flatten().any(|e| e.file_name().to_string_lossy().contains(".tmp.")));
 
     // The Pushgateway took the same figures under job icefall-optimizer.

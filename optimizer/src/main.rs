@@ -155,13 +155,15 @@ fn main() -> ExitCode {
     let namespace = cli.metrics_namespace.clone();
     let command_name = command_name(&cli.command);
     let mut reports = Vec::new();
+    let mut catalog_requests = Vec::new();
     let metrics_push = cli.metrics_push.clone();
-    let mut outcome = runtime.block_on(run(cli, &mut reports));
+    let mut outcome = runtime.block_on(run(cli, &mut reports, &mut catalog_requests));
     if metrics_file.is_some() || metrics_push.is_some() {
         let text = icefall_optimizer::metrics::render(
             &namespace,
             command_name,
             &reports,
+            &catalog_requests,
             started.elapsed(),
             matches!(outcome, Ok(true)),
         );
@@ -191,7 +193,13 @@ fn main() -> ExitCode {
 }
 
 /// Ok(false): the command ran but some work failed (see the report's notes).
-async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> icefall_optimizer::Result<bool> {
+/// Runs the command; its reports and the catalog requests it made go to `reports` and
+/// `catalog_requests` (for the run's metrics), whatever the outcome.
+async fn run(
+    cli: Cli,
+    reports: &mut Vec<icefall_optimizer::report::Report>,
+    catalog_requests: &mut Vec<icefall_table::catalog::requests::RequestCount>,
+) -> icefall_optimizer::Result<bool> {
     if let Sub::Bench { files, rows_per_file } = cli.command {
         let report = icefall_optimizer::bench::bench(files, rows_per_file).await?;
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
@@ -264,7 +272,8 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
         Sub::Bench { .. } => return Ok(true),
     };
     let catalog = Catalog::connect(&config.catalog).await?;
-    let tables = icefall_optimizer::tables(&catalog, &config, &cli.tables).await?;
+    let tables = icefall_optimizer::tables(&catalog, &config, &cli.tables).await;
+    let tables = tables.inspect_err(|_| *catalog_requests = catalog.requests().counts())?;
     let mut clean = true;
     // One table's failure does not stop the others; the run fails at the end, naming each.
     let mut failed: Vec<(String, icefall_optimizer::Error)> = Vec::new();
@@ -288,6 +297,7 @@ async fn run(cli: Cli, reports: &mut Vec<icefall_optimizer::report::Report>) -> 
             reports.push(report);
         }
     }
+    *catalog_requests = catalog.requests().counts();
     match failed.len() {
         0 => Ok(clean),
         1 if tables.len() == 1 => Err(failed.remove(0).1),

@@ -11,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
+use icefall_table::catalog::requests::RequestCount;
+
 use crate::report::Report;
 use crate::{Error, Result};
 
@@ -25,10 +27,25 @@ struct CommandLabels {
     command: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    command: String,
+    operation: String,
+    outcome: String,
+}
+
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
-/// Renders the last run: its reports (one per table and command), duration and outcome.
-pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Duration, succeeded: bool) -> String {
+/// Renders the last run: its reports (one per table and command), the catalog requests it
+/// made, its duration and outcome.
+pub fn render(
+    namespace: &str,
+    command: &str,
+    reports: &[Report],
+    catalog_requests: &[RequestCount],
+    duration: Duration,
+    succeeded: bool,
+) -> String {
     let mut registry = Registry::with_prefix(format!("{namespace}_optimizer"));
     // `unit: None` for counts of the thing the name says (`commits`).
     let per_table = |registry: &mut Registry, name: &str, help: &str, unit: Option<Unit>, value: fn(&Report) -> u64| {
@@ -77,6 +94,25 @@ pub fn render(namespace: &str, command: &str, reports: &[Report], duration: Dura
         |r| r.groups_failed,
     );
     per_table(&mut registry, "commits", "Commits made in the last run", None, |r| r.commits);
+    let (requests, request_seconds) =
+        (Family::<RequestLabels, Gauge>::default(), Family::<RequestLabels, FloatGauge>::default());
+    for r in catalog_requests {
+        let labels =
+            RequestLabels { command: command.to_string(), operation: r.operation.into(), outcome: r.outcome.into() };
+        requests.get_or_create(&labels).set(r.count as i64);
+        request_seconds.get_or_create(&labels).set(r.seconds);
+    }
+    registry.register(
+        "catalog_requests",
+        "Catalog requests of the last run by operation and outcome (ok, not_found, conflict, error, cancelled)",
+        requests,
+    );
+    registry.register_with_unit(
+        "catalog_request",
+        "Time the last run spent in catalog requests, by operation and outcome",
+        Unit::Seconds,
+        request_seconds,
+    );
     let labels = CommandLabels { command: command.to_string() };
     let gauge = |value: f64| {
         let family = Family::<CommandLabels, FloatGauge>::default();
@@ -149,7 +185,8 @@ mod tests {
         compact.files_out = 2;
         let mut dry = Report::new("remove-orphans", "db.events", true);
         dry.files_deleted = 7;
-        let text = render("icefall", "run", &[compact, dry], Duration::from_millis(1500), true);
+        let requests = [RequestCount { operation: "commit", outcome: "conflict", count: 3, seconds: 0.25 }];
+        let text = render("icefall", "run", &[compact, dry], &requests, Duration::from_millis(1500), true);
         assert!(
             text.contains(r#"icefall_optimizer_rewritten_files{command="compact",table="db.events"} 40"#),
             "{text}"
@@ -162,5 +199,17 @@ mod tests {
         assert!(!text.contains(r#"command="remove-orphans""#), "a dry run deletes nothing and reports nothing: {text}");
         assert!(text.contains(r#"icefall_optimizer_run_duration_seconds{command="run"} 1.5"#), "{text}");
         assert!(text.contains(r#"icefall_optimizer_last_run_success{command="run"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"icefall_optimizer_catalog_requests{command="run",operation="commit",outcome="conflict"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"icefall_optimizer_catalog_request_seconds{command="run",operation="commit",outcome="conflict"} 0.25"#
+            ),
+            "{text}"
+        );
     }
 }

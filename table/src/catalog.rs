@@ -13,7 +13,6 @@ mod sql;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::{CatalogConfig, Error, Result, storage};
 use iceberg::io::FileIO;
@@ -161,9 +160,9 @@ impl Catalog {
         outcome_of: fn(&Result<T>) -> Outcome,
         request: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let started = Instant::now();
+        let in_flight = self.inner.requests.start(operation);
         let result = request.await;
-        self.inner.requests.record(operation, outcome_of(&result), started.elapsed());
+        in_flight.end(outcome_of(&result));
         result
     }
 

@@ -57,9 +57,11 @@ pub enum Outcome {
     Conflict,
     /// The catalog or its storage failed (unreachable, refused, timed out).
     Error,
+    /// The caller stopped waiting before an answer came (a probe's timeout, a shutdown).
+    Cancelled,
 }
 
-const OUTCOMES: [Outcome; 4] = [Outcome::Ok, Outcome::NotFound, Outcome::Conflict, Outcome::Error];
+const OUTCOMES: [Outcome; 5] = [Outcome::Ok, Outcome::NotFound, Outcome::Conflict, Outcome::Error, Outcome::Cancelled];
 
 impl Outcome {
     fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Conflict => "conflict",
             Outcome::Error => "error",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
@@ -106,7 +109,34 @@ pub struct RequestCount {
     pub seconds: f64,
 }
 
+/// One request under way: recorded when it ends, as `cancelled` if its future is dropped first.
+pub(crate) struct InFlight<'a> {
+    requests: &'a CatalogRequests,
+    operation: Operation,
+    started: std::time::Instant,
+    ended: bool,
+}
+
+impl InFlight<'_> {
+    pub(crate) fn end(mut self, outcome: Outcome) {
+        self.ended = true;
+        self.requests.record(self.operation, outcome, self.started.elapsed());
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.requests.record(self.operation, Outcome::Cancelled, self.started.elapsed());
+        }
+    }
+}
+
 impl CatalogRequests {
+    pub(crate) fn start(&self, operation: Operation) -> InFlight<'_> {
+        InFlight { requests: self, operation, started: std::time::Instant::now(), ended: false }
+    }
+
     pub(crate) fn record(&self, operation: Operation, outcome: Outcome, took: Duration) {
         let cell = &self.cells[operation as usize][outcome as usize];
         cell.count.fetch_add(1, Ordering::Relaxed);
@@ -142,13 +172,13 @@ mod tests {
         requests.record(Operation::Commit, Outcome::Conflict, Duration::from_millis(2));
         let missing: Result<()> = Err(Error::TableNotFound("a.b".into()));
         requests.record(Operation::Load, Outcome::of(&missing), Duration::ZERO);
+        drop(requests.start(Operation::ListTables)); // a caller that stopped waiting
+        let counts = requests.counts();
+        let shown: Vec<(&str, &str, u64)> = counts.iter().map(|c| (c.operation, c.outcome, c.count)).collect();
         assert_eq!(
-            requests.counts(),
-            vec![
-                RequestCount { operation: "load", outcome: "ok", count: 2, seconds: 0.02 },
-                RequestCount { operation: "load", outcome: "not_found", count: 1, seconds: 0.0 },
-                RequestCount { operation: "commit", outcome: "conflict", count: 1, seconds: 0.002 },
-            ]
+            shown,
+            [("load", "ok", 2), ("load", "not_found", 1), ("commit", "conflict", 1), ("list_tables", "cancelled", 1)]
         );
+        assert_eq!((counts[0].seconds, counts[2].seconds), (0.02, 0.002), "times add up");
     }
 }

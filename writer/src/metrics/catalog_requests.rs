@@ -39,7 +39,7 @@ impl Collector for CatalogRequestsCollector {
             let mut family = encoder.encode_descriptor(
                 "catalog_requests",
                 "Catalog requests by operation (load, commit, create, list_tables, ensure_namespace, drop_table) and \
-                 outcome (ok, not_found, conflict, error)",
+                 outcome (ok, not_found, conflict, error, cancelled)",
                 None,
                 MetricType::Counter,
             )?;
