@@ -57,9 +57,7 @@ impl Pipeline {
             tracing::info!(pipeline = %self.name, schema_id = id, table_schema_id = self.table.metadata.current_schema_id(),
                 "new source schema adopted");
         }
-        self.json_probe = json_probe(&self.config, &self.table);
-        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
-        self.pool.reconfigure(setup).await
+        self.take_up_table().await
     }
 
     /// What `record` brings that the table lacks (`evolve = true`), merged with what the
@@ -110,6 +108,11 @@ impl Pipeline {
         tracing::info!(pipeline = %self.name, table_schema_id = self.table.metadata.current_schema_id(),
             added = ?shape.additions.iter().map(|(_, name, _)| name).collect::<Vec<_>>(),
             "JSON fields taken up as columns");
+        self.take_up_table().await
+    }
+
+    /// Sets the writers (decoder, files) and the JSON probe up for `self.table` as it is now.
+    async fn take_up_table(&mut self) -> Result<()> {
         self.json_probe = json_probe(&self.config, &self.table);
         let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
         self.pool.reconfigure(setup).await
@@ -134,8 +137,6 @@ impl Pipeline {
         tracing::info!(pipeline = %self.name, from = self.spec_id(), to = table.metadata.default_partition_spec_id(),
             "the table has a new partition spec; new files follow it");
         self.table = table;
-        self.json_probe = json_probe(&self.config, &self.table);
-        let setup = write_setup(&self.config, &self.sources, &self.table, &self.file_io, &self.late_before)?;
-        self.pool.reconfigure(setup).await
+        self.take_up_table().await
     }
 }
