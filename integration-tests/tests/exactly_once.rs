@@ -158,7 +158,8 @@ async fn kill_loop(s: &Scenario, kills: usize) {
     tables::assert_landed_exactly_once(&catalog, &s.table, &landed).await;
     assert_eq!(tables::offsets(&catalog, &s.table).await.get(&s.topic), Some(&landed));
     let instances = tables::writer_instances(&catalog, &s.table).await;
-    assert!(instances.len() > kills, "only {} writer instances committed anything", instances.len());
+    // Every killed run committed (checked above); the last run may find nothing left to land.
+    assert!(instances.len() >= kills, "only {} writer instances committed anything", instances.len());
     eprintln!("{kills} kills, each after its run committed; {} records exactly once", landed.values().sum::<i64>());
 }
 

@@ -68,7 +68,10 @@ async fn compaction_keeps_every_value_and_cuts_the_file_count() {
     // `run` (what cron calls): every step reports, nothing changes in the rows.
     let reports = optimizer::run(&config, &s.table, &["run"]);
     let steps: Vec<&str> = reports.iter().filter_map(|r| r["command"].as_str()).collect();
-    assert_eq!(steps, ["compact", "rewrite-manifests", "expire-snapshots", "remove-orphans"]);
+    assert_eq!(
+        steps,
+        ["compact", "rewrite-position-deletes", "rewrite-manifests", "expire-snapshots", "remove-orphans"]
+    );
     assert_eq!(tables::checksum(&catalog, &s.table).await, before);
     assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));
 }

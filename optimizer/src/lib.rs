@@ -1,10 +1,12 @@
 //! `icefall-optimizer`: keeps Icefall's tables fast while the writer keeps committing.
 //!
 //! compact: plan (from metadata) → rewrite (deletes applied) → commit (validated replace);
-//! expire-snapshots, remove-orphans, rewrite-manifests; `run` does all in order.
+//! rewrite-position-deletes, expire-snapshots, remove-orphans, rewrite-manifests; `run` does
+//! all in order.
 //! Every change goes through `icefall_table`'s commit path.
 
 pub mod bench;
+mod commit;
 pub mod compact;
 pub mod config;
 mod error;
@@ -13,6 +15,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod orphans;
 pub mod policy;
+pub mod position_deletes;
 pub mod report;
 pub mod retention;
 mod sort;
@@ -48,7 +51,8 @@ pub enum Command {
         target_size_bytes: Option<u64>,
         dry_run: bool,
     },
-    /// compact → rewrite-manifests → expire-snapshots → remove-orphans, as each table's policy says.
+    RewritePositionDeletes(position_deletes::DeleteRewriteOptions),
+    /// compact → rewrite-position-deletes → rewrite-manifests → expire-snapshots → remove-orphans, as each table's policy says.
     Run {
         dry_run: bool,
     },
@@ -92,11 +96,15 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
         Command::RewriteManifests { target_size_bytes, dry_run } => {
             vec![manifests::rewrite_manifests(catalog, table, *target_size_bytes, *dry_run).await?]
         }
+        Command::RewritePositionDeletes(options) => {
+            vec![position_deletes::rewrite_position_deletes(catalog, table, options).await?]
+        }
         Command::Run { dry_run } => run(catalog, config, table, *dry_run).await?,
     })
 }
 
-/// `run` on one table, as its [`policy::TablePolicy`] says: compact → rewrite-manifests →
+/// `run` on one table, as its [`policy::TablePolicy`] says: compact → rewrite-position-deletes
+/// (what compaction left: delete files of data files it did not rewrite) → rewrite-manifests →
 /// expire-snapshots → remove-orphans. A step the policy turns off is reported as skipped.
 async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bool) -> Result<Vec<Report>> {
     let loaded = catalog.load(table).await?;
@@ -119,6 +127,17 @@ async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bo
         reports.push(compact::compact(catalog, table, &options).await?);
     } else {
         reports.push(skipped("compact", "the table property icefall.optimizer.compact.enabled is false"));
+    }
+    if policy.rewrite_position_deletes {
+        let options = position_deletes::DeleteRewriteOptions {
+            min_input_files: policy.min_input_files,
+            dry_run,
+            ..Default::default()
+        };
+        reports.push(position_deletes::rewrite_position_deletes(catalog, table, &options).await?);
+    } else {
+        let why = "the table property icefall.optimizer.rewrite-position-deletes.enabled is false";
+        reports.push(skipped(position_deletes::COMMAND, why));
     }
     reports.push(manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, dry_run).await?);
     if !expire::gc_enabled(&loaded.metadata) {

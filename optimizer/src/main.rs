@@ -116,10 +116,27 @@ enum Sub {
         #[arg(long)]
         target_size: Option<u64>,
     },
+    /// Merge each partition's small position delete files into one and drop deletes of data
+    /// files no longer live (Spark's rewrite_position_delete_files); rows never change.
+    RewritePositionDeletes {
+        #[arg(long)]
+        dry_run: bool,
+        /// Output file size (bytes); default the table's write.delete.target-file-size-bytes or 64 MiB.
+        #[arg(long)]
+        target_file_size: Option<u64>,
+        /// Merge a partition's delete files only when it has at least this many (default: the
+        /// config's compact.min_input_files; at least 2).
+        #[arg(long)]
+        min_input_files: Option<usize>,
+        /// At most this many groups in one run.
+        #[arg(long)]
+        max_groups: Option<usize>,
+    },
     /// Print each table's size, writer offsets, freshness watermarks, what was added since the
     /// last compaction and pending checkpoint journals (read-only).
     Status,
-    /// Everything, in order: compact, rewrite-manifests, expire-snapshots, remove-orphans.
+    /// Everything, in order: compact, rewrite-position-deletes, rewrite-manifests,
+    /// expire-snapshots, remove-orphans.
     Run {
         #[arg(long)]
         dry_run: bool,
@@ -256,6 +273,14 @@ async fn run(
         Sub::RewriteManifests { dry_run, target_size } => {
             Command::RewriteManifests { target_size_bytes: target_size.or(config.manifests.target_size_bytes), dry_run }
         }
+        Sub::RewritePositionDeletes { dry_run, target_file_size, min_input_files, max_groups } => {
+            Command::RewritePositionDeletes(icefall_optimizer::position_deletes::DeleteRewriteOptions {
+                min_input_files: min_input_files.unwrap_or(config.compact.min_input_files),
+                target_file_size_bytes: target_file_size,
+                max_groups,
+                dry_run,
+            })
+        }
         Sub::Run { dry_run } => Command::Run { dry_run },
         Sub::Status => {
             let catalog = Catalog::connect(&config.catalog).await?;
@@ -315,6 +340,7 @@ fn command_name(command: &Sub) -> &'static str {
         Sub::ExpireSnapshots { .. } => "expire-snapshots",
         Sub::RemoveOrphans { .. } => "remove-orphans",
         Sub::RewriteManifests { .. } => "rewrite-manifests",
+        Sub::RewritePositionDeletes { .. } => icefall_optimizer::position_deletes::COMMAND,
         Sub::Run { .. } => "run",
         Sub::Status => "status",
         Sub::Bench { .. } => "bench",

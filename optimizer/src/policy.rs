@@ -9,7 +9,7 @@ use std::time::Duration;
 use iceberg::spec::TableMetadata;
 use icefall_table::contract::{
     OPTIMIZER_COMPACT_ENABLED, OPTIMIZER_EXPIRE_ENABLED, OPTIMIZER_MIN_FILE_SIZE, OPTIMIZER_MIN_INPUT_FILES,
-    OPTIMIZER_ORPHANS_ENABLED, OPTIMIZER_ORPHANS_OLDER_THAN_MS,
+    OPTIMIZER_ORPHANS_ENABLED, OPTIMIZER_ORPHANS_OLDER_THAN_MS, OPTIMIZER_REWRITE_DELETES_ENABLED,
 };
 use serde::Serialize;
 
@@ -21,6 +21,8 @@ pub struct TablePolicy {
     pub compact: bool,
     pub min_input_files: usize,
     pub min_file_size_bytes: Option<u64>,
+    /// Merge small position delete files (with `min_input_files` per partition).
+    pub rewrite_position_deletes: bool,
     pub expire: bool,
     pub remove_orphans: bool,
     #[serde(with = "humantime_serde")]
@@ -56,6 +58,8 @@ impl TablePolicy {
             .max(1);
         let min_file_size_bytes =
             number(OPTIMIZER_MIN_FILE_SIZE, read(OPTIMIZER_MIN_FILE_SIZE))?.or(config.compact.min_file_size_bytes);
+        let rewrite_position_deletes =
+            flag(OPTIMIZER_REWRITE_DELETES_ENABLED, read(OPTIMIZER_REWRITE_DELETES_ENABLED))?;
         let expire = flag(OPTIMIZER_EXPIRE_ENABLED, read(OPTIMIZER_EXPIRE_ENABLED))?;
         let remove_orphans = flag(OPTIMIZER_ORPHANS_ENABLED, read(OPTIMIZER_ORPHANS_ENABLED))?;
         let orphans_older_than = number(OPTIMIZER_ORPHANS_OLDER_THAN_MS, read(OPTIMIZER_ORPHANS_OLDER_THAN_MS))?
@@ -64,6 +68,7 @@ impl TablePolicy {
             compact,
             min_input_files,
             min_file_size_bytes,
+            rewrite_position_deletes,
             expire,
             remove_orphans,
             orphans_older_than,
@@ -75,10 +80,11 @@ impl TablePolicy {
     pub fn human(&self) -> String {
         let on = |b: bool| if b { "on" } else { "off" };
         let mut line = format!(
-            "compact {} (min {} input files{}), expire {}, remove orphans {} (older than {})",
+            "compact {} (min {} input files{}), rewrite position deletes {}, expire {}, remove orphans {} (older than {})",
             on(self.compact),
             self.min_input_files,
             self.min_file_size_bytes.map(|b| format!(", files under {b} bytes")).unwrap_or_default(),
+            on(self.rewrite_position_deletes),
             on(self.expire),
             on(self.remove_orphans),
             humantime::format_duration(self.orphans_older_than),

@@ -39,8 +39,8 @@ impl Report {
     }
 
     /// The report as one JSON object: our fields, plus the figures under the output column
-    /// names of Spark's procedure for the same job (`rewrite_data_files`, `rewrite_manifests`,
-    /// `expire_snapshots`), so dashboards built on one read the other. Expiry counts delete
+    /// names of Spark's procedure for the same job (`rewrite_data_files`,
+    /// `rewrite_position_delete_files`, `rewrite_manifests`, `expire_snapshots`), so dashboards built on one read the other. Expiry counts delete
     /// files with data files (`deleted_data_files_count`).
     pub fn json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
@@ -50,6 +50,12 @@ impl Report {
                 ("added_data_files_count", self.files_out),
                 ("rewritten_bytes_count", self.bytes_in),
                 ("failed_data_files_count", self.failed_files),
+            ],
+            "rewrite-position-deletes" => vec![
+                ("rewritten_delete_files_count", self.files_in),
+                ("added_delete_files_count", self.files_out),
+                ("rewritten_bytes_count", self.bytes_in),
+                ("added_bytes_count", self.bytes_out),
             ],
             "rewrite-manifests" => {
                 vec![("rewritten_manifests_count", self.files_in), ("added_manifests_count", self.files_out)]

@@ -11,8 +11,10 @@ use iceberg::spec::{ManifestStatus, NestedField, PrimitiveType, Schema, SortDire
 use icefall_optimizer::compact::{CompactOptions, compact};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
-use icefall_table::files::TableFiles;
-use icefall_table::{Catalog, CatalogConfig, LoadedTable, PendingCommit, RetryPolicy};
+use icefall_table::{Catalog, CatalogConfig};
+
+mod common;
+use common::append;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_output_follows_the_table_sort_order() {
@@ -130,14 +132,4 @@ async fn where_compacts_only_the_partitions_its_predicate_selects() {
     let summary = &table.metadata.current_snapshot().expect("snapshot").summary().additional_properties;
     assert_eq!(summary.get("total-data-files").map(String::as_str), Some("3"));
     assert_eq!(summary.get("total-records").map(String::as_str), Some("900"));
-}
-
-/// Commits `batch` to `table` as one file (an appended snapshot), as a streaming writer would.
-async fn append(catalog: &Catalog, table: LoadedTable, batch: RecordBatch, prefix: &str) -> LoadedTable {
-    let files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), None).expect("files");
-    let mut writer = files.open(prefix.to_string()).expect("open");
-    writer.write(batch).await.expect("write");
-    let data = writer.close().await.expect("close");
-    let pending = PendingCommit::append(data, files.spec_id(), HashMap::new());
-    catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await.expect("commit").table
 }

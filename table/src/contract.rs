@@ -70,6 +70,8 @@ pub const OPTIMIZER_COMPACT_ENABLED: &str = "icefall.optimizer.compact.enabled";
 pub const OPTIMIZER_MIN_INPUT_FILES: &str = "icefall.optimizer.compact.min-input-files";
 /// Table property: files below this size are compaction candidates for `run`.
 pub const OPTIMIZER_MIN_FILE_SIZE: &str = "icefall.optimizer.compact.min-file-size-bytes";
+/// Table property: `false` keeps `run` from rewriting position delete files.
+pub const OPTIMIZER_REWRITE_DELETES_ENABLED: &str = "icefall.optimizer.rewrite-position-deletes.enabled";
 /// Table property: `false` keeps `run` from expiring snapshots.
 pub const OPTIMIZER_EXPIRE_ENABLED: &str = "icefall.optimizer.expire.enabled";
 /// Table property: `false` keeps `run` from removing orphan files.
@@ -108,6 +110,11 @@ pub const KEYS: &[Key] = &[
         name: OPTIMIZER_MIN_FILE_SIZE,
         kind: Kind::Property,
         meaning: "files below this size are compaction candidates for `run`",
+    },
+    Key {
+        name: OPTIMIZER_REWRITE_DELETES_ENABLED,
+        kind: Kind::Property,
+        meaning: "`false`: `run` does not rewrite position delete files",
     },
     Key { name: OPTIMIZER_EXPIRE_ENABLED, kind: Kind::Property, meaning: "`false`: `run` does not expire snapshots" },
     Key {

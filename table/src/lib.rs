@@ -23,6 +23,7 @@ pub mod locations;
 pub mod offsets;
 pub mod orc;
 pub mod partition_values;
+pub mod position_deletes;
 pub mod reachable;
 pub mod read;
 pub mod retry;

@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use futures::TryStreamExt;
 use icefall_table::files::TableFiles;
-use icefall_table::reachable::delete_uncommitted;
-use icefall_table::{Catalog, Change, Error as TableError, PendingCommit, RetryPolicy, TableIdent};
+use icefall_table::{Catalog, Change, PendingCommit, TableIdent};
 
 use crate::report::Report;
 use crate::sort::{RUN_ROWS, Sorter};
@@ -20,6 +19,7 @@ mod shard;
 
 use plan::target_size;
 pub use plan::{CompactOptions, Group, Plan, plan};
+pub(crate) use plan::{pack, within_budget};
 pub use shard::Shard;
 
 /// A group's index in the plan and what its rewrite gave: (files, bytes, rows) written.
@@ -158,25 +158,7 @@ async fn rewrite_and_commit(
         change,
         HashMap::from([(icefall_table::contract::OPERATION.to_string(), "compact".to_string())]),
     );
-    let result = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::maintenance()).await;
-    match result {
-        Ok(_) => Ok((count, bytes, rows)),
-        Err(e) => {
-            // A rejected commit never landed: its files go now. After an unknown outcome the
-            // commit may have landed, so only files no snapshot references go (none if the
-            // table cannot be read: orphan removal decides later).
-            let paths: Vec<String> = added.iter().map(|f| f.file_path().to_string()).collect();
-            match &e {
-                TableError::Rejected { .. } | TableError::ConflictRetriesExhausted { .. } => {
-                    delete_uncommitted(catalog.file_io(), paths).await;
-                }
-                _ => {
-                    if let Err(check) = catalog.delete_unreferenced(ident, &paths).await {
-                        tracing::warn!(error = %check, "cannot tell whether the rewrite landed; its files stay for remove-orphans");
-                    }
-                }
-            }
-            Err(e.into())
-        }
-    }
+    let written = added.iter().map(|f| f.file_path().to_string()).collect();
+    crate::commit::commit_rewrite(catalog, ident, table, &pending, written).await?;
+    Ok((count, bytes, rows))
 }

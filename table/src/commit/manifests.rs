@@ -65,6 +65,7 @@ impl Catalog {
             Change::Append { data_files, spec_id } => (data_files, *spec_id, false),
             Change::Replace { added, spec_id, .. } => (added, *spec_id, false),
             Change::AddDeletes { delete_files, spec_id } => (delete_files, *spec_id, true),
+            Change::RewriteDeletes { added, spec_id, .. } => (added, *spec_id, true),
             Change::Expire { .. } | Change::RewriteManifests { .. } | Change::EvolveSchema { .. } => {
                 return Ok(Vec::new());
             }
@@ -124,6 +125,10 @@ impl Catalog {
                     *planned_sequence_number,
                 )
                 .await
+            }
+            // No data file goes, so no newer delete file can have been missed.
+            Change::RewriteDeletes { removed, .. } => {
+                self.rewrite_for_replace(base, snapshot_id, existing, &BTreeSet::new(), removed, i64::MAX).await
             }
         }
     }
@@ -186,7 +191,8 @@ impl Catalog {
     }
 
     /// Marks the removed files deleted in the manifests that list them, validating that each
-    /// removed data file is still live and that no delete file newer than the plan exists.
+    /// removed file is still live and that no delete file newer than the plan applies to a
+    /// removed data file.
     async fn rewrite_for_replace(
         &self,
         base: &LoadedTable,
@@ -265,6 +271,9 @@ impl Catalog {
                             }
                             _ => carried.removed.position_deletes += entry.record_count(),
                         }
+                        if let Some(listed) = removed_deletes.get(path) {
+                            found.insert(listed.as_str());
+                        }
                     } else {
                         if let Some(listed) = removed_data.get(path) {
                             found.insert(listed.as_str());
@@ -325,6 +334,9 @@ impl Catalog {
         }
         if let Some(gone) = removed_data.iter().find(|p| !found.contains(p.as_str())) {
             return Err(reject(format!("data file {gone} is no longer live (a concurrent commit removed it)")));
+        }
+        if let Some(gone) = removed_deletes.iter().find(|p| !found.contains(p.as_str())) {
+            return Err(reject(format!("delete file {gone} is no longer live (a concurrent commit removed it)")));
         }
         Ok(carried)
     }

@@ -58,6 +58,18 @@ pub enum Change {
         /// The partition spec they were written with.
         spec_id: i32,
     },
+    /// Replace position delete files by `added` ones holding the same deletes (compacted,
+    /// dangling rows dropped), partitioned by spec `spec_id`: the table's rows do not change.
+    /// Rejected if a removed delete file is no longer live (a concurrent rewrite or compaction
+    /// took it out).
+    RewriteDeletes {
+        /// The delete files rewritten or dropped.
+        removed: BTreeSet<String>,
+        /// The delete files written in their place.
+        added: Vec<DataFile>,
+        /// The partition spec `added` were written with.
+        spec_id: i32,
+    },
     /// Remove snapshots, with their statistics files' entries, and `refs` (branches and tags)
     /// from metadata (no files are deleted here: the caller deletes what is no longer reachable
     /// after the commit lands). Idempotent.

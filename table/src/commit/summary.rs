@@ -21,7 +21,7 @@ pub(super) fn build(
     let (operation, added) = match &pending.change {
         Change::Append { data_files, .. } => (Operation::Append, data_files.as_slice()),
         Change::Replace { added, .. } => (Operation::Replace, added.as_slice()),
-        Change::AddDeletes { delete_files, .. } => {
+        Change::AddDeletes { delete_files, .. } | Change::RewriteDeletes { added: delete_files, .. } => {
             for file in delete_files {
                 match file.content_type() {
                     DataContentType::EqualityDeletes => added_deletes.1 += file.record_count(),
@@ -32,7 +32,12 @@ pub(super) fn build(
             props.insert("added-delete-files".into(), delete_files.len().to_string());
             props.insert("added-position-deletes".into(), added_deletes.0.to_string());
             props.insert("added-equality-deletes".into(), added_deletes.1.to_string());
-            (Operation::Delete, &[][..])
+            let operation = if matches!(pending.change, Change::AddDeletes { .. }) {
+                Operation::Delete
+            } else {
+                Operation::Replace
+            };
+            (operation, &[][..])
         }
         Change::RewriteManifests { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
             (Operation::Replace, &[][..])

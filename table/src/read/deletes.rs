@@ -14,7 +14,8 @@ use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_row::{RowConverter, SortField};
 use bytes::Bytes;
-use iceberg::scan::{FileScanTask, FileScanTaskDeleteFile};
+use iceberg::io::FileIO;
+use iceberg::scan::FileScanTask;
 use iceberg::spec::{DataContentType, Schema};
 use iceberg::table::Table;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -23,8 +24,8 @@ use super::{field_id, projected_arrow_schema};
 use crate::{Error, Result};
 
 /// The spec's reserved field ids and names of a position delete file's columns.
-const FILE_PATH: (i32, &str) = (2147483546, "file_path");
-const POS: (i32, &str) = (2147483545, "pos");
+pub(crate) const FILE_PATH: (i32, &str) = (2147483546, "file_path");
+pub(crate) const POS: (i32, &str) = (2147483545, "pos");
 
 /// The deletes that apply to one data file.
 #[derive(Default)]
@@ -53,7 +54,7 @@ impl RowDeletes {
             };
             match file.file_type {
                 DataContentType::PositionDeletes => {
-                    let batches = read_delete_file(table, file).await?;
+                    let batches = read_delete_file(table.file_io(), &file.file_path).await?;
                     deletes.add_positions(&batches, &task.data_file_path).map_err(failed)?;
                 }
                 DataContentType::EqualityDeletes => {
@@ -61,7 +62,7 @@ impl RowDeletes {
                     if ids.is_empty() {
                         return Err(failed("an equality delete file without equality ids".into()));
                     }
-                    let batches = read_delete_file(table, file).await?;
+                    let batches = read_delete_file(table.file_io(), &file.file_path).await?;
                     deletes.add_equality(&batches, &ids, current).map_err(failed)?;
                 }
                 DataContentType::Data => return Err(failed("a data file listed as a delete file".into())),
@@ -183,7 +184,7 @@ impl RowDeletes {
 }
 
 /// A column of a delete file by field id, else by name (files without ids).
-fn column(batch: &RecordBatch, (id, name): (i32, &str)) -> std::result::Result<ArrayRef, String> {
+pub(crate) fn column(batch: &RecordBatch, (id, name): (i32, &str)) -> std::result::Result<ArrayRef, String> {
     let fields = batch.schema().fields().clone();
     let index = fields
         .iter()
@@ -195,11 +196,11 @@ fn column(batch: &RecordBatch, (id, name): (i32, &str)) -> std::result::Result<A
 
 /// Every row of a delete file, Parquet or ORC (told apart by their magic bytes), with the
 /// field ids of its columns in their metadata.
-async fn read_delete_file(table: &Table, file: &FileScanTaskDeleteFile) -> Result<Vec<RecordBatch>> {
-    let context = format!("read delete file {}", file.file_path);
-    let input = table.file_io().new_input(&file.file_path).map_err(Error::iceberg(&context))?;
+pub(crate) async fn read_delete_file(file_io: &FileIO, path: &str) -> Result<Vec<RecordBatch>> {
+    let context = format!("read delete file {path}");
+    let input = file_io.new_input(path).map_err(Error::iceberg(&context))?;
     let bytes: Bytes = input.read().await.map_err(Error::iceberg(&context))?;
-    let failed = |message: String| Error::Metadata { table: file.file_path.clone(), message };
+    let failed = |message: String| Error::Metadata { table: path.to_string(), message };
     if bytes.starts_with(b"ORC") {
         return crate::orc::field_ids::read_all(bytes).map_err(failed);
     }

@@ -32,7 +32,7 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use crate::{Error, Result};
 
 mod by_name;
-mod deletes;
+pub(crate) mod deletes;
 pub mod orc;
 
 pub(crate) use by_name::PartitionConstants;
