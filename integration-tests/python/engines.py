@@ -290,6 +290,7 @@ def parser():
     p.add_argument("--spark-filter", action="append", default=[], help="a SQL predicate to count with and without pruning")
     p.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
     p.add_argument("--count-filter", action="append", default=[], help="a SQL predicate every engine counts")
+    p.add_argument("--plan-filter", action="append", default=[], help="a PyIceberg row filter whose planned files are counted")
     return p
 
 
@@ -331,6 +332,10 @@ def read_all(args, spark):
     columns = None
     if args.spark_sql:
         out["spark_sql"] = run_spark_sql(spark(), args.spark_sql)
+    if args.plan_filter:
+        table = pyiceberg_table(args)
+        total = len(list(table.scan().plan_files()))
+        out["planned"] = {f: {"files": len(list(table.scan(row_filter=f).plan_files())), "total": total} for f in args.plan_filter}
     for engine in filter(None, args.engines.split(",")):
         started = time.time()
         if engine == "pyiceberg":

@@ -127,6 +127,21 @@ pub async fn engines_report(
     run_table_script("engines.py", dir, options.catalog_uri, table, &extra)
 }
 
+/// How many data files PyIceberg's scan planning keeps for each row filter (pruning by
+/// partition values and column bounds), and how many the table has: `(kept, total)` each.
+pub fn planned_files(dir: &Path, catalog_uri: Option<&str>, table: &str, filters: &[&str]) -> Vec<(u64, u64)> {
+    let mut extra = vec!["--engines", ""];
+    extra.extend(filters.iter().flat_map(|f| ["--plan-filter", *f]));
+    let report = run_table_script("engines.py", dir, catalog_uri, table, &extra);
+    filters
+        .iter()
+        .map(|f| {
+            let planned = &report["planned"][*f];
+            (planned["files"].as_u64().expect("files"), planned["total"].as_u64().expect("total"))
+        })
+        .collect()
+}
+
 /// Runs Spark SQL statements on the catalog (nothing is read); returns, per statement, its
 /// rows as text (`[{sql, rows, seconds}]`). Panics with Spark's error if one fails.
 pub fn spark_sql(dir: &Path, catalog_uri: Option<&str>, table: &str, statements: &[&str]) -> serde_json::Value {

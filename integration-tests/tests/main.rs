@@ -22,3 +22,4 @@ mod s3;
 mod scale_out;
 mod scaling;
 mod spark_writes;
+mod zorder;

@@ -20,6 +20,7 @@ pub mod report;
 pub mod retention;
 mod sort;
 pub mod status;
+mod zorder;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{Parser, Subcommand};
-use icefall_optimizer::compact::{CompactOptions, Shard};
+use icefall_optimizer::compact::{CompactOptions, Shard, Strategy};
 use icefall_optimizer::{Command, Config};
 use icefall_table::Catalog;
 use tracing_subscriber::EnvFilter;
@@ -80,6 +80,13 @@ enum Sub {
         /// N workers of a Kubernetes Indexed Job: this one is shard JOB_COMPLETION_INDEX of N.
         #[arg(long)]
         shard_count: Option<u32>,
+        /// `binpack`, or `zorder` (a partition's files rewritten together, rows in the z-order of
+        /// --columns); default: the table property icefall.optimizer.compact.zorder-columns, else binpack.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// The columns to z-order by, e.g. `--columns user_id,ts` (2 to 8 top-level columns).
+        #[arg(long)]
+        columns: Option<String>,
     },
     /// Expire old snapshots and delete the files no remaining snapshot reaches.
     ExpireSnapshots {
@@ -243,7 +250,10 @@ async fn run(
             max_concurrent_file_group_rewrites,
             shard,
             shard_count,
+            strategy,
+            columns,
         } => Command::Compact(CompactOptions {
+            strategy: Strategy::from_flags(strategy.as_deref(), columns.as_deref())?,
             target_file_size_bytes: target_file_size.or(config.compact.target_file_size_bytes),
             min_file_size_bytes: min_file_size.or(config.compact.min_file_size_bytes),
             min_input_files: min_input_files.unwrap_or(config.compact.min_input_files).max(1),

@@ -10,6 +10,7 @@ use iceberg::spec::TableMetadata;
 use icefall_table::contract::{
     OPTIMIZER_COMPACT_ENABLED, OPTIMIZER_EXPIRE_ENABLED, OPTIMIZER_MIN_FILE_SIZE, OPTIMIZER_MIN_INPUT_FILES,
     OPTIMIZER_ORPHANS_ENABLED, OPTIMIZER_ORPHANS_OLDER_THAN_MS, OPTIMIZER_REWRITE_DELETES_ENABLED,
+    OPTIMIZER_ZORDER_COLUMNS,
 };
 use serde::Serialize;
 
@@ -19,6 +20,8 @@ use crate::{Config, Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TablePolicy {
     pub compact: bool,
+    /// How compaction orders rows (`icefall.optimizer.compact.zorder-columns`).
+    pub compact_strategy: crate::compact::Strategy,
     pub min_input_files: usize,
     pub min_file_size_bytes: Option<u64>,
     /// Merge small position delete files (with `min_input_files` per partition).
@@ -53,6 +56,9 @@ impl TablePolicy {
             value.map(|v| v.parse::<u64>().map_err(|_| invalid(metadata, key, &v, "a whole number"))).transpose()
         };
         let compact = flag(OPTIMIZER_COMPACT_ENABLED, read(OPTIMIZER_COMPACT_ENABLED))?;
+        // Read by the strategy below; noted here as a property that sets the policy.
+        let _ = read(OPTIMIZER_ZORDER_COLUMNS);
+        let compact_strategy = crate::compact::Strategy::for_table(None, metadata)?;
         let min_input_files = number(OPTIMIZER_MIN_INPUT_FILES, read(OPTIMIZER_MIN_INPUT_FILES))?
             .map_or(config.compact.min_input_files, |n| n as usize)
             .max(1);
@@ -66,6 +72,7 @@ impl TablePolicy {
             .map_or(config.orphans.older_than, Duration::from_millis);
         Ok(TablePolicy {
             compact,
+            compact_strategy,
             min_input_files,
             min_file_size_bytes,
             rewrite_position_deletes,
@@ -80,10 +87,14 @@ impl TablePolicy {
     pub fn human(&self) -> String {
         let on = |b: bool| if b { "on" } else { "off" };
         let mut line = format!(
-            "compact {} (min {} input files{}), rewrite position deletes {}, expire {}, remove orphans {} (older than {})",
+            "compact {} (min {} input files{}{}), rewrite position deletes {}, expire {}, remove orphans {} (older than {})",
             on(self.compact),
             self.min_input_files,
             self.min_file_size_bytes.map(|b| format!(", files under {b} bytes")).unwrap_or_default(),
+            match &self.compact_strategy {
+                crate::compact::Strategy::BinPack => String::new(),
+                zorder => format!(", {}", zorder.human()),
+            },
             on(self.rewrite_position_deletes),
             on(self.expire),
             on(self.remove_orphans),

@@ -1,12 +1,13 @@
-//! Sorting compaction output by the table's sort order, in runs of bounded size: a group that
-//! fits one run comes out fully sorted; a larger one as several sorted runs (files), so memory
-//! stays bounded by the run size whatever the group size.
+//! Sorting compaction output by the table's sort order or a z-order, in runs of bounded size:
+//! a group that fits one run comes out fully sorted; a larger one as several sorted runs
+//! (files), so memory stays bounded by the run size whatever the group size.
 
 use arrow_array::RecordBatch;
 use arrow_ord::sort::{SortColumn, lexsort_to_indices};
 use arrow_schema::SortOptions;
 use iceberg::spec::{NullOrder, SortDirection, TableMetadata, Transform};
 
+use crate::zorder::ZOrder;
 use crate::{Error, Result};
 
 /// Rows sorted together at most.
@@ -14,10 +15,16 @@ pub const RUN_ROWS: usize = 1_000_000;
 
 /// How to sort batches of one table; `None` for unsorted tables.
 pub struct Sorter {
-    /// Column index in the batch and sort options.
-    keys: Vec<(usize, SortOptions)>,
-    /// Every field of the sort order is applied (none was skipped).
+    order: Order,
+    /// Every field of the table's sort order is applied (none was skipped): the output may
+    /// say it follows that order.
     pub complete: bool,
+}
+
+enum Order {
+    /// Column index in the batch and sort options.
+    Keys(Vec<(usize, SortOptions)>),
+    ZOrder(ZOrder),
 }
 
 impl Sorter {
@@ -45,15 +52,23 @@ impl Sorter {
             })
             .collect();
         let complete = keys.len() == order.fields.len();
-        if keys.is_empty() { None } else { Some(Sorter { keys, complete }) }
+        if keys.is_empty() { None } else { Some(Sorter { order: Order::Keys(keys), complete }) }
+    }
+
+    /// Z-order of `columns` (not a table sort order: the output claims none).
+    pub fn zorder(schema: &arrow_schema::Schema, columns: &[String]) -> Result<Sorter> {
+        Ok(Sorter { order: Order::ZOrder(ZOrder::new(schema, columns)?), complete: false })
     }
 
     /// Sorts one run (the batches concatenated).
     pub fn sort(&self, batches: &[RecordBatch]) -> Result<RecordBatch> {
         let schema = batches.first().map(|b| b.schema()).ok_or_else(|| Error::Config("nothing to sort".into()))?;
         let run = arrow_select::concat::concat_batches(&schema, batches).map_err(arrow_error)?;
-        let columns: Vec<SortColumn> = self
-            .keys
+        let keys = match &self.order {
+            Order::ZOrder(zorder) => return zorder.sort(&run),
+            Order::Keys(keys) => keys,
+        };
+        let columns: Vec<SortColumn> = keys
             .iter()
             .map(|(i, options)| SortColumn { values: run.column(*i).clone(), options: Some(*options) })
             .collect();

@@ -20,15 +20,7 @@ use common::append;
 async fn compaction_output_follows_the_table_sort_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let catalog = Catalog::connect(&CatalogConfig::embedded_in(dir.path())).await.expect("catalog");
-    let schema = Schema::builder()
-        .with_fields(vec![
-            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
-            NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
-        ])
-        .build()
-        .expect("schema");
-    let layout =
-        TableLayout { schema, partition: vec![], properties: HashMap::new(), sort_order: vec!["id desc".into()] };
+    let layout = TableLayout { sort_order: vec!["id desc".into()], ..id_and_name(HashMap::new()) };
     let ident = parse_ident("ns.sorted").expect("ident");
     let mut table = catalog.load_or_create(&ident, &layout).await.expect("create");
     let order = table.metadata.default_sort_order();
@@ -132,4 +124,59 @@ async fn where_compacts_only_the_partitions_its_predicate_selects() {
     let summary = &table.metadata.current_snapshot().expect("snapshot").summary().additional_properties;
     assert_eq!(summary.get("total-data-files").map(String::as_str), Some("3"));
     assert_eq!(summary.get("total-records").map(String::as_str), Some("900"));
+}
+
+/// A table whose property names z-order columns is z-ordered by a plain `compact` (what `run`
+/// calls); `--strategy binpack` overrides it, and a z-order without columns on a table that
+/// names none is an error saying what to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_property_makes_zorder_the_default() {
+    use icefall_optimizer::compact::Strategy;
+    use icefall_table::contract::OPTIMIZER_ZORDER_COLUMNS;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = Catalog::connect(&CatalogConfig::embedded_in(dir.path())).await.expect("catalog");
+    let layout = id_and_name(HashMap::from([(OPTIMIZER_ZORDER_COLUMNS.to_string(), "id, name".to_string())]));
+    let ident = parse_ident("ns.clustered").expect("ident");
+    let mut table = catalog.load_or_create(&ident, &layout).await.expect("create");
+    let arrow_schema =
+        Arc::new(iceberg::arrow::schema_to_arrow_schema(table.metadata.current_schema()).expect("arrow"));
+    for f in 0..4i64 {
+        let ids: Vec<i64> = (0..200).map(|i| (i * 7 + f) % 800).collect();
+        let names: Vec<Option<String>> = ids.iter().map(|i| (i % 9 != 0).then(|| format!("ü-{i}"))).collect();
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))];
+        let batch = RecordBatch::try_new(arrow_schema.clone(), columns).expect("batch");
+        table = append(&catalog, table, batch, &format!("small-{f}")).await;
+    }
+    let options = |strategy: Option<Strategy>| CompactOptions {
+        min_input_files: 2,
+        strategy,
+        dry_run: true,
+        ..Default::default()
+    };
+    let report = compact(&catalog, &ident, &options(None)).await.expect("compact");
+    assert!(report.notes.iter().any(|n| n == "z-order of id, name"), "{report:?}");
+    let report = compact(&catalog, &ident, &options(Some(Strategy::BinPack))).await.expect("compact");
+    assert!(!report.notes.iter().any(|n| n.contains("z-order")), "{report:?}");
+    let report = compact(&catalog, &ident, &CompactOptions { dry_run: false, ..options(None) }).await.expect("compact");
+    assert_eq!((report.files_in, report.rows), (4, 800), "{report:?}");
+
+    let plain = parse_ident("ns.plain").expect("ident");
+    let layout = id_and_name(HashMap::new());
+    catalog.load_or_create(&plain, &layout).await.expect("create");
+    append(&catalog, catalog.load(&plain).await.expect("load"), RecordBatch::new_empty(arrow_schema.clone()), "x")
+        .await;
+    let e = compact(&catalog, &plain, &options(Some(Strategy::ZOrder(vec![])))).await.expect_err("which columns?");
+    assert!(e.to_string().contains("--columns") && e.to_string().contains(OPTIMIZER_ZORDER_COLUMNS), "{e}");
+}
+
+/// An unpartitioned table of `id` (long) and `name` (string, optional) with these properties.
+fn id_and_name(properties: HashMap<String, String>) -> TableLayout {
+    let schema = Schema::builder()
+        .with_fields(vec![
+            NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long)).into(),
+            NestedField::optional(2, "name", Type::Primitive(PrimitiveType::String)).into(),
+        ])
+        .build()
+        .expect("schema");
+    TableLayout { schema, partition: vec![], properties, sort_order: vec![] }
 }

@@ -70,6 +70,9 @@ pub const OPTIMIZER_COMPACT_ENABLED: &str = "icefall.optimizer.compact.enabled";
 pub const OPTIMIZER_MIN_INPUT_FILES: &str = "icefall.optimizer.compact.min-input-files";
 /// Table property: files below this size are compaction candidates for `run`.
 pub const OPTIMIZER_MIN_FILE_SIZE: &str = "icefall.optimizer.compact.min-file-size-bytes";
+/// Table property: `a,b`: compaction z-orders the table's rows by these columns (unless
+/// `--strategy` says otherwise).
+pub const OPTIMIZER_ZORDER_COLUMNS: &str = "icefall.optimizer.compact.zorder-columns";
 /// Table property: `false` keeps `run` from rewriting position delete files.
 pub const OPTIMIZER_REWRITE_DELETES_ENABLED: &str = "icefall.optimizer.rewrite-position-deletes.enabled";
 /// Table property: `false` keeps `run` from expiring snapshots.
@@ -110,6 +113,11 @@ pub const KEYS: &[Key] = &[
         name: OPTIMIZER_MIN_FILE_SIZE,
         kind: Kind::Property,
         meaning: "files below this size are compaction candidates for `run`",
+    },
+    Key {
+        name: OPTIMIZER_ZORDER_COLUMNS,
+        kind: Kind::Property,
+        meaning: "`a,b`: compaction z-orders rows by these columns",
     },
     Key {
         name: OPTIMIZER_REWRITE_DELETES_ENABLED,

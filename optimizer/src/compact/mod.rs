@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::TryStreamExt;
-use icefall_table::files::TableFiles;
+use icefall_table::files::{FileSetWriter, TableFiles};
 use icefall_table::{Catalog, Change, PendingCommit, TableIdent};
 
 use crate::report::Report;
@@ -16,11 +16,13 @@ use arrow_array::RecordBatch;
 mod filter;
 mod plan;
 mod shard;
+mod strategy;
 
 use plan::target_size;
 pub use plan::{CompactOptions, Group, Plan, plan};
 pub(crate) use plan::{pack, within_budget};
 pub use shard::Shard;
+pub use strategy::Strategy;
 
 /// A group's index in the plan and what its rewrite gave: (files, bytes, rows) written.
 type GroupOutcome = (usize, Result<(u64, u64, u64)>);
@@ -33,6 +35,9 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
     let mut report = Report::new("compact", &table.name(), options.dry_run);
     let plan = plan(catalog, &table, options).await?;
     report.notes.extend(plan.notes.iter().cloned());
+    if plan.strategy != Strategy::BinPack {
+        report.notes.push(plan.strategy.human());
+    }
     let total = plan.groups.len();
     let target = target_size(&table, options);
     // Groups rewrite side by side up to the limit (each commits on its own; concurrent
@@ -52,10 +57,10 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
         }
         tracing::info!(table = %table.name(), group = i + 1, groups = total, files = group.tasks.len(),
             bytes = group.bytes, partition = %group.partition, "compacting a group");
-        let (catalog, ident, group, sequence_number) =
-            (catalog.clone(), ident.clone(), group.clone(), plan.sequence_number);
+        let (catalog, ident, group, sequence_number, strategy) =
+            (catalog.clone(), ident.clone(), group.clone(), plan.sequence_number, plan.strategy.clone());
         running.spawn(async move {
-            let result = rewrite_and_commit(&catalog, &ident, &group, sequence_number, target).await;
+            let result = rewrite_and_commit(&catalog, &ident, &group, sequence_number, target, &strategy).await;
             (i, result)
         });
     }
@@ -97,6 +102,7 @@ async fn rewrite_and_commit(
     group: &Group,
     planned_sequence_number: i64,
     target: u64,
+    strategy: &Strategy,
 ) -> Result<(u64, u64, u64)> {
     // Reload: the table may have moved on since planning; the rewrite reads files by path.
     let table = catalog.load(ident).await?;
@@ -112,7 +118,10 @@ async fn rewrite_and_commit(
     });
     let mut batches = icefall_table::read::read_tasks(&scan_table, tasks.collect());
     let mut files = TableFiles::new(table.name(), table.metadata.clone(), catalog.file_io().clone(), Some(target))?;
-    let sorter = Sorter::new(&table.metadata, &files.arrow_schema()?);
+    let sorter = match strategy {
+        Strategy::ZOrder(columns) => Some(Sorter::zorder(&files.arrow_schema()?, columns)?),
+        Strategy::BinPack => Sorter::new(&table.metadata, &files.arrow_schema()?),
+    };
     // Each output file is a slice of one sorted run only when the group fits in one run and
     // every sort field was applied: only then do the files say they follow the sort order.
     let group_rows: u64 = group.tasks.iter().filter_map(|t| t.record_count).sum();
@@ -131,14 +140,14 @@ async fn rewrite_and_commit(
                     run_rows += batch.num_rows();
                     run.push(batch);
                     if run_rows >= RUN_ROWS {
-                        writer.write(sorter.sort(&std::mem::take(&mut run))?).await?;
+                        write_in_slices(&mut writer, sorter.sort(&std::mem::take(&mut run))?).await?;
                         run_rows = 0;
                     }
                 }
             }
         }
         if let (Some(sorter), false) = (&sorter, run.is_empty()) {
-            writer.write(sorter.sort(&run)?).await?;
+            write_in_slices(&mut writer, sorter.sort(&run)?).await?;
         }
         let rows = writer.rows();
         Ok::<_, Error>((writer.close().await?, rows))
@@ -161,4 +170,18 @@ async fn rewrite_and_commit(
     let written = added.iter().map(|f| f.file_path().to_string()).collect();
     crate::commit::commit_rewrite(catalog, ident, table, &pending, written).await?;
     Ok((count, bytes, rows))
+}
+
+/// Rows handed to the file writer at once. It starts a new file only between writes, so a
+/// sorted run (up to 1M rows) goes in slices: its files stay near the target size.
+const SLICE_ROWS: usize = 8192;
+
+async fn write_in_slices(writer: &mut FileSetWriter, batch: RecordBatch) -> Result<()> {
+    let mut offset = 0;
+    while offset < batch.num_rows() {
+        let len = SLICE_ROWS.min(batch.num_rows() - offset);
+        writer.write(batch.slice(offset, len)).await?;
+        offset += len;
+    }
+    Ok(())
 }

@@ -28,6 +28,8 @@ pub struct CompactOptions {
     pub max_concurrent_group_rewrites: usize,
     /// Only the partitions of this shard (`--shard I/N`).
     pub shard: Option<super::Shard>,
+    /// How rows are ordered; `None`: the table's default ([`super::Strategy::for_table`]).
+    pub strategy: Option<super::Strategy>,
     pub dry_run: bool,
 }
 
@@ -45,6 +47,8 @@ pub struct Group {
 #[derive(Debug, Default)]
 pub struct Plan {
     pub groups: Vec<Group>,
+    /// The strategy in force.
+    pub strategy: super::Strategy,
     pub sequence_number: i64,
     pub notes: Vec<String>,
 }
@@ -63,6 +67,12 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
     };
     let target = target_size(table, options);
     let min_size = options.min_file_size_bytes.unwrap_or(target / 4 * 3);
+    let strategy = super::Strategy::for_table(options.strategy.as_ref(), &table.metadata)?;
+    // Z-order rewrites a partition's files together: its output files split one sequence.
+    let group_bytes = match strategy {
+        super::Strategy::ZOrder(_) => super::strategy::ZORDER_GROUP_BYTES.max(target),
+        super::Strategy::BinPack => target,
+    };
     let scan_table = table.to_table(catalog.file_io())?;
     let scan = scan_table.scan().select_all().build().map_err(Error::iceberg("plan the scan"))?;
     let tasks: Vec<FileScanTask> = scan
@@ -123,7 +133,7 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
         if candidates.len() < options.min_input_files && !has_deletes {
             continue;
         }
-        for (bytes, tasks) in pack(candidates, |t| t.file_size_in_bytes, target) {
+        for (bytes, tasks) in pack(candidates, |t| t.file_size_in_bytes, group_bytes) {
             let with_deletes = tasks.iter().any(|t| !t.deletes.is_empty());
             if tasks.len() < 2 && !with_deletes {
                 continue; // rewriting one clean file gains nothing
@@ -140,7 +150,7 @@ pub async fn plan(catalog: &Catalog, table: &LoadedTable, options: &CompactOptio
         }
     }
     let groups = within_budget(groups, |g| g.bytes, options.max_bytes, options.max_groups);
-    Ok(Plan { groups, sequence_number: snapshot.sequence_number(), notes })
+    Ok(Plan { groups, strategy, sequence_number: snapshot.sequence_number(), notes })
 }
 
 /// First-fit decreasing: `items` into bins of at most `target` bytes (an item larger than
