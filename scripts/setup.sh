@@ -80,6 +80,11 @@ if ! "$TOOLS/venv/bin/python" -c 'import pyiceberg, pyarrow, pyspark, duckdb, du
     pyspark==3.5.9 snowpark-connect-deps-iceberg==1.0.2 \
     duckdb==1.5.5 duckdb-extension-iceberg==1.5.5 duckdb-extension-avro==1.5.5
 fi
+if ! "$TOOLS/venv/bin/python" -c 'import datasketches' 2>/dev/null; then
+  # Apache DataSketches' own library: reads our theta sketches independently of us.
+  echo "setup: installing Apache DataSketches for Python"
+  "$TOOLS/venv/bin/pip" install --quiet "datasketches==5.2.0"
+fi
 if ! "$TOOLS/venv/bin/python" -c 'import moto.server' 2>/dev/null; then
   # An S3-protocol server on loopback for the S3 storage tests.
   echo "setup: installing moto's S3 server"

@@ -254,6 +254,18 @@ def filtered_count(args, engine, spark, predicate):
     raise SystemExit(f"unknown engine {engine}")
 
 
+def column_stats(args, spark):
+    """Per column, the distinct count in the statistics Spark's optimizer attaches to a scan of
+    the table (with the cost-based optimizer on, Iceberg reports the `ndv` of the current
+    snapshot's statistics file)."""
+    import re
+
+    spark.sql("SET spark.sql.cbo.enabled=true")
+    plan = spark.table(f"{args.catalog_name}.{args.table}")._jdf.queryExecution().optimizedPlan()
+    text = plan.stats().attributeStats().toString()
+    return {name: int(count) for name, count in re.findall(r"(\w+)#\d+\w* -> ColumnStat\(Some\((\d+)\)", text)}
+
+
 def spark_checks(args, spark, filters):
     """Filtered counts through Iceberg (file pruning by partition values and column bounds)
     against the same filters on a copy of the rows that has no Iceberg metadata; and time
@@ -291,6 +303,7 @@ def parser():
     p.add_argument("--spark-sql", action="append", default=[], help="a Spark SQL statement to run before reading")
     p.add_argument("--count-filter", action="append", default=[], help="a SQL predicate every engine counts")
     p.add_argument("--plan-filter", action="append", default=[], help="a PyIceberg row filter whose planned files are counted")
+    p.add_argument("--column-stats", action="store_true", help="the distinct counts Spark's cost-based optimizer gets from the table")
     return p
 
 
@@ -332,6 +345,8 @@ def read_all(args, spark):
     columns = None
     if args.spark_sql:
         out["spark_sql"] = run_spark_sql(spark(), args.spark_sql)
+    if args.column_stats:
+        out["column_stats"] = column_stats(args, spark())
     if args.plan_filter:
         table = pyiceberg_table(args)
         total = len(list(table.scan().plan_files()))

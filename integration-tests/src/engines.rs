@@ -142,6 +142,32 @@ pub fn planned_files(dir: &Path, catalog_uri: Option<&str>, table: &str, filters
         .collect()
 }
 
+/// The distinct counts Spark's cost-based optimizer gets from `table` (from the current
+/// snapshot's statistics file), by column name.
+pub fn spark_column_stats(dir: &Path, table: &str) -> std::collections::BTreeMap<String, i64> {
+    let report = run_table_script("engines.py", dir, None, table, &["--engines", "", "--column-stats"]);
+    serde_json::from_value(report["column_stats"].clone()).expect("column stats")
+}
+
+/// The theta sketches of a Puffin statistics file as Apache DataSketches' Python library reads
+/// them: `(fields, ndv property, estimate)` per blob.
+pub fn datasketches_read(path: &str) -> Vec<(Vec<i32>, i64, f64)> {
+    let output = std::process::Command::new(crate::tools_dir().join("venv/bin/python"))
+        .arg(crate::repo_root().join("integration-tests/python/theta.py"))
+        .arg(path)
+        .output()
+        .expect("run theta.py");
+    assert!(output.status.success(), "theta.py: {}", String::from_utf8_lossy(&output.stderr));
+    let blobs: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("theta.py JSON");
+    blobs
+        .iter()
+        .map(|b| {
+            let fields = serde_json::from_value(b["fields"].clone()).expect("fields");
+            (fields, b["ndv"].as_i64().expect("ndv"), b["estimate"].as_f64().expect("estimate"))
+        })
+        .collect()
+}
+
 /// Runs Spark SQL statements on the catalog (nothing is read); returns, per statement, its
 /// rows as text (`[{sql, rows, seconds}]`). Panics with Spark's error if one fails.
 pub fn spark_sql(dir: &Path, catalog_uri: Option<&str>, table: &str, statements: &[&str]) -> serde_json::Value {

@@ -10,6 +10,7 @@ pub mod deletes;
 pub mod encode;
 pub mod engine_server;
 pub mod engines;
+pub mod generated;
 pub mod http;
 pub mod optimizer;
 pub mod postgres;

@@ -22,4 +22,5 @@ mod s3;
 mod scale_out;
 mod scaling;
 mod spark_writes;
+mod statistics;
 mod zorder;

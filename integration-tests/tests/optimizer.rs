@@ -70,7 +70,7 @@ async fn compaction_keeps_every_value_and_cuts_the_file_count() {
     let steps: Vec<&str> = reports.iter().filter_map(|r| r["command"].as_str()).collect();
     assert_eq!(
         steps,
-        ["compact", "rewrite-position-deletes", "rewrite-manifests", "expire-snapshots", "remove-orphans"]
+        ["compact", "rewrite-position-deletes", "stats", "rewrite-manifests", "expire-snapshots", "remove-orphans"]
     );
     assert_eq!(tables::checksum(&catalog, &s.table).await, before);
     assert_eq!(pyiceberg_rows(&s), (n as u64, n as u64));

@@ -1,4 +1,4 @@
-//! Landing a rewrite (compaction, position delete rewrite): commit it through the shared
+//! Landing a rewrite (compaction, position delete rewrite, statistics): commit it through the shared
 //! commit path, and if it does not land, delete the files it wrote — the one place the
 //! optimizer decides which of its files are garbage.
 

@@ -20,6 +20,9 @@ pub enum Error {
         #[source]
         source: Box<opendal::Error>,
     },
+    /// Column statistics could not be computed or read (a sketch, a statistics file).
+    #[error("statistics: {0}")]
+    Statistics(String),
     /// A safety rule refused the operation; the message names the rule and the override.
     #[error("refused: {0}")]
     Refused(String),

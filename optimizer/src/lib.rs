@@ -19,6 +19,7 @@ pub mod position_deletes;
 pub mod report;
 pub mod retention;
 mod sort;
+pub mod stats;
 pub mod status;
 mod zorder;
 
@@ -53,7 +54,8 @@ pub enum Command {
         dry_run: bool,
     },
     RewritePositionDeletes(position_deletes::DeleteRewriteOptions),
-    /// compact → rewrite-position-deletes → rewrite-manifests → expire-snapshots → remove-orphans, as each table's policy says.
+    Stats(stats::StatsOptions),
+    /// compact → rewrite-position-deletes → stats → rewrite-manifests → expire-snapshots → remove-orphans, as each table's policy says.
     Run {
         dry_run: bool,
     },
@@ -100,12 +102,14 @@ pub async fn execute(catalog: &Catalog, config: &Config, table: &TableIdent, com
         Command::RewritePositionDeletes(options) => {
             vec![position_deletes::rewrite_position_deletes(catalog, table, options).await?]
         }
+        Command::Stats(options) => vec![stats::compute_stats(catalog, table, options).await?],
         Command::Run { dry_run } => run(catalog, config, table, *dry_run).await?,
     })
 }
 
 /// `run` on one table, as its [`policy::TablePolicy`] says: compact → rewrite-position-deletes
-/// (what compaction left: delete files of data files it did not rewrite) → rewrite-manifests →
+/// (what compaction left: delete files of data files it did not rewrite) → stats (NDV of the
+/// snapshot compaction left, incremental) → rewrite-manifests →
 /// expire-snapshots → remove-orphans. A step the policy turns off is reported as skipped.
 async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bool) -> Result<Vec<Report>> {
     let loaded = catalog.load(table).await?;
@@ -139,6 +143,12 @@ async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bo
     } else {
         let why = "the table property icefall.optimizer.rewrite-position-deletes.enabled is false";
         reports.push(skipped(position_deletes::COMMAND, why));
+    }
+    if policy.stats {
+        let options = stats::StatsOptions { dry_run, ..Default::default() };
+        reports.push(stats::compute_stats(catalog, table, &options).await?);
+    } else {
+        reports.push(skipped(stats::COMMAND, "the table property icefall.optimizer.stats.enabled is false"));
     }
     reports.push(manifests::rewrite_manifests(catalog, table, config.manifests.target_size_bytes, dry_run).await?);
     if !expire::gc_enabled(&loaded.metadata) {

@@ -139,10 +139,23 @@ enum Sub {
         #[arg(long)]
         max_groups: Option<usize>,
     },
+    /// NDV statistics for query planners (Spark's compute_table_stats): a theta sketch per
+    /// column in a Puffin file registered for the current snapshot; incremental after appends.
+    Stats {
+        #[arg(long)]
+        dry_run: bool,
+        /// Columns, e.g. `--columns user_id,country`; default the table property
+        /// icefall.optimizer.stats.columns, else every primitive column but wide strings/binaries.
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        /// Read every file, even when the last statistics could be carried forward.
+        #[arg(long)]
+        full: bool,
+    },
     /// Print each table's size, writer offsets, freshness watermarks, what was added since the
     /// last compaction and pending checkpoint journals (read-only).
     Status,
-    /// Everything, in order: compact, rewrite-position-deletes, rewrite-manifests,
+    /// Everything, in order: compact, rewrite-position-deletes, stats, rewrite-manifests,
     /// expire-snapshots, remove-orphans.
     Run {
         #[arg(long)]
@@ -291,6 +304,9 @@ async fn run(
                 dry_run,
             })
         }
+        Sub::Stats { dry_run, columns, full } => {
+            Command::Stats(icefall_optimizer::stats::StatsOptions { columns, full, dry_run })
+        }
         Sub::Run { dry_run } => Command::Run { dry_run },
         Sub::Status => {
             let catalog = Catalog::connect(&config.catalog).await?;
@@ -351,6 +367,7 @@ fn command_name(command: &Sub) -> &'static str {
         Sub::RemoveOrphans { .. } => "remove-orphans",
         Sub::RewriteManifests { .. } => "rewrite-manifests",
         Sub::RewritePositionDeletes { .. } => icefall_optimizer::position_deletes::COMMAND,
+        Sub::Stats { .. } => icefall_optimizer::stats::COMMAND,
         Sub::Run { .. } => "run",
         Sub::Status => "status",
         Sub::Bench { .. } => "bench",

@@ -10,7 +10,7 @@ use iceberg::spec::TableMetadata;
 use icefall_table::contract::{
     OPTIMIZER_COMPACT_ENABLED, OPTIMIZER_EXPIRE_ENABLED, OPTIMIZER_MIN_FILE_SIZE, OPTIMIZER_MIN_INPUT_FILES,
     OPTIMIZER_ORPHANS_ENABLED, OPTIMIZER_ORPHANS_OLDER_THAN_MS, OPTIMIZER_REWRITE_DELETES_ENABLED,
-    OPTIMIZER_ZORDER_COLUMNS,
+    OPTIMIZER_STATS_ENABLED, OPTIMIZER_ZORDER_COLUMNS,
 };
 use serde::Serialize;
 
@@ -26,6 +26,8 @@ pub struct TablePolicy {
     pub min_file_size_bytes: Option<u64>,
     /// Merge small position delete files (with `min_input_files` per partition).
     pub rewrite_position_deletes: bool,
+    /// Keep NDV statistics of the current snapshot.
+    pub stats: bool,
     pub expire: bool,
     pub remove_orphans: bool,
     #[serde(with = "humantime_serde")]
@@ -66,6 +68,7 @@ impl TablePolicy {
             number(OPTIMIZER_MIN_FILE_SIZE, read(OPTIMIZER_MIN_FILE_SIZE))?.or(config.compact.min_file_size_bytes);
         let rewrite_position_deletes =
             flag(OPTIMIZER_REWRITE_DELETES_ENABLED, read(OPTIMIZER_REWRITE_DELETES_ENABLED))?;
+        let stats = flag(OPTIMIZER_STATS_ENABLED, read(OPTIMIZER_STATS_ENABLED))?;
         let expire = flag(OPTIMIZER_EXPIRE_ENABLED, read(OPTIMIZER_EXPIRE_ENABLED))?;
         let remove_orphans = flag(OPTIMIZER_ORPHANS_ENABLED, read(OPTIMIZER_ORPHANS_ENABLED))?;
         let orphans_older_than = number(OPTIMIZER_ORPHANS_OLDER_THAN_MS, read(OPTIMIZER_ORPHANS_OLDER_THAN_MS))?
@@ -76,6 +79,7 @@ impl TablePolicy {
             min_input_files,
             min_file_size_bytes,
             rewrite_position_deletes,
+            stats,
             expire,
             remove_orphans,
             orphans_older_than,
@@ -87,7 +91,7 @@ impl TablePolicy {
     pub fn human(&self) -> String {
         let on = |b: bool| if b { "on" } else { "off" };
         let mut line = format!(
-            "compact {} (min {} input files{}{}), rewrite position deletes {}, expire {}, remove orphans {} (older than {})",
+            "compact {} (min {} input files{}{}), rewrite position deletes {}, stats {}, expire {}, remove orphans {} (older than {})",
             on(self.compact),
             self.min_input_files,
             self.min_file_size_bytes.map(|b| format!(", files under {b} bytes")).unwrap_or_default(),
@@ -96,6 +100,7 @@ impl TablePolicy {
                 zorder => format!(", {}", zorder.human()),
             },
             on(self.rewrite_position_deletes),
+            on(self.stats),
             on(self.expire),
             on(self.remove_orphans),
             humantime::format_duration(self.orphans_older_than),

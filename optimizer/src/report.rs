@@ -20,6 +20,9 @@ pub struct Report {
     pub files_deleted: u64,
     pub commits: u64,
     pub duration_ms: u64,
+    /// The statistics file `stats` wrote (Spark's `compute_table_stats` output name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics_file: Option<String>,
     /// Partitions compaction rewrote (one entry per committed group).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<String>,

@@ -73,6 +73,11 @@ pub const OPTIMIZER_MIN_FILE_SIZE: &str = "icefall.optimizer.compact.min-file-si
 /// Table property: `a,b`: compaction z-orders the table's rows by these columns (unless
 /// `--strategy` says otherwise).
 pub const OPTIMIZER_ZORDER_COLUMNS: &str = "icefall.optimizer.compact.zorder-columns";
+/// Table property: `a,b`: the columns `stats` sketches (default: every primitive column but
+/// wide strings and binaries).
+pub const OPTIMIZER_STATS_COLUMNS: &str = "icefall.optimizer.stats.columns";
+/// Table property: `false` keeps `run` from computing NDV statistics.
+pub const OPTIMIZER_STATS_ENABLED: &str = "icefall.optimizer.stats.enabled";
 /// Table property: `false` keeps `run` from rewriting position delete files.
 pub const OPTIMIZER_REWRITE_DELETES_ENABLED: &str = "icefall.optimizer.rewrite-position-deletes.enabled";
 /// Table property: `false` keeps `run` from expiring snapshots.
@@ -124,6 +129,12 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Property,
         meaning: "`false`: `run` does not rewrite position delete files",
     },
+    Key {
+        name: OPTIMIZER_STATS_ENABLED,
+        kind: Kind::Property,
+        meaning: "`false`: `run` does not compute NDV statistics",
+    },
+    Key { name: OPTIMIZER_STATS_COLUMNS, kind: Kind::Property, meaning: "`a,b`: the columns NDV statistics cover" },
     Key { name: OPTIMIZER_EXPIRE_ENABLED, kind: Kind::Property, meaning: "`false`: `run` does not expire snapshots" },
     Key {
         name: OPTIMIZER_ORPHANS_ENABLED,

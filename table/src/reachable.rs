@@ -98,16 +98,17 @@ impl Catalog {
         Ok(self.reachable_from(table).await?.content_files.iter().map(|p| normalize_path(p)).collect())
     }
 
-    /// Deletes those of `files` (data files of a commit that was given up) that no snapshot of
-    /// the table references, under any ref: an attempt whose outcome was unknown may have
-    /// landed after all. Returns the files deleted; one that cannot be deleted is left for
+    /// Deletes those of `files` (data, delete or statistics files of a commit that was given
+    /// up) that the table's metadata does not reference, under any ref: an attempt whose
+    /// outcome was unknown may have landed after all. Returns the files deleted; one that cannot be deleted is left for
     /// orphan removal. Fails, deleting nothing, when the table cannot be read.
     pub async fn delete_unreferenced(&self, ident: &TableIdent, files: &[String]) -> Result<Vec<String>> {
         if files.is_empty() {
             return Ok(Vec::new());
         }
         let table = self.load(ident).await?;
-        let referenced = self.referenced_content_files(&table).await?;
+        let referenced: BTreeSet<String> =
+            self.reachable_from(&table).await?.all().map(|p| normalize_path(p)).collect();
         let unreferenced: Vec<String> =
             files.iter().filter(|f| !referenced.contains(&normalize_path(f))).cloned().collect();
         Ok(delete_uncommitted(self.file_io(), unreferenced).await)

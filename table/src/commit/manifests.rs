@@ -66,7 +66,10 @@ impl Catalog {
             Change::Replace { added, spec_id, .. } => (added, *spec_id, false),
             Change::AddDeletes { delete_files, spec_id } => (delete_files, *spec_id, true),
             Change::RewriteDeletes { added, spec_id, .. } => (added, *spec_id, true),
-            Change::Expire { .. } | Change::RewriteManifests { .. } | Change::EvolveSchema { .. } => {
+            Change::Expire { .. }
+            | Change::RewriteManifests { .. }
+            | Change::EvolveSchema { .. }
+            | Change::SetStatistics { .. } => {
                 return Ok(Vec::new());
             }
         };
@@ -103,7 +106,11 @@ impl Catalog {
         change: &Change,
     ) -> Result<Carried> {
         match change {
-            Change::Append { .. } | Change::AddDeletes { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
+            Change::Append { .. }
+            | Change::AddDeletes { .. }
+            | Change::Expire { .. }
+            | Change::EvolveSchema { .. }
+            | Change::SetStatistics { .. } => {
                 Ok(Carried { manifests: existing, removed: Removed::default(), written: Vec::new() })
             }
             Change::RewriteManifests { based_on_snapshot, replaced, entries_per_manifest } => {

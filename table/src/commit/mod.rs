@@ -14,7 +14,7 @@ mod summary;
 
 use std::collections::{BTreeSet, HashMap};
 
-use iceberg::spec::{DataFile, FormatVersion, ManifestFile, Schema, TableMetadata};
+use iceberg::spec::{DataFile, FormatVersion, ManifestFile, Schema, StatisticsFile, TableMetadata};
 
 use self::stage::Staged;
 use crate::catalog::Published;
@@ -90,6 +90,13 @@ pub enum Change {
         /// Live entries per new manifest at most.
         entries_per_manifest: usize,
     },
+    /// Register `statistics` (a Puffin file of column statistics) for its snapshot, in place of
+    /// any the snapshot had (no new snapshot). Rejected if that snapshot is gone (expired
+    /// meanwhile).
+    SetStatistics {
+        /// The statistics file and what its blobs hold.
+        statistics: Box<StatisticsFile>,
+    },
     /// Make `schema` the current schema and set `properties` (no snapshot). Rejected if the
     /// current schema is no longer `based_on_schema_id`: the caller recomputes from the table.
     EvolveSchema {
@@ -105,7 +112,7 @@ pub enum Change {
 impl Change {
     /// Makes a new snapshot (everything but `Expire`).
     fn makes_snapshot(&self) -> bool {
-        !matches!(self, Change::Expire { .. } | Change::EvolveSchema { .. })
+        !matches!(self, Change::Expire { .. } | Change::EvolveSchema { .. } | Change::SetStatistics { .. })
     }
 }
 

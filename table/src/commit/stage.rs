@@ -76,8 +76,26 @@ impl Catalog {
         self.write_metadata(base, new_metadata, attempt_files).await
     }
 
-    /// Metadata-only changes (expiry, schema evolution).
+    /// Metadata-only changes (expiry, schema evolution, statistics).
     pub(super) async fn stage_metadata_change(&self, base: &LoadedTable, change: &Change) -> Result<Staged> {
+        if let Change::SetStatistics { statistics } = change {
+            if base.metadata.snapshot_by_id(statistics.snapshot_id).is_none() {
+                return Err(Error::Rejected {
+                    table: base.name(),
+                    reason: format!("snapshot {} of the statistics was expired meanwhile", statistics.snapshot_id),
+                });
+            }
+            let new_metadata = base
+                .metadata
+                .as_ref()
+                .clone()
+                .into_builder(Some(base.metadata_location.clone()))
+                .set_statistics(statistics.as_ref().clone())
+                .build()
+                .map_err(Error::iceberg(format!("register statistics of {}", base.name())))?
+                .metadata;
+            return self.write_metadata(base, new_metadata, Vec::new()).await;
+        }
         if let Change::EvolveSchema { schema, based_on_schema_id, properties } = change {
             let current = base.metadata.current_schema_id();
             if current != *based_on_schema_id {

@@ -39,9 +39,10 @@ pub(super) fn build(
             };
             (operation, &[][..])
         }
-        Change::RewriteManifests { .. } | Change::Expire { .. } | Change::EvolveSchema { .. } => {
-            (Operation::Replace, &[][..])
-        }
+        Change::RewriteManifests { .. }
+        | Change::Expire { .. }
+        | Change::EvolveSchema { .. }
+        | Change::SetStatistics { .. } => (Operation::Replace, &[][..]),
     };
     let added_records: u64 = added.iter().map(|f| f.record_count()).sum();
     let added_size: u64 = added.iter().map(|f| f.file_size_in_bytes()).sum();
