@@ -29,6 +29,8 @@ pub struct Config {
     pub orphans: OrphanConfig,
     #[serde(default)]
     pub manifests: ManifestConfig,
+    #[serde(default)]
+    pub stats: StatsConfig,
 }
 
 /// Compaction (bin-pack) settings.
@@ -120,6 +122,28 @@ impl Default for OrphanConfig {
 pub struct ManifestConfig {
     /// Target manifest size; default: the table's `commit.manifest.target-size-bytes`, else 8 MiB.
     pub target_size_bytes: Option<u64>,
+}
+
+/// NDV statistics settings (the `stats` step of `run`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsConfig {
+    /// `run` skips (with a note) statistics that would read more than this many bytes from
+    /// scratch: the first run over a large table is a job to start on purpose, with
+    /// `icefall-optimizer stats --full`. Incremental runs (files appended since) are never
+    /// skipped.
+    #[serde(default = "default_stats_max_full_bytes")]
+    pub max_full_bytes: u64,
+}
+
+fn default_stats_max_full_bytes() -> u64 {
+    10 * 1024 * 1024 * 1024
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig { max_full_bytes: default_stats_max_full_bytes() }
+    }
 }
 
 impl Config {

@@ -145,7 +145,8 @@ async fn run(catalog: &Catalog, config: &Config, table: &TableIdent, dry_run: bo
         reports.push(skipped(position_deletes::COMMAND, why));
     }
     if policy.stats {
-        let options = stats::StatsOptions { dry_run, ..Default::default() };
+        let options =
+            stats::StatsOptions { dry_run, max_full_bytes: Some(config.stats.max_full_bytes), ..Default::default() };
         reports.push(stats::compute_stats(catalog, table, &options).await?);
     } else {
         reports.push(skipped(stats::COMMAND, "the table property icefall.optimizer.stats.enabled is false"));

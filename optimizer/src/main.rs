@@ -305,7 +305,7 @@ async fn run(
             })
         }
         Sub::Stats { dry_run, columns, full } => {
-            Command::Stats(icefall_optimizer::stats::StatsOptions { columns, full, dry_run })
+            Command::Stats(icefall_optimizer::stats::StatsOptions { columns, full, dry_run, max_full_bytes: None })
         }
         Sub::Run { dry_run } => Command::Run { dry_run },
         Sub::Status => {

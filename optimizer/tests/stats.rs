@@ -69,6 +69,12 @@ async fn ndv_of_a_million_rows_within_two_percent_and_kept_fresh_incrementally()
         table = common::append(&catalog, table, batch, &format!("rows-{part}")).await;
     }
 
+    // `run`'s guard: no full read over the limit.
+    let guarded = StatsOptions { max_full_bytes: Some(1_000), ..Default::default() };
+    let skipped = compute_stats(&catalog, &ident, &guarded).await.expect("guarded");
+    assert!(skipped.notes.iter().any(|n| n.starts_with("skipped: a full computation")), "{skipped:?}");
+    assert_eq!((skipped.rows, skipped.commits), (0, 0));
+
     let (report, table) = run(&catalog, &ident, false).await;
     assert_eq!((report.rows, report.commits, report.files_out), (1_000_000, 1, 1), "{report:?}");
     assert!(report.notes.iter().any(|n| n.starts_with("full:")), "{report:?}");
@@ -88,7 +94,9 @@ async fn ndv_of_a_million_rows_within_two_percent_and_kept_fresh_incrementally()
     // Appends: only the new file is read, and the result is what a full run gives.
     let more = rows(&table, 1_000_000, 1_100_000);
     common::append(&catalog, table, more, "more").await;
-    let (incremental, table) = run(&catalog, &ident, false).await;
+    // Incremental runs are never held back by the guard.
+    let incremental = compute_stats(&catalog, &ident, &guarded).await.expect("incremental");
+    let table = catalog.load(&ident).await.expect("load");
     assert_eq!((incremental.files_in, incremental.rows), (1, 100_000), "{incremental:?}");
     let merged = ndv(&table);
     let (full, table) = run(&catalog, &ident, true).await;

@@ -31,6 +31,8 @@ pub struct StatsOptions {
     pub columns: Option<Vec<String>>,
     /// Read every file even when the last statistics could be carried forward.
     pub full: bool,
+    /// Skip (with a note) a full computation that would read more than this (`run`'s guard).
+    pub max_full_bytes: Option<u64>,
     pub dry_run: bool,
 }
 
@@ -95,6 +97,20 @@ pub async fn compute_stats(catalog: &Catalog, ident: &TableIdent, options: &Stat
     };
     report.files_in = tasks.len() as u64;
     report.bytes_in = tasks.iter().map(|t| t.file_size_in_bytes).sum();
+    if let (Basis::Full { .. }, Some(limit)) = (&basis, options.max_full_bytes)
+        && report.bytes_in > limit
+    {
+        report.notes.push(format!(
+            "skipped: a full computation would read {} bytes, over stats.max_full_bytes ({limit}); run \
+             `icefall-optimizer --table {} stats --full` once, later runs read only what is appended",
+            report.bytes_in,
+            table.name()
+        ));
+        report.files_in = 0;
+        report.bytes_in = 0;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
     if options.dry_run {
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
