@@ -42,11 +42,16 @@ impl ColumnSketch {
             arrow_cast::cast(array, &target)
                 .map_err(|e| Error::Statistics(format!("theta sketch of a {} column: {e}", self.ty)))
         };
+        let unexpected =
+            || Error::Statistics(format!("a {} column read as Arrow {}: not sketched", self.ty, array.data_type()));
         let sketch = &mut self.sketch;
         match &self.ty {
-            PrimitiveType::Boolean => {
-                array.as_boolean().iter().flatten().for_each(|v| sketch.update(raw_bytes::from_slice(&[u8::from(v)])))
-            }
+            PrimitiveType::Boolean => array
+                .as_boolean_opt()
+                .ok_or_else(unexpected)?
+                .iter()
+                .flatten()
+                .for_each(|v| sketch.update(raw_bytes::from_slice(&[u8::from(v)]))),
             PrimitiveType::Int | PrimitiveType::Date => {
                 let target = if self.ty == PrimitiveType::Int { DataType::Int32 } else { DataType::Date32 };
                 let values = cast(target)?;
@@ -84,16 +89,20 @@ impl ColumnSketch {
                 .iter()
                 .flatten()
                 .for_each(|v| sketch.update(raw_bytes::from_slice(v.as_bytes()))),
-            PrimitiveType::Uuid | PrimitiveType::Fixed(_) => {
-                array.as_fixed_size_binary().iter().flatten().for_each(|v| sketch.update(raw_bytes::from_slice(v)))
-            }
+            PrimitiveType::Uuid | PrimitiveType::Fixed(_) => array
+                .as_fixed_size_binary_opt()
+                .ok_or_else(unexpected)?
+                .iter()
+                .flatten()
+                .for_each(|v| sketch.update(raw_bytes::from_slice(v))),
             PrimitiveType::Binary => cast(DataType::Binary)?
                 .as_binary::<i32>()
                 .iter()
                 .flatten()
                 .for_each(|v| sketch.update(raw_bytes::from_slice(v))),
             PrimitiveType::Decimal { .. } => array
-                .as_primitive::<Decimal128Type>()
+                .as_primitive_opt::<Decimal128Type>()
+                .ok_or_else(unexpected)?
                 .iter()
                 .flatten()
                 .for_each(|v| sketch.update(raw_bytes::from_slice(&minimal_twos_complement(v)))),
@@ -175,5 +184,28 @@ mod tests {
         let mut strings = ColumnSketch::new(&PrimitiveType::String).expect("sketch");
         strings.add(&few).expect("add");
         assert_eq!(strings.finish(None).expect("finish").estimate(), 2.0, "nulls are not values");
+    }
+
+    #[test]
+    fn every_kind_of_column_is_sketched_and_a_mismatch_is_an_error() {
+        use arrow_array::{BooleanArray, Decimal128Array, FixedSizeBinaryArray};
+        let estimate = |ty: PrimitiveType, array: ArrayRef| {
+            let mut sketch = ColumnSketch::new(&ty).expect("sketch");
+            sketch.add(&array).expect("add");
+            sketch.finish(None).expect("finish").estimate()
+        };
+        let booleans: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None, Some(false), Some(true)]));
+        assert_eq!(estimate(PrimitiveType::Boolean, booleans), 2.0);
+        let decimals =
+            Decimal128Array::from(vec![Some(-129), Some(128), None, Some(128)]).with_precision_and_scale(10, 2);
+        let decimals: ArrayRef = Arc::new(decimals.expect("decimal type"));
+        assert_eq!(estimate(PrimitiveType::Decimal { precision: 10, scale: 2 }, decimals), 2.0);
+        let uuids: ArrayRef =
+            Arc::new(FixedSizeBinaryArray::from(vec![&[1u8; 16][..], &[2u8; 16][..], &[1u8; 16][..]]));
+        assert_eq!(estimate(PrimitiveType::Uuid, uuids), 2.0);
+
+        let mut wrong = ColumnSketch::new(&PrimitiveType::Boolean).expect("sketch");
+        let e = wrong.add(&(Arc::new(Int64Array::from(vec![1])) as ArrayRef)).expect_err("a long is no boolean");
+        assert!(e.to_string().contains("read as Arrow Int64"), "{e}");
     }
 }
