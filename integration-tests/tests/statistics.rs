@@ -74,4 +74,9 @@ async fn our_ndv_sketches_read_alike_in_datasketches_and_spark_and_agree_with_sp
         let error = (theirs - ours[&field]).abs() as f64 / ours[&field] as f64;
         assert!(error <= 0.02, "field {field}: Spark {theirs} vs ours {}", ours[&field]);
     }
+
+    // Spark's 4,096-entry sketches are never a base to merge into: ours are computed afresh.
+    let again = optimizer::run(&config, table, &["stats"]);
+    let notes = again[0]["notes"].to_string();
+    assert!(notes.contains("full: no earlier statistics of these columns"), "{again:?}");
 }

@@ -77,6 +77,14 @@ impl Report {
         value
     }
 
+    /// Counts one landed commit that wrote `files` files of `bytes` bytes holding `rows` rows.
+    pub fn count_commit(&mut self, files: u64, bytes: u64, rows: u64) {
+        self.files_out += files;
+        self.bytes_out += bytes;
+        self.rows += rows;
+        self.commits += 1;
+    }
+
     pub fn human(&self) -> String {
         let mut line = format!("{} {}{}:", self.command, self.table, if self.dry_run { " (dry run)" } else { "" });
         let mut add = |label: &str, value: u64| {

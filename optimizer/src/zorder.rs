@@ -57,8 +57,12 @@ impl ZOrder {
             self.columns.iter().map(|i| ordered_bits(batch.column(*i)).map(scaled)).collect::<Result<_>>()?;
         let width = 8 * values.len();
         let mut keys = vec![0u8; rows * width];
+        let mut row_values = vec![0u64; values.len()];
         for (row, key) in keys.chunks_exact_mut(width).enumerate() {
-            interleave(values.iter().map(|column| column[row]), key);
+            for (value, column) in row_values.iter_mut().zip(&values) {
+                *value = column[row];
+            }
+            interleave(&row_values, key);
         }
         let mut order: Vec<u32> = (0..rows as u32).collect();
         order.sort_by(|a, b| {
@@ -169,10 +173,10 @@ fn scaled(mut values: Vec<u64>) -> Vec<u64> {
 
 /// Writes the bits of `values` interleaved, most significant first, into `key`
 /// (8 bytes per value).
-fn interleave(values: impl Iterator<Item = u64> + Clone, key: &mut [u8]) {
-    let n = values.clone().count();
+fn interleave(values: &[u64], key: &mut [u8]) {
+    let n = values.len();
     for bit in 0..64 {
-        for (c, value) in values.clone().enumerate() {
+        for (c, value) in values.iter().enumerate() {
             if (value >> (63 - bit)) & 1 == 1 {
                 let position = bit * n + c;
                 key[position / 8] |= 0x80 >> (position % 8);
@@ -204,7 +208,7 @@ mod tests {
     #[test]
     fn interleaving_alternates_the_bits_of_each_column() {
         let mut key = [0u8; 16];
-        interleave([u64::MAX, 0].into_iter(), &mut key);
+        interleave(&[u64::MAX, 0], &mut key);
         assert!(key.iter().all(|b| *b == 0b1010_1010));
     }
 

@@ -11,7 +11,7 @@ use icefall_optimizer::compact::{CompactOptions, compact};
 use icefall_optimizer::stats::{NDV_PROPERTY, StatsOptions, compute_stats};
 use icefall_table::catalog::parse_ident;
 use icefall_table::create::TableLayout;
-use icefall_table::{Catalog, CatalogConfig, Change, LoadedTable, TableIdent};
+use icefall_table::{Catalog, CatalogConfig, Change, LoadedTable, PendingCommit, RetryPolicy, TableIdent};
 
 mod common;
 
@@ -116,4 +116,11 @@ async fn ndv_of_a_million_rows_within_two_percent_and_kept_fresh_incrementally()
         table.metadata.snapshots().map(|s| s.snapshot_id()).filter(|id| *id != current).collect();
     let table = common::commit(&catalog, table, Change::Expire { snapshot_ids: older, refs: BTreeSet::new() }).await;
     assert_eq!(table.metadata.statistics_iter().count(), 1, "only the current snapshot's statistics are left");
+
+    // Statistics of a snapshot expired meanwhile are refused, not registered.
+    let mut stale = table.metadata.statistics_iter().next().expect("statistics").clone();
+    stale.snapshot_id = 42; // no snapshot of this table has that id
+    let pending = PendingCommit::new(Change::SetStatistics { statistics: Box::new(stale) }, HashMap::new());
+    let refused = catalog.commit(table, &pending, |_| Ok(HashMap::new()), &RetryPolicy::default()).await;
+    assert!(matches!(refused, Err(icefall_table::Error::Rejected { .. })), "{:?}", refused.map(|o| o.snapshot_id));
 }

@@ -157,12 +157,24 @@ enum Inner {
     Partitioned { splitter: RecordBatchPartitionSplitter, one: Option<OnePartition>, writer: FanoutWriter<Builder> },
 }
 
+/// Rows handed to the file writers at once: a file is rolled over to the next only between
+/// writes, so a large batch (a sorted run of a million rows) goes in slices and its files stay
+/// near the target size.
+const SLICE_ROWS: usize = 8192;
+
 impl FileSetWriter {
     /// Writes a batch into the files of its partitions.
     pub async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = SLICE_ROWS.min(batch.num_rows() - offset);
+            self.write_slice(batch.slice(offset, len)).await?;
+            offset += len;
         }
+        Ok(())
+    }
+
+    async fn write_slice(&mut self, batch: RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
         let table = &self.table;
         let err = |source| write_error(table, source);

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use futures::TryStreamExt;
-use icefall_table::files::{FileSetWriter, TableFiles};
+use icefall_table::files::TableFiles;
 use icefall_table::{Catalog, Change, PendingCommit, TableIdent};
 
 use crate::report::Report;
@@ -79,10 +79,7 @@ pub async fn compact(catalog: &Catalog, ident: &TableIdent, options: &CompactOpt
         match result {
             Ok((files, bytes, rows)) => {
                 report.partitions.push(partition.to_string());
-                report.files_out += files;
-                report.bytes_out += bytes;
-                report.rows += rows;
-                report.commits += 1;
+                report.count_commit(files, bytes, rows);
             }
             Err(e) => {
                 report.groups_failed += 1;
@@ -140,14 +137,14 @@ async fn rewrite_and_commit(
                     run_rows += batch.num_rows();
                     run.push(batch);
                     if run_rows >= RUN_ROWS {
-                        write_in_slices(&mut writer, sorter.sort(&std::mem::take(&mut run))?).await?;
+                        writer.write(sorter.sort(&std::mem::take(&mut run))?).await?;
                         run_rows = 0;
                     }
                 }
             }
         }
         if let (Some(sorter), false) = (&sorter, run.is_empty()) {
-            write_in_slices(&mut writer, sorter.sort(&run)?).await?;
+            writer.write(sorter.sort(&run)?).await?;
         }
         let rows = writer.rows();
         Ok::<_, Error>((writer.close().await?, rows))
@@ -170,18 +167,4 @@ async fn rewrite_and_commit(
     let written = added.iter().map(|f| f.file_path().to_string()).collect();
     crate::commit::commit_rewrite(catalog, ident, table, &pending, written).await?;
     Ok((count, bytes, rows))
-}
-
-/// Rows handed to the file writer at once. It starts a new file only between writes, so a
-/// sorted run (up to 1M rows) goes in slices: its files stay near the target size.
-const SLICE_ROWS: usize = 8192;
-
-async fn write_in_slices(writer: &mut FileSetWriter, batch: RecordBatch) -> Result<()> {
-    let mut offset = 0;
-    while offset < batch.num_rows() {
-        let len = SLICE_ROWS.min(batch.num_rows() - offset);
-        writer.write(batch.slice(offset, len)).await?;
-        offset += len;
-    }
-    Ok(())
 }

@@ -102,10 +102,7 @@ pub async fn rewrite_position_deletes(
         match crate::commit::commit_rewrite(catalog, ident, table.clone(), &pending, written).await {
             Ok(landed) => {
                 table = landed;
-                report.files_out += files;
-                report.bytes_out += bytes;
-                report.rows += rows;
-                report.commits += 1;
+                report.count_commit(files, bytes, rows);
             }
             Err(e) => {
                 report.groups_failed += 1;

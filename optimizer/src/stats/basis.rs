@@ -34,21 +34,25 @@ pub enum Basis {
     UpToDate,
 }
 
-/// The columns to sketch: `chosen` (`--columns`), else the table property
-/// `icefall.optimizer.stats.columns`, else every top-level primitive column but wide strings
-/// and binaries (from the manifests' column sizes). Notes say what was skipped and why.
-pub fn columns(
-    schema: &Schema,
-    chosen: Option<&[String]>,
-    metadata: &TableMetadata,
-    average_bytes: &HashMap<i32, u64>,
-) -> Result<(Vec<StatsColumn>, Vec<String>)> {
-    let property: Option<Vec<String>> = metadata
+/// The columns named for sketching: `chosen` (`--columns`), else the table property
+/// `icefall.optimizer.stats.columns`; `None`: the default choice ([`columns`]).
+pub fn named_columns(chosen: Option<&[String]>, metadata: &TableMetadata) -> Option<Vec<String>> {
+    let property = metadata
         .properties()
         .get(OPTIMIZER_STATS_COLUMNS)
         .map(|v| v.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect());
+    chosen.map(<[String]>::to_vec).or(property)
+}
+
+/// The columns to sketch: the `named` ones, else every top-level primitive column but wide
+/// strings and binaries (`average_bytes`, from the manifests' column sizes; only read for
+/// the default). Notes say what was skipped and why.
+pub fn columns(
+    schema: &Schema,
+    named: Option<Vec<String>>,
+    average_bytes: &HashMap<i32, u64>,
+) -> Result<(Vec<StatsColumn>, Vec<String>)> {
     let mut notes = Vec::new();
-    let named = chosen.map(<[String]>::to_vec).or(property);
     let columns = match named {
         Some(names) => names
             .iter()

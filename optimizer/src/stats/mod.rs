@@ -45,9 +45,14 @@ pub async fn compute_stats(catalog: &Catalog, ident: &TableIdent, options: &Stat
         report.notes.push("the table has no snapshot: nothing to compute".into());
         return Ok(report);
     };
-    let average = basis::average_value_bytes(catalog, &table).await?;
+    let named = basis::named_columns(options.columns.as_deref(), &table.metadata);
+    // Value sizes decide the default columns only: named ones need no manifest read.
+    let average = match named {
+        Some(_) => HashMap::new(),
+        None => basis::average_value_bytes(catalog, &table).await?,
+    };
     let schema = table.metadata.current_schema().clone();
-    let (columns, notes) = basis::columns(&schema, options.columns.as_deref(), &table.metadata, &average)?;
+    let (columns, notes) = basis::columns(&schema, named, &average)?;
     report.notes.extend(notes);
     if columns.is_empty() {
         report.notes.push("no column to compute statistics of".into());

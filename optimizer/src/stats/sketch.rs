@@ -52,15 +52,8 @@ impl ColumnSketch {
                 .iter()
                 .flatten()
                 .for_each(|v| sketch.update(raw_bytes::from_slice(&[u8::from(v)]))),
-            PrimitiveType::Int | PrimitiveType::Date => {
-                let target = if self.ty == PrimitiveType::Int { DataType::Int32 } else { DataType::Date32 };
-                let values = cast(target)?;
-                let ints: Vec<Option<i32>> = match self.ty {
-                    PrimitiveType::Int => values.as_primitive::<Int32Type>().iter().collect(),
-                    _ => values.as_primitive::<Date32Type>().iter().collect(),
-                };
-                ints.into_iter().flatten().for_each(|v| sketch.update(raw_bytes::from_slice(&v.to_le_bytes())));
-            }
+            PrimitiveType::Int => ints(sketch, cast(DataType::Int32)?.as_primitive::<Int32Type>().iter()),
+            PrimitiveType::Date => ints(sketch, cast(DataType::Date32)?.as_primitive::<Date32Type>().iter()),
             PrimitiveType::Long => longs(sketch, cast(DataType::Int64)?.as_primitive::<Int64Type>().iter()),
             PrimitiveType::Time => longs(
                 sketch,
@@ -122,6 +115,10 @@ impl ColumnSketch {
         }
         Ok(union.to_sketch(true))
     }
+}
+
+fn ints(sketch: &mut ThetaSketch, values: impl Iterator<Item = Option<i32>>) {
+    values.flatten().for_each(|v| sketch.update(raw_bytes::from_slice(&v.to_le_bytes())));
 }
 
 fn longs(sketch: &mut ThetaSketch, values: impl Iterator<Item = Option<i64>>) {
@@ -203,6 +200,10 @@ mod tests {
         let uuids: ArrayRef =
             Arc::new(FixedSizeBinaryArray::from(vec![&[1u8; 16][..], &[2u8; 16][..], &[1u8; 16][..]]));
         assert_eq!(estimate(PrimitiveType::Uuid, uuids), 2.0);
+        let ints: ArrayRef = Arc::new(arrow_array::Int32Array::from(vec![Some(7), Some(7), None, Some(-7)]));
+        assert_eq!(estimate(PrimitiveType::Int, ints), 2.0);
+        let days: ArrayRef = Arc::new(arrow_array::Date32Array::from(vec![20_000, 20_001, 20_000]));
+        assert_eq!(estimate(PrimitiveType::Date, days), 2.0);
 
         let mut wrong = ColumnSketch::new(&PrimitiveType::Boolean).expect("sketch");
         let e = wrong.add(&(Arc::new(Int64Array::from(vec![1])) as ArrayRef)).expect_err("a long is no boolean");
