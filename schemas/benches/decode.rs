@@ -16,7 +16,6 @@ use icefall_schemas::json::{JsonDecoder, JsonOptions};
 use icefall_schemas::proto::{ProtoOptions, ProtoSchema};
 use prost::Message;
 
-const ROWS: usize = 200_000;
 const BATCH: usize = 4096;
 
 const PROTO: &str = r#"syntax = "proto3"; package bench;
@@ -37,21 +36,39 @@ fn decl(name: &str, ty: &str) -> FieldDecl {
     FieldDecl { name: name.into(), type_name: ty.into(), required: false, doc: None }
 }
 
-fn time<F: FnMut() -> usize>(name: &str, mut run: F) -> f64 {
-    run(); // warm up
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let started = Instant::now();
-        let rows = run();
-        assert_eq!(rows, ROWS, "{name} decoded every row");
-        best = best.min(started.elapsed().as_secs_f64());
+/// Best time of each decoder over `runs` rounds, the decoders taking turns within a round so a
+/// noisy neighbour slows them alike; then rows/s per decoder.
+fn race(rows: usize, runs: usize, decoders: &mut [(&str, &mut dyn FnMut() -> usize)]) -> Vec<f64> {
+    let mut best = vec![f64::MAX; decoders.len()];
+    for round in 0..=runs {
+        for (i, (name, run)) in decoders.iter_mut().enumerate() {
+            let started = Instant::now();
+            assert_eq!(run(), rows, "{name} decoded every row");
+            if round > 0 {
+                // Round 0 warms up.
+                best[i] = best[i].min(started.elapsed().as_secs_f64());
+            }
+        }
     }
-    let rate = ROWS as f64 / best;
-    println!("{name:>10}: {:>10.0} rows/s  ({best:.3} s for {ROWS} rows)", rate);
-    rate
+    decoders
+        .iter()
+        .zip(&best)
+        .map(|((name, _), best)| {
+            let rate = rows as f64 / best;
+            println!("{name:>10}: {rate:>10.0} rows/s  ({best:.3} s for {rows} rows, best of {runs})");
+            rate
+        })
+        .collect()
+}
+
+/// `DECODE_ROWS` / `DECODE_RUNS` from the environment (e.g. fewer under callgrind).
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
+    let rows = setting("DECODE_ROWS", 200_000);
+    let runs = setting("DECODE_RUNS", 10);
     // The table: the same columns for every format (timestamps as timestamptz).
     let table = Arc::new(
         schema_from_decls(&[
@@ -66,7 +83,7 @@ fn main() {
     );
     let ts = |i: usize| 1_700_000_000_000_000i64 + i as i64 * 1000;
 
-    let json: Vec<Vec<u8>> = (0..ROWS)
+    let json: Vec<Vec<u8>> = (0..rows)
         .map(|i| {
             serde_json::json!({"id": i, "ts": chrono::DateTime::from_timestamp_micros(ts(i)).expect("ts").to_rfc3339(),
                 "user": format!("user-{}", i % 1000), "amount": i as f64 * 0.25, "tags": ["a", "b"],
@@ -94,7 +111,7 @@ fn main() {
         compiler.descriptor_pool()
     };
     let message = pool.get_message_by_name("bench.Event").expect("message");
-    let protos: Vec<Vec<u8>> = (0..ROWS)
+    let protos: Vec<Vec<u8>> = (0..rows)
         .map(|i| {
             let event = serde_json::json!({"id": i.to_string(), "ts": ts(i).to_string(), "user": format!("user-{}", i % 1000),
                 "amount": i as f64 * 0.25, "tags": ["a", "b"], "geo": {"lat": 59.9, "lon": 10.7}});
@@ -103,7 +120,7 @@ fn main() {
         .collect();
 
     let avro_schema = apache_avro::Schema::parse_str(AVSC).expect("avsc");
-    let avros: Vec<Vec<u8>> = (0..ROWS)
+    let avros: Vec<Vec<u8>> = (0..rows)
         .map(|i| {
             let value = Avro::Record(vec![
                 ("id".into(), Avro::Long(i as i64)),
@@ -135,8 +152,11 @@ fn main() {
     let ndjson: Vec<Vec<u8>> =
         json.chunks(BATCH).map(|chunk| chunk.iter().flat_map(|r| r.iter().copied().chain([b'\n'])).collect()).collect();
 
-    println!("decode {ROWS} events (id, ts, user, amount, tags[2], geo{{lat, lon}}) in batches of {BATCH}:");
-    let arrow_json_rate = time("arrow-json", || {
+    println!("decode {rows} events (id, ts, user, amount, tags[2], geo{{lat, lon}}) in batches of {BATCH}:");
+    let run = |payloads: &[Vec<u8>], decode: &dyn Fn(&[Vec<u8>]) -> usize| -> usize {
+        payloads.chunks(BATCH).map(decode).sum()
+    };
+    let mut arrow_json = || {
         let mut rows = 0;
         for chunk in &ndjson {
             let mut decoder = arrow_json::ReaderBuilder::new(arrow_schema.clone())
@@ -147,19 +167,24 @@ fn main() {
             rows += decoder.flush().expect("flush").map_or(0, |b| b.num_rows());
         }
         rows
-    });
-    let run = |payloads: &[Vec<u8>], decode: &dyn Fn(&[Vec<u8>]) -> usize| -> usize {
-        payloads.chunks(BATCH).map(decode).sum()
     };
-    let json_rate = time("json", || {
-        run(&json, &|c| json_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
-    });
-    let proto_rate = time("protobuf", || {
-        run(&protos, &|c| proto_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
-    });
-    let avro_rate = time("avro", || {
-        run(&avros, &|c| avro_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows())
-    });
+    let mut ours_json =
+        || run(&json, &|c| json_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows());
+    let mut ours_proto =
+        || run(&protos, &|c| proto_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows());
+    let mut ours_avro =
+        || run(&avros, &|c| avro_decoder.decode(c.iter().map(|p| Some(p.as_slice()))).expect("ok").batch.num_rows());
+    let rates = race(
+        rows,
+        runs,
+        &mut [
+            ("arrow-json", &mut arrow_json),
+            ("json", &mut ours_json),
+            ("protobuf", &mut ours_proto),
+            ("avro", &mut ours_avro),
+        ],
+    );
+    let [arrow_json_rate, json_rate, proto_rate, avro_rate] = rates[..] else { unreachable!("four decoders") };
     println!(
         "ratios (same run): json / arrow-json {:.2}x; protobuf / json {:.2}x; avro / json {:.2}x",
         json_rate / arrow_json_rate,

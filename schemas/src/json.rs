@@ -141,17 +141,20 @@ pub fn parse_timestamp_micros(text: &str) -> Option<i64> {
         .map(|d| d.and_utc().timestamp_micros())
 }
 
-/// The common shape, `YYYY-MM-DD(T| )HH:MM:SS[.f{1,9}](Z|±HH:MM)`, parsed without allocating;
-/// anything else (or an invalid date) is left to chrono.
+/// The common shape, `YYYY-MM-DD(T| )HH:MM:SS[.f{1,9}](Z|±HH:MM)`, parsed without allocating
+/// and without chrono (whose date checks cost more than the parsing); anything else, or an
+/// invalid date, is left to chrono.
 fn parse_rfc3339_fast(b: &[u8]) -> Option<i64> {
-    fn digits(b: &[u8]) -> Option<i64> {
-        b.iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+    /// The two ASCII digits at `i`.
+    fn two(b: &[u8], i: usize) -> Option<i64> {
+        let (tens, ones) = (b[i].wrapping_sub(b'0'), b[i + 1].wrapping_sub(b'0'));
+        (tens < 10 && ones < 10).then(|| i64::from(tens * 10 + ones))
     }
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b' ') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (year, month, day) = (two(b, 0)? * 100 + two(b, 2)?, two(b, 5)?, two(b, 8)?);
+    let (hour, minute, second) = (two(b, 11)?, two(b, 14)?, two(b, 17)?);
     if hour > 23 || minute > 59 || second > 59 {
         return None;
     }
@@ -162,21 +165,15 @@ fn parse_rfc3339_fast(b: &[u8]) -> Option<i64> {
         if n == 0 || n > 9 {
             return None;
         }
-        let mut value = digits(&frac[..n])?;
-        for _ in n..6 {
-            value *= 10;
-        }
-        for _ in 6..n {
-            value /= 10; // below a microsecond: truncated, as chrono's path does
-        }
-        micros = value;
+        // Below a microsecond: truncated, as chrono's path does.
+        let value = frac[..n].iter().take(6).fold(0i64, |acc, c| acc * 10 + i64::from(c - b'0'));
+        micros = value * 10i64.pow(6u32.saturating_sub(n as u32));
         rest = &frac[n..];
     }
     let offset_seconds = match rest {
         [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let h = digits(&[*h1, *h2])?;
-            let m = digits(&[*m1, *m2])?;
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (h, m) = (two(rest, 1)?, two(rest, 4)?);
             if h > 23 || m > 59 {
                 return None;
             }
@@ -185,11 +182,32 @@ fn parse_rfc3339_fast(b: &[u8]) -> Option<i64> {
         }
         _ => return None,
     };
-    let date =
-        NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
-    let days = date.signed_duration_since(NaiveDate::default()).num_days();
+    let days = days_from_civil(year, month, day)?;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     seconds.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date with a year in 0..=9999, or `None` for
+/// a day the month does not have (the era arithmetic of Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> Option<i64> {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        _ => return None,
+    };
+    if day < 1 || day > month_days {
+        return None;
+    }
+    // Years start in March, so the leap day is the last day of the year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// Parses decimal text (`-12.5`, `1e3`) into an unscaled integer of the given scale. Refuses

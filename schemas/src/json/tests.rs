@@ -300,8 +300,38 @@ fn the_fast_timestamp_parser_agrees_with_chrono() {
         let chrono = chrono::DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1)).expect(text).timestamp_micros();
         assert_eq!(fast, chrono, "{text}");
     }
-    for odd in ["2024-02-30T00:00:00Z", "2024-01-02T24:00:00Z", "2024-01-02T03:04:05", "2024-01-02T03:04:05.Z"] {
+    for odd in [
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z",
+        "2024-13-01T00:00:00Z",
+        "2024-00-01T00:00:00Z",
+        "2024-04-31T00:00:00Z",
+        "2024-01-00T00:00:00Z",
+        "2024-01-02T24:00:00Z",
+        "2024-01-02T03:04:05",
+        "2024-01-02T03:04:05.Z",
+        "2024-01-02T03:04:05+2:00",
+        "2024-01-02T03:04:05.1234567890Z",
+        "2024-0a-02T03:04:05Z",
+    ] {
         assert_eq!(parse_rfc3339_fast(odd.as_bytes()), None, "{odd} is left to chrono");
+    }
+    // Every day of years around leap rules (0000, 1900, 2000, 2100, 9999), every month end and
+    // fraction length, against chrono.
+    for year in [0, 1, 4, 99, 100, 400, 1582, 1899, 1900, 1969, 1970, 2000, 2023, 2024, 2100, 2400, 9999] {
+        for month in 1..=12 {
+            for day in 1..=31 {
+                let digits =
+                    ["", ".5", ".25", ".125", ".0625", ".03125", ".015625", ".0078125", ".00390625", ".001953125"];
+                let fraction = digits[(day as usize) % digits.len()];
+                let offset = ["Z", "+14:00", "-12:30", "+00:00"][(month as usize) % 4];
+                let text =
+                    format!("{year:04}-{month:02}-{day:02}T{:02}:59:{:02}{fraction}{offset}", day % 24, month * 4);
+                let chrono = chrono::DateTime::parse_from_rfc3339(&text).ok().map(|t| t.timestamp_micros());
+                assert_eq!(parse_rfc3339_fast(text.as_bytes()), chrono, "{text}");
+            }
+        }
     }
 }
 

@@ -36,6 +36,30 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
+/// Powers of ten up to the 15 digits a fraction may have here.
+const POW10_INT: [u64; 16] = {
+    let mut table = [1u64; 16];
+    let mut i = 1;
+    while i < 16 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// Scans the digits from `i`, summing them onto `sum` (wrapping); returns the index after them.
+fn digits(b: &[u8], mut i: usize, sum: &mut u64) -> usize {
+    while let Some(&byte) = b.get(i) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit >= 10 {
+            break;
+        }
+        *sum = sum.wrapping_mul(10).wrapping_add(u64::from(digit));
+        i += 1;
+    }
+    i
+}
+
 /// `bytes` starts with `prefix` (short keys: a loop beats a call to `memcmp`).
 pub(super) fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
     bytes.len() >= prefix.len() && bytes.iter().zip(prefix).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
@@ -108,54 +132,53 @@ impl<'a> Scanner<'a> {
     /// A number token at `pos`, by JSON's grammar, and its value where computing it here
     /// gives serde_json's answer bit for bit.
     pub(super) fn number(&mut self) -> Scan<Number> {
-        let negative = self.peek() == Some(b'-');
-        if negative {
-            self.pos += 1;
-        }
-        let int_start = self.pos;
+        let b = self.bytes;
+        let mut i = self.pos;
+        let negative = b.get(i) == Some(&b'-');
+        i += usize::from(negative);
+        let int_start = i;
         // Digits are summed as they are scanned; a sum that overflowed is never used (it is
         // used only for at most 18 digits).
         let mut int = 0u64;
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => int = self.digits(0),
+        match b.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => i = digits(b, i, &mut int),
             _ => return Err(GiveUp),
         }
-        let int_digits = &self.bytes[int_start..self.pos];
+        let int_digits = i - int_start;
         let (mut fraction, mut fraction_digits) = (0u64, 0usize);
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            let start = self.pos;
-            fraction = self.digits(0);
-            fraction_digits = self.pos - start;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            i = digits(b, start, &mut fraction);
+            fraction_digits = i - start;
             if fraction_digits == 0 {
                 return Err(GiveUp);
             }
         }
         let mut exponent: Option<i32> = None;
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            let sign = match self.peek() {
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            let sign = match b.get(i) {
                 Some(b'-') => -1,
                 Some(b'+') => 1,
                 _ => 0,
             };
-            if sign != 0 {
-                self.pos += 1;
-            }
-            let start = self.pos;
-            let value = self.digits(0);
-            let digits = self.pos - start;
-            if digits == 0 {
+            i += usize::from(sign != 0);
+            let start = i;
+            let mut value = 0u64;
+            i = digits(b, start, &mut value);
+            let count = i - start;
+            if count == 0 {
                 return Err(GiveUp);
             }
             // Longer exponents go to serde (`i32::MAX` is out of the exact range below anyway).
-            let value = if digits <= 4 { value as i32 } else { i32::MAX };
+            let value = if count <= 4 { value as i32 } else { i32::MAX };
             exponent = Some(if sign < 0 { -value } else { value });
         }
+        self.pos = i;
         if fraction_digits == 0 && exponent.is_none() {
             // serde_json reads `-0` as a float, and more than 18 digits may not fit an i64.
-            if int_digits.len() > 18 || (negative && int_digits == b"0") {
+            if int_digits > 18 || (negative && int == 0) {
                 return Ok(Number::Other);
             }
             let magnitude = int as i64;
@@ -165,22 +188,13 @@ impl<'a> Scanner<'a> {
         // the power are exact doubles and one multiplication or division rounds correctly:
         // serde_json computes exactly that (and any correct parser agrees).
         let power = exponent.unwrap_or(0).saturating_sub(fraction_digits as i32);
-        if int_digits.len() + fraction_digits > 15 || power.unsigned_abs() as usize >= POW10.len() {
+        if int_digits + fraction_digits > 15 || power.unsigned_abs() as usize >= POW10.len() {
             return Ok(Number::Other);
         }
-        let significand = (int * 10u64.pow(fraction_digits as u32) + fraction) as f64;
+        let significand = (int * POW10_INT[fraction_digits] + fraction) as f64;
         let pow = POW10[power.unsigned_abs() as usize];
         let value = if power >= 0 { significand * pow } else { significand / pow };
         Ok(Number::Float(if negative { -value } else { value }))
-    }
-
-    /// Skips digits, summing them onto `sum` (wrapping).
-    pub(super) fn digits(&mut self, mut sum: u64) -> u64 {
-        while let Some(&d @ b'0'..=b'9') = self.bytes.get(self.pos) {
-            sum = sum.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-            self.pos += 1;
-        }
-        sum
     }
 
     pub(super) fn literal(&mut self, word: &[u8]) -> Scan<()> {
