@@ -76,6 +76,13 @@ async fn ingest_backlog(name: &str, n: i64, budget: Option<u64>) -> u64 {
     let writer = WriterProcess::start(&s.writer_config, "writer");
     tables::wait_for_offsets(&catalog, &s.table, &s.topic, &landed, Duration::from_secs(300)).await;
     let peak = process::peak_rss(writer.pid()).expect("the writer's VmHWM");
+    // The process re-executed itself with glibc's mmap threshold pinned (writer/src/malloc.rs):
+    // the same pid now runs with it in its environment.
+    let environ = std::fs::read(format!("/proc/{}/environ", writer.pid())).expect("the writer's environment");
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"MALLOC_MMAP_THRESHOLD_=1048576"),
+        "the writer runs with MALLOC_MMAP_THRESHOLD_ pinned"
+    );
     assert!(writer.stop(Duration::from_secs(60)).success());
     assert_exactly_once(&tables::long_column(&catalog, &s.table, "id").await, n);
     peak

@@ -13,6 +13,7 @@ pub(crate) mod dead_letter;
 mod error;
 pub(crate) mod freshness;
 pub(crate) mod http;
+pub mod malloc;
 pub(crate) mod metrics;
 pub mod offset_control;
 pub(crate) mod offset_reset;

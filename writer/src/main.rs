@@ -115,6 +115,9 @@ fn parse_assignment(text: &str) -> Result<((String, i32), i64), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run) {
+        icefall_writer::malloc::pin_mmap_threshold();
+    }
     let filter = EnvFilter::try_from_env("ICEFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     if cli.log_json {
         tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(std::io::stderr).init();

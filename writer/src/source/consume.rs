@@ -16,7 +16,7 @@ use super::reposition::{reseek, resolve_out_of_range};
 use super::{SourceCommand, SourceContext, SourceRecord};
 
 /// Most messages taken per burst between checks of commands and the memory budget.
-const BURST: usize = 256;
+pub(super) const BURST: usize = 256;
 /// How often the buffered-bytes gauge is refreshed.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 

@@ -100,8 +100,8 @@ pub struct SourceSettings {
     pub linger: Duration,
     /// Buffered records' bytes; partitions are paused while it is used up.
     pub budget: MemoryBudget,
-    /// librdkafka's prefetch queue (`queued.max.messages.kbytes`): the rest of the pipeline's
-    /// `max_buffered_bytes` ([`crate::budget::BufferShares`]).
+    /// librdkafka's prefetch queue limit (`queued.max.messages.kbytes`): half of its share of
+    /// the pipeline's `max_buffered_bytes` ([`crate::budget::BufferShares`]).
     pub kafka_queue_kbytes: usize,
     /// Partition watermarks from librdkafka's statistics feed the lag metric.
     pub metrics: PipelineMetrics,
@@ -207,11 +207,24 @@ struct SourceContext {
 
 impl SourceContext {
     fn flush(&self) {
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if !batch.is_empty() {
-            let lease = self.budget.lease(batch.iter().map(SourceRecord::memory_size).sum());
-            let _ = self.events.blocking_send(SourceEvent::Records(batch, lease));
+        let mut batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.is_empty() {
+                return;
+            }
+            // The next batch starts with room for this one's size and a burst more: a full batch
+            // never regrows (doubling would leave up to half of it empty).
+            let next = Vec::with_capacity(pending.len() + consume::BURST);
+            std::mem::replace(&mut *pending, next)
+        };
+        // A short batch (a quiet topic) gives back the room it did not fill.
+        if batch.capacity() > 2 * batch.len() {
+            batch.shrink_to_fit();
         }
+        // The vector's whole capacity is memory this batch holds.
+        let slack = (batch.capacity() - batch.len()) * std::mem::size_of::<SourceRecord>();
+        let lease = self.budget.lease(slack + batch.iter().map(SourceRecord::memory_size).sum::<usize>());
+        let _ = self.events.blocking_send(SourceEvent::Records(batch, lease));
     }
 
     /// The table's offsets; retried until the catalog answers (never assign blindly).
