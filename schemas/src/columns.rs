@@ -93,6 +93,22 @@ impl Column {
         self.valid.len()
     }
 
+    /// Room for `rows` more values (a struct's children too), so a batch's columns do not
+    /// regrow and copy themselves while it is decoded.
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        self.valid.reserve(rows);
+        match &mut self.values {
+            Values::Bool(v) => v.reserve(rows),
+            Values::I32(v) => v.reserve(rows),
+            Values::I64(v) => v.reserve(rows),
+            Values::F32(v) => v.reserve(rows),
+            Values::F64(v) => v.reserve(rows),
+            Values::I128(v) => v.reserve(rows),
+            Values::Bytes { ends, .. } | Values::List { ends, .. } | Values::Map { ends, .. } => ends.reserve(rows),
+            Values::Struct(children) => children.iter_mut().for_each(|c| c.reserve(rows)),
+        }
+    }
+
     /// Appends a null (and a null to every child of a struct, so children stay aligned).
     pub(crate) fn push_null(&mut self) {
         self.valid.push(false);
@@ -334,10 +350,13 @@ pub(crate) fn decode_batch<'a>(
     payloads: impl IntoIterator<Item = Option<&'a [u8]>>,
     mut decode_one: impl FnMut(&'a [u8], &mut [Column]) -> Result<(), RecordError>,
 ) -> crate::Result<Decoded> {
+    let payloads = payloads.into_iter();
     let mut rows = Rows::new(schema.clone())?;
-    let mut good = Vec::new();
+    let expected = payloads.size_hint().0;
+    rows.columns.iter_mut().for_each(|c| c.reserve(expected));
+    let mut good = Vec::with_capacity(expected);
     let mut errors = Vec::new();
-    for (index, payload) in payloads.into_iter().enumerate() {
+    for (index, payload) in payloads.enumerate() {
         let result = match payload {
             None => Err(RecordError::new(Reason::Empty, "the record has no value")),
             Some(bytes) => decode_one(bytes, &mut rows.columns),

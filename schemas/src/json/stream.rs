@@ -34,7 +34,7 @@ pub(crate) struct StructPlan {
     names: Vec<String>,
     /// Each name as a JSON key in quotes with its colon (`"name":`), for the scanner to match
     /// in place (`None`: the name would need escapes).
-    quoted: Vec<Option<Vec<u8>>>,
+    quoted: Vec<Option<tokens::QuotedKey>>,
     by_name: HashMap<String, usize>,
 }
 
@@ -77,7 +77,7 @@ impl StructPlan {
             .iter()
             .map(|n| {
                 let plain = n.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
-                plain.then(|| [b"\"", n.as_bytes(), b"\":"].concat())
+                plain.then(|| tokens::QuotedKey::new([b"\"", n.as_bytes(), b"\":"].concat()))
             })
             .collect();
         StructPlan { fields, names, quoted, by_name }

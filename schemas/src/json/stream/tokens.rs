@@ -60,9 +60,48 @@ fn digits(b: &[u8], mut i: usize, sum: &mut u64) -> usize {
     i
 }
 
-/// `bytes` starts with `prefix` (short keys: a loop beats a call to `memcmp`).
-pub(super) fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
-    bytes.len() >= prefix.len() && bytes.iter().zip(prefix).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+/// An object key as producers write it, `"name":`, matched in place a word (8 bytes) at a time:
+/// one load and compare for most keys, where a byte loop took a tenth of the scanner's time.
+#[derive(Debug)]
+pub(super) struct QuotedKey {
+    bytes: Vec<u8>,
+    /// `bytes` as little-endian words, the last one zero-padded.
+    words: Vec<u64>,
+    /// Which bytes of the last word are the key's.
+    last_mask: u64,
+}
+
+impl QuotedKey {
+    pub(super) fn new(bytes: Vec<u8>) -> Self {
+        let words = bytes
+            .chunks(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        let tail = bytes.len() % 8;
+        let last_mask = if tail == 0 { u64::MAX } else { (1u64 << (8 * tail)) - 1 };
+        QuotedKey { bytes, words, last_mask }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// `input` starts with this key.
+    pub(super) fn starts(&self, input: &[u8]) -> bool {
+        if input.len() < self.words.len() * 8 {
+            return input.starts_with(&self.bytes); // near the record's end
+        }
+        let last = self.words.len().saturating_sub(1);
+        self.words.iter().enumerate().all(|(i, word)| {
+            let Ok(chunk) = <[u8; 8]>::try_from(&input[i * 8..i * 8 + 8]) else { return false };
+            let mask = if i == last { self.last_mask } else { u64::MAX };
+            (u64::from_le_bytes(chunk) ^ word) & mask == 0
+        })
+    }
 }
 
 /// A string token: where its content is, and what it holds.
@@ -271,6 +310,33 @@ impl<'a> Scanner<'a> {
                 Ok(true)
             }
             _ => Err(GiveUp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QuotedKey;
+
+    /// Every key length around the word size, matched anywhere a record may hold it: followed
+    /// by more bytes, at the record's very end, cut short, and differing in any one byte.
+    #[test]
+    fn a_quoted_key_matches_exactly_its_own_bytes() {
+        for len in 1..=20 {
+            let name: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let quoted = format!("\"{name}\":").into_bytes();
+            let key = QuotedKey::new(quoted.clone());
+            assert_eq!(key.len(), quoted.len());
+            for tail in ["", "1", "1234567", "12345678}"] {
+                let input = [&quoted[..], tail.as_bytes()].concat();
+                assert!(key.starts(&input), "{name} then {tail:?}");
+                assert!(!key.starts(&input[..quoted.len() - 1]), "{name} cut short");
+                for at in 0..quoted.len() {
+                    let mut changed = input.clone();
+                    changed[at] ^= 0x20;
+                    assert!(!key.starts(&changed), "{name} with byte {at} changed, then {tail:?}");
+                }
+            }
         }
     }
 }
