@@ -323,13 +323,13 @@ fn take<T: arrow_buffer::ArrowNativeType>(v: &mut Vec<T>) -> ScalarBuffer<T> {
 }
 
 fn offsets32(ends: &[usize]) -> Result<OffsetBuffer<i32>, ArrowError> {
-    let mut offsets = Vec::with_capacity(ends.len() + 1);
-    offsets.push(0i32);
-    for end in ends {
-        offsets.push(i32::try_from(*end).map_err(|_| {
-            ArrowError::ComputeError("a batch holds more than 2 GiB in one column; lower the batch size".into())
-        })?);
+    // Ends only grow: when the last one fits, every one does (and the loop below vectorizes).
+    if ends.last().is_some_and(|end| i32::try_from(*end).is_err()) {
+        return Err(ArrowError::ComputeError(
+            "a batch holds more than 2 GiB in one column; lower the batch size".into(),
+        ));
     }
+    let offsets: Vec<i32> = std::iter::once(0).chain(ends.iter().map(|end| *end as i32)).collect();
     Ok(OffsetBuffer::new(offsets.into()))
 }
 

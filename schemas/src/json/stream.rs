@@ -311,25 +311,27 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-/// Which fields of an object were given: a bit mask (no allocation) for up to 128 fields.
+/// Which fields of an object were given: a bit mask (no allocation) for up to 64 fields.
 enum Seen {
-    Bits(u128),
+    Bits(u64),
     Many(Vec<bool>),
 }
 
 impl Seen {
     fn new(n: usize) -> Self {
-        if n <= 128 { Seen::Bits(0) } else { Seen::Many(vec![false; n]) }
+        if n <= 64 { Seen::Bits(0) } else { Seen::Many(vec![false; n]) }
     }
+    #[inline]
     fn get(&self, i: usize) -> bool {
         match self {
-            Seen::Bits(b) => b & (1u128 << i) != 0,
+            Seen::Bits(b) => b & (1u64 << i) != 0,
             Seen::Many(v) => v[i],
         }
     }
+    #[inline]
     fn set(&mut self, i: usize) {
         match self {
-            Seen::Bits(b) => *b |= 1u128 << i,
+            Seen::Bits(b) => *b |= 1u64 << i,
             Seen::Many(v) => v[i] = true,
         }
     }

@@ -170,6 +170,7 @@ impl<'a> Scanner<'a> {
 
     /// A number token at `pos`, by JSON's grammar, and its value where computing it here
     /// gives serde_json's answer bit for bit.
+    #[inline]
     pub(super) fn number(&mut self) -> Scan<Number> {
         let b = self.bytes;
         let mut i = self.pos;
