@@ -357,3 +357,35 @@ fn a_known_key_given_twice_is_refused_in_any_key_order() {
     assert_eq!(refused, [0, 1], "{:?}", out.errors);
     assert_eq!(out.rows, [2, 3], "unknown keys may repeat; keys may come in any order");
 }
+
+/// Objects of 64, 65, 128 and 129 fields (either way the scanner tracks the fields given): all
+/// given, some missing, a required one missing, and a key repeated past the 64th field decode
+/// as the serde path decodes them.
+#[test]
+fn wide_objects_decode_alike_on_both_paths() {
+    for width in [64, 65, 128, 129] {
+        let mut fields: Vec<FieldDecl> = (0..width).map(|i| decl(&format!("f{i}"), "long", false)).collect();
+        fields[width - 1].required = true;
+        let d = decoder(&fields, EpochUnit::Millis);
+        let object = |skip: &[usize], extra: &str| {
+            let members: Vec<String> =
+                (0..width).filter(|i| !skip.contains(i)).map(|i| format!("\"f{i}\": {}", i * 7)).collect();
+            format!("{{{}{extra}}}", members.join(", "))
+        };
+        let records = [
+            object(&[], ""),
+            object(&[3, 40, 62, 100], ""),
+            object(&[width - 1], ""),
+            object(&[], &format!(", \"f{}\": 1", width - 2)),
+            object(&[], ", \"unknown\": [1, {\"x\": 2}]"),
+        ];
+        let payloads = || records.iter().map(|r| Some(r.as_bytes()));
+        let scanned = d.decode(payloads()).expect("with the scanner");
+        let by_serde = d.decode_by_serde(payloads()).expect("serde only");
+        assert_eq!(scanned.rows, [0, 1, 4], "{width} fields: complete, some missing, unknown key");
+        assert_eq!(scanned.rows, by_serde.rows, "{width} fields");
+        assert_eq!(scanned.batch, by_serde.batch, "{width} fields");
+        let errors = |out: &Decoded| out.errors.iter().map(|(i, e)| (*i, e.message.clone())).collect::<Vec<_>>();
+        assert_eq!(errors(&scanned), errors(&by_serde), "{width} fields");
+    }
+}
