@@ -205,6 +205,16 @@ struct SourceContext {
     tokens: msk_iam::TokenContext,
 }
 
+/// The memory a batch holds, its vector's unused capacity included, after a short batch (a
+/// quiet topic) gave back the room it did not fill.
+fn batch_memory(batch: &mut Vec<SourceRecord>) -> usize {
+    if batch.capacity() > 2 * batch.len() {
+        batch.shrink_to_fit();
+    }
+    let slack = (batch.capacity() - batch.len()) * std::mem::size_of::<SourceRecord>();
+    slack + batch.iter().map(SourceRecord::memory_size).sum::<usize>()
+}
+
 impl SourceContext {
     fn flush(&self) {
         let mut batch = {
@@ -217,13 +227,7 @@ impl SourceContext {
             let next = Vec::with_capacity(pending.len() + consume::BURST);
             std::mem::replace(&mut *pending, next)
         };
-        // A short batch (a quiet topic) gives back the room it did not fill.
-        if batch.capacity() > 2 * batch.len() {
-            batch.shrink_to_fit();
-        }
-        // The vector's whole capacity is memory this batch holds.
-        let slack = (batch.capacity() - batch.len()) * std::mem::size_of::<SourceRecord>();
-        let lease = self.budget.lease(slack + batch.iter().map(SourceRecord::memory_size).sum::<usize>());
+        let lease = self.budget.lease(batch_memory(&mut batch));
         let _ = self.events.blocking_send(SourceEvent::Records(batch, lease));
     }
 
@@ -339,6 +343,26 @@ impl ConsumerContext for SourceContext {
 mod tests {
     use super::*;
     use rdkafka::error::KafkaResult;
+
+    /// The budget counts the batch vector's capacity, not only its records: a vector grown by
+    /// doubling held up to half its room outside the budget.
+    #[test]
+    fn a_batch_leases_its_vector_capacity_and_a_short_one_gives_room_back() {
+        let record = || {
+            let mut r = SourceRecord::bare(0, 0);
+            r.payload = Some(bytes::Bytes::from_static(&[b'x'; 100]));
+            r
+        };
+        let size = std::mem::size_of::<SourceRecord>();
+        let mut full = Vec::with_capacity(8);
+        full.extend((0..6).map(|_| record()));
+        assert_eq!(batch_memory(&mut full), 8 * size + 6 * 100, "two empty slots are held too");
+        let mut short = Vec::with_capacity(64);
+        short.extend((0..3).map(|_| record()));
+        let held = batch_memory(&mut short);
+        assert!(short.capacity() < 6, "the short batch was shrunk to {}", short.capacity());
+        assert_eq!(held, short.capacity() * size + 3 * 100);
+    }
 
     #[test]
     fn a_revocation_waits_at_most_half_the_poll_interval() {

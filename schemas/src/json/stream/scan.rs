@@ -207,17 +207,26 @@ impl Scanner<'_> {
                 micros.map(|us| column.push_i64(us)).is_some()
             }
             (PrimitiveType::Long | PrimitiveType::Int | PrimitiveType::Double, Some(b'-' | b'0'..=b'9')) => {
+                // Another combination (a fraction for a long, a long number) is the visitor's.
                 match (primitive, self.number()?) {
-                    (PrimitiveType::Long, Number::Int(n)) => column.push_i64(n),
-                    (PrimitiveType::Int, Number::Int(n)) if i32::try_from(n).is_ok() => column.push_i32(n as i32),
-                    (PrimitiveType::Double, Number::Int(n)) => column.push_f64(n as f64),
-                    (PrimitiveType::Double, Number::Float(x)) => column.push_f64(x),
-                    _ => {
-                        self.pos = start;
-                        return Ok(false);
+                    (PrimitiveType::Long, Number::Int(n)) => {
+                        column.push_i64(n);
+                        true
                     }
+                    (PrimitiveType::Int, Number::Int(n)) if i32::try_from(n).is_ok() => {
+                        column.push_i32(n as i32);
+                        true
+                    }
+                    (PrimitiveType::Double, Number::Int(n)) => {
+                        column.push_f64(n as f64);
+                        true
+                    }
+                    (PrimitiveType::Double, Number::Float(x)) => {
+                        column.push_f64(x);
+                        true
+                    }
+                    _ => false,
                 }
-                true
             }
             (PrimitiveType::Boolean, Some(b't')) => {
                 self.literal(b"true")?;
@@ -232,7 +241,7 @@ impl Scanner<'_> {
             _ => false,
         };
         if !taken {
-            self.pos = start;
+            self.pos = start; // the visitor reads the value again
         }
         Ok(taken)
     }
