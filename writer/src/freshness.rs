@@ -58,10 +58,11 @@ pub struct CheckpointTimes {
 impl CheckpointTimes {
     /// Arrival times of every record read (dead letters included: they are committed too).
     pub fn observe_arrivals(&mut self, records: &[SourceRecord]) {
-        for r in records {
+        let times = records.iter().map(|r| {
             let micros = r.timestamp_ms.map_or(r.received_at_us, |ms| ms.saturating_mul(1000));
-            observe(&mut self.arrival, &r.topic, r.partition, micros);
-        }
+            (&*r.topic, r.partition, micros)
+        });
+        observe_runs(&mut self.arrival, times);
     }
 
     /// Event times of the decoded rows; `rows[i]` is the record index of row `i`.
@@ -77,17 +78,15 @@ impl CheckpointTimes {
             .map_err(|e| Error::Internal(format!("event time column {}: {e}", event.column)))?;
         let micros = micros.as_primitive::<TimestampMicrosecondType>();
         let late_before = event.late_before.load(Ordering::Relaxed);
-        for (row, record) in rows.iter().enumerate() {
-            if micros.is_null(row) {
-                continue;
-            }
-            let Some(r) = records.get(*record) else { continue };
+        let mut late = 0;
+        let times = rows.iter().enumerate().filter(|(row, _)| !micros.is_null(*row)).filter_map(|(row, record)| {
+            let r = records.get(*record)?;
             let t = micros.value(row);
-            if t < late_before {
-                self.late_records += 1;
-            }
-            observe(&mut self.event, &r.topic, r.partition, t);
-        }
+            late += u64::from(t < late_before);
+            Some((&*r.topic, r.partition, t))
+        });
+        observe_runs(&mut self.event, times);
+        self.late_records += late;
         Ok(())
     }
 
@@ -96,6 +95,31 @@ impl CheckpointTimes {
         icefall_table::freshness::merge(&mut self.event, &other.event);
         icefall_table::freshness::merge(&mut self.arrival, &other.arrival);
         self.late_records += other.late_records;
+    }
+}
+
+/// Folds `(topic, partition, time)` into `map`, the newest per partition. Records come in runs
+/// of one partition, so the map (a string key, looked up with an allocation) is touched once
+/// per run, not once per record.
+fn observe_runs<'r>(map: &mut TimeMap, times: impl Iterator<Item = (&'r str, i32, i64)>) {
+    let mut run: Option<(&str, i32, i64)> = None;
+    for (topic, partition, t) in times {
+        match &mut run {
+            // Records of one topic share its name: the pointers are equal, no bytes compared.
+            Some((run_topic, run_partition, newest))
+                if *run_partition == partition && (std::ptr::eq(*run_topic, topic) || *run_topic == topic) =>
+            {
+                *newest = (*newest).max(t);
+            }
+            _ => {
+                if let Some((run_topic, run_partition, newest)) = run.replace((topic, partition, t)) {
+                    observe(map, run_topic, run_partition, newest);
+                }
+            }
+        }
+    }
+    if let Some((topic, partition, newest)) = run {
+        observe(map, topic, partition, newest);
     }
 }
 
@@ -135,5 +159,28 @@ mod tests {
         assert_eq!(times.late_records, 1, "50 µs is before the lateness bound of 100");
         assert_eq!(times.arrival["t"][&0], 2000);
         assert_eq!(times.arrival["t"][&1], 4000, "a record without a Kafka timestamp uses its receive time");
+    }
+
+    #[test]
+    fn runs_of_partitions_and_topics_fold_to_the_newest_of_each() {
+        let topic = |name: &str, partition, offset, ms| SourceRecord {
+            topic: Arc::from(name),
+            ..record(partition, offset, Some(ms))
+        };
+        // Interleaved partitions, a topic change within one partition number, and an older
+        // time after a newer one in a run.
+        let records = vec![
+            topic("a", 0, 0, 5),
+            topic("a", 0, 1, 3),
+            topic("a", 1, 0, 9),
+            topic("a", 0, 2, 4),
+            topic("b", 0, 0, 1),
+        ];
+        let mut times = CheckpointTimes::default();
+        times.observe_arrivals(&records);
+        assert_eq!(times.arrival["a"][&0], 5000);
+        assert_eq!(times.arrival["a"][&1], 9000);
+        assert_eq!(times.arrival["b"][&0], 1000);
+        assert_eq!(times.arrival.values().map(|p| p.len()).sum::<usize>(), 3);
     }
 }

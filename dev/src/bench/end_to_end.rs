@@ -45,11 +45,22 @@ pub fn produce(bootstrap: &str, topic: &str, partitions: i32, format: Format, re
     Produced { topic: topic.to_string(), landed, records, bytes, elapsed: started.elapsed() }
 }
 
-/// A bare consumer reading the whole topic: the broker's serving rate.
+/// A bare consumer reading the whole topic: the broker's serving rate, and what librdkafka's
+/// own per-message work costs (the writer pays it too, whatever it does with the records).
 pub struct ConsumeOnly {
     pub records: usize,
     pub bytes: usize,
     pub elapsed: Duration,
+    /// CPU time this process used meanwhile: the consumer's threads (librdkafka's broker
+    /// thread fetching and parsing, this one polling); the broker runs in its own process.
+    pub cpu: Option<Duration>,
+}
+
+impl ConsumeOnly {
+    /// CPU-seconds librdkafka alone spends per record.
+    pub fn cpu_per_record(&self) -> Option<f64> {
+        self.cpu.map(|cpu| cpu.as_secs_f64() / self.records.max(1) as f64)
+    }
 }
 
 pub fn consume_only(bootstrap: &str, produced: &Produced) -> ConsumeOnly {
@@ -57,7 +68,10 @@ pub fn consume_only(bootstrap: &str, produced: &Produced) -> ConsumeOnly {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", icefall_integration_tests::unique("bench-consume-only"))
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
+        // As the writer sets it (see `writer/src/source/mod.rs`), so both fetch alike.
+        .set("fetch.queue.backoff.ms", "50")
         .create()
         .expect("consumer");
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -65,6 +79,7 @@ pub fn consume_only(bootstrap: &str, produced: &Produced) -> ConsumeOnly {
         tpl.add_partition_offset(&produced.topic, *partition, rdkafka::Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
+    let cpu_before = process::cpu_time(std::process::id());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(600);
     let (mut records, mut bytes) = (0, 0);
@@ -76,7 +91,12 @@ pub fn consume_only(bootstrap: &str, produced: &Produced) -> ConsumeOnly {
             bytes += message.payload_len();
         }
     }
-    ConsumeOnly { records, bytes, elapsed: started.elapsed() }
+    let elapsed = started.elapsed();
+    let cpu = match (cpu_before, process::cpu_time(std::process::id())) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    ConsumeOnly { records, bytes, elapsed, cpu }
 }
 
 /// One writer run from start to the topic's last offset in the table.

@@ -153,10 +153,13 @@ pub async fn run(options: &BenchOptions) {
         );
         let consumed = end_to_end::consume_only(&bootstrap, &produced);
         println!(
-            "{}: consume-only (a bare librdkafka consumer, all cores): {:.0} records/s, {:.1} MB/s",
+            "{}: consume-only (a bare librdkafka consumer, all cores): {:.0} records/s, {:.1} MB/s, {}",
             format.name(),
             consumed.records as f64 / consumed.elapsed.as_secs_f64(),
-            consumed.bytes as f64 / consumed.elapsed.as_secs_f64() / 1e6
+            consumed.bytes as f64 / consumed.elapsed.as_secs_f64() / 1e6,
+            consumed
+                .cpu_per_record()
+                .map_or("CPU time unknown".into(), |s| format!("{:.0} records per CPU-second", 1.0 / s)),
         );
         let core_counts = if options.cores.is_empty() {
             end_to_end::default_core_counts(machine_cores)
@@ -195,7 +198,14 @@ pub async fn run(options: &BenchOptions) {
                 result.stalled.unwrap_or_default().as_secs_f64(),
                 result.writers_over_time.iter().map(|(t, n)| format!("{t:.1}:{n}")).collect::<Vec<_>>().join(" ")
             );
-            rows.push(Row { format: *format, ceiling: ceiling.clone(), bytes: produced.bytes, result });
+            let kafka_cpu_per_record = consumed.cpu_per_record();
+            rows.push(Row {
+                format: *format,
+                ceiling: ceiling.clone(),
+                bytes: produced.bytes,
+                result,
+                kafka_cpu_per_record,
+            });
         }
     }
     println!();
@@ -239,6 +249,9 @@ pub async fn run(options: &BenchOptions) {
             r.file_bytes as f64 / 1e6,
             r.snapshots,
         );
+    }
+    for row in &rows {
+        print_kafka_bound(row);
     }
     for row in &rows {
         let r = &row.result;
@@ -302,6 +315,33 @@ struct Row {
     /// Bytes of the records produced.
     bytes: usize,
     result: end_to_end::EndToEnd,
+    /// CPU-seconds per record of the bare consumer on the same topic (librdkafka's own work).
+    kafka_cpu_per_record: Option<f64>,
+}
+
+/// What records per writer CPU-second can reach at best: the ceiling's work plus librdkafka's
+/// own per-message work (the bare consumer's), which any writer on librdkafka pays. What the
+/// writer spends beyond both is its own Kafka-side and checkpoint work.
+fn print_kafka_bound(row: &Row) {
+    let r = &row.result;
+    let Some(kafka) = row.kafka_cpu_per_record else { return };
+    let ceiling = 1.0 / row.ceiling.records_per_sec();
+    let writer = r.writer_cpu.as_secs_f64() / r.rows.max(1) as f64;
+    let bound = 1.0 / (ceiling + kafka);
+    println!(
+        "{} on {} core(s): librdkafka alone spends {:.2} µs of CPU per record and the ceiling {:.2} µs, so records \
+         per writer CPU-second can reach {:.0} ({:.2} of the ceiling); the writer reached {:.0} ({:.2} of that \
+         bound), spending {:.2} µs per record beyond both",
+        row.format.name(),
+        r.cores,
+        kafka * 1e6,
+        ceiling * 1e6,
+        bound,
+        bound * ceiling,
+        1.0 / writer,
+        bound.recip() / writer,
+        (writer - ceiling - kafka) * 1e6,
+    );
 }
 
 fn cpu_model() -> String {

@@ -24,9 +24,11 @@ use icefall_schemas::json::infer::ShapeProbe;
 use icefall_table::{Catalog, LoadedTable};
 use tokio::sync::watch;
 
+use crate::budget::Lease;
 use crate::config::PipelineConfig;
 use crate::metrics::PipelineMetrics;
 use crate::pool::WriterPool;
+use crate::record::SourceRecord;
 use crate::scaling::{Decision, Scaler};
 use crate::schema::sources::SourceSchemas;
 use crate::source::{KafkaSource, SourceEvent};
@@ -138,37 +140,7 @@ impl Pipeline {
                     return Ok(());
                 }
                 self.count_consumed(&records);
-                let mut accepted = Vec::with_capacity(records.len());
-                let mut rest = records.into_iter();
-                while let Some(record) = rest.next() {
-                    if !self.splitter.is_new(&record) {
-                        continue; // not ours, already handed on, or already in the table
-                    }
-                    if self.config.route.as_ref().is_some_and(|route| !route.keeps(record.payload.as_deref())) {
-                        // Another route's record: read, so this table's offsets pass it.
-                        self.splitter.handed_on(&record);
-                        continue;
-                    }
-                    if let Some(id) = self.unknown_schema_id(&record) {
-                        // Everything before this record is written with the schema it came with.
-                        self.pool.dispatch(std::mem::take(&mut accepted), None).await?;
-                        self.adopt_schema(id).await?;
-                        if self.splitter.repositioning() {
-                            return Ok(()); // the checkpoint was fenced; the rest is read again
-                        }
-                    }
-                    if let Some(shape) = self.new_json_fields(&record, rest.as_slice()) {
-                        // The same for JSON fields the table lacks (`evolve = true`).
-                        self.pool.dispatch(std::mem::take(&mut accepted), None).await?;
-                        self.adopt_json_fields(shape).await?;
-                        if self.splitter.repositioning() {
-                            return Ok(());
-                        }
-                    }
-                    self.splitter.handed_on(&record);
-                    accepted.push(record);
-                }
-                self.pool.dispatch(accepted, Some(lease)).await
+                self.accept(records, lease).await
             }
             SourceEvent::Assigned { epoch, partitions, replace } => {
                 match self.splitter.assign(epoch, &partitions, replace) {
@@ -234,6 +206,51 @@ impl Pipeline {
     }
 
     /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
+    /// Hands the new records of a batch to the writers. The batch is filtered in place: in the
+    /// usual case every record is new and none moves (moving each was a copy per record).
+    async fn accept(&mut self, mut records: Vec<SourceRecord>, lease: Lease) -> Result<()> {
+        // `records[..kept]` are accepted; `records[i]` is the next to look at.
+        let (mut kept, mut i) = (0, 0);
+        while i < records.len() {
+            if !self.splitter.is_new(&records[i]) {
+                i += 1;
+                continue; // not ours, already handed on, or already in the table
+            }
+            if self.config.route.as_ref().is_some_and(|route| !route.keeps(records[i].payload.as_deref())) {
+                // Another route's record: read, so this table's offsets pass it.
+                self.splitter.handed_on(&records[i]);
+                i += 1;
+                continue;
+            }
+            if let Some(id) = self.unknown_schema_id(&records[i]) {
+                // Everything before this record is written with the schema it came with.
+                self.pool.dispatch(take_accepted(&mut records, kept, i), None).await?;
+                (kept, i) = (0, 0);
+                self.adopt_schema(id).await?;
+                if self.splitter.repositioning() {
+                    return Ok(()); // the checkpoint was fenced; the rest is read again
+                }
+            }
+            if let Some(shape) = self.new_json_fields(&records[i], &records[i + 1..]) {
+                // The same for JSON fields the table lacks (`evolve = true`).
+                self.pool.dispatch(take_accepted(&mut records, kept, i), None).await?;
+                (kept, i) = (0, 0);
+                self.adopt_json_fields(shape).await?;
+                if self.splitter.repositioning() {
+                    return Ok(());
+                }
+            }
+            self.splitter.handed_on(&records[i]);
+            if kept != i {
+                records.swap(kept, i); // records[kept] was left behind
+            }
+            kept += 1;
+            i += 1;
+        }
+        records.truncate(kept);
+        self.pool.dispatch(records, Some(lease)).await
+    }
+
     fn count_consumed(&self, records: &[crate::record::SourceRecord]) {
         let mut run: Option<(&str, u64, u64)> = None;
         for record in records {
@@ -257,10 +274,32 @@ impl Pipeline {
     }
 }
 
+/// Takes the accepted `records[..kept]` out of the batch, leaving `records[at..]` to look at.
+fn take_accepted(records: &mut Vec<SourceRecord>, kept: usize, at: usize) -> Vec<SourceRecord> {
+    let rest = records.split_off(at);
+    let mut accepted = std::mem::replace(records, rest);
+    accepted.truncate(kept);
+    accepted
+}
+
 /// The landing of the commit in flight (pending forever when there is none).
 async fn land(in_flight: &mut Option<InFlight>) -> Result<commit::Landing> {
     match in_flight {
         Some(in_flight) => in_flight.land().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accepted_records_leave_and_the_rest_stays_to_look_at() {
+        // Offsets 0 and 2 accepted (moved to the front), 1 left behind, 3.. not looked at yet.
+        let mut records: Vec<SourceRecord> = [0, 2, 1, 3, 4].map(|o| SourceRecord::bare(0, o)).into();
+        let accepted = take_accepted(&mut records, 2, 3);
+        assert_eq!(accepted.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [3, 4]);
     }
 }
