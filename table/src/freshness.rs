@@ -29,7 +29,12 @@ pub struct Watermarks {
 
 /// One partition's times gathered while writing a checkpoint.
 pub fn observe(map: &mut TimeMap, topic: &str, partition: i32, micros: i64) {
-    let slot = map.entry(topic.to_string()).or_default().entry(partition).or_insert(micros);
+    // The topic's name is copied only the first time it is seen.
+    let partitions = match map.get_mut(topic) {
+        Some(partitions) => partitions,
+        None => map.entry(topic.to_string()).or_default(),
+    };
+    let slot = partitions.entry(partition).or_insert(micros);
     *slot = (*slot).max(micros);
 }
 

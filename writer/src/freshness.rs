@@ -99,8 +99,8 @@ impl CheckpointTimes {
 }
 
 /// Folds `(topic, partition, time)` into `map`, the newest per partition. Records come in runs
-/// of one partition, so the map (a string key, looked up with an allocation) is touched once
-/// per run, not once per record.
+/// of one partition, so the map (two lookups, one by the topic's name) is touched once per
+/// run, not once per record.
 fn observe_runs<'r>(map: &mut TimeMap, times: impl Iterator<Item = (&'r str, i32, i64)>) {
     let mut run: Option<(&str, i32, i64)> = None;
     for (topic, partition, t) in times {

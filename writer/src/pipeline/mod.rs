@@ -205,7 +205,6 @@ impl Pipeline {
         }
     }
 
-    /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
     /// Hands the new records of a batch to the writers. The batch is filtered in place: in the
     /// usual case every record is new and none moves (moving each was a copy per record).
     async fn accept(&mut self, mut records: Vec<SourceRecord>, lease: Lease) -> Result<()> {
@@ -251,7 +250,8 @@ impl Pipeline {
         self.pool.dispatch(records, Some(lease)).await
     }
 
-    fn count_consumed(&self, records: &[crate::record::SourceRecord]) {
+    /// Counts a batch per topic (a batch mostly holds one topic: one label lookup per run).
+    fn count_consumed(&self, records: &[SourceRecord]) {
         let mut run: Option<(&str, u64, u64)> = None;
         for record in records {
             let bytes = (record.payload_len() + record.key.as_ref().map_or(0, bytes::Bytes::len)) as u64;
